@@ -1,0 +1,2 @@
+//! gopark: stackful coroutines that behave like Go's goroutines.
+mod stack;

@@ -22,10 +22,15 @@ use corosensei::stack::{DefaultStack, StackPointer};
 const POOL_MAX: usize = 1024;
 
 /// A coroutine stack with a guard page below it.
-#[derive(Debug)]
 pub(crate) struct Stack {
     inner: DefaultStack,
     size: usize,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack").field("size", &self.size).finish()
+    }
 }
 
 impl Stack {

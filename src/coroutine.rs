@@ -1,0 +1,483 @@
+//! The coroutine record (Go's `g`) and the park/ready protocol.
+//!
+//! A [`Task`] is created by spawn and shared through `Arc`s: the run queues,
+//! wait slots (a channel's waiter list, a PollDesc's `rg`), timers and join
+//! handles each hold one. Its fields fall in three groups:
+//!
+//! - immutable after spawn: id, name, stack size, runtime;
+//! - atomics any thread may touch: `home`, `status`, the park token, the join
+//!   state (behind its mutex);
+//! - `local`: owned by the worker that runs the coroutine. Before the first
+//!   resume whoever holds the task in a run queue owns it; from the first
+//!   resume on only the home worker touches it, since a started coroutine
+//!   never changes threads (design brief, decision 1).
+//!
+//! ## Park and ready (design brief, decision 2)
+//! A coroutine never publishes itself. [`park_commit`] suspends with a
+//! command; after `resume()` has returned, the worker runs the command's
+//! commit function, which publishes the task where a waker will find it (a
+//! CAS into a wait slot, a timer, a waiter list) and returns true, or returns
+//! false if the event already came, in which case the worker resumes the
+//! coroutine at once. A waker that takes the task out of its slot calls
+//! [`ready`]; the task's status (Go's `casgstatus`) turns a second ready of the
+//! same park into a loud panic instead of a coroutine run twice.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::num::NonZeroU64;
+use std::ptr;
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use crate::runtime::worker::{self, WorkerCtx};
+use crate::runtime::Shared;
+use crate::sm::park_token::ParkToken;
+use crate::stack::Stack;
+
+/// What a worker passes into a coroutine when it resumes it: the worker's
+/// context, so code after a park never needs a thread-local lookup.
+pub(crate) type Resume = *const WorkerCtx;
+/// The corosensei coroutine type used for every gopark coroutine.
+pub(crate) type Co = corosensei::Coroutine<Resume, Suspend, (), Stack>;
+/// The yielder handed to a coroutine's entry function.
+pub(crate) type Yielder = corosensei::Yielder<Resume, Suspend>;
+/// A commit function (Go's `unlockf`): runs on the worker after the switch.
+pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: &Arc<Task>, ctx: &WorkerCtx) -> bool;
+
+/// The command a coroutine suspends with.
+#[derive(Debug)]
+pub(crate) enum Suspend {
+    /// Go's Gosched: go to the back of the run queue.
+    Yield,
+    /// Go's gopark: run `commit(arg, ..)` after the switch; if it returns
+    /// false, resume at once.
+    Park { commit: CommitFn, arg: *mut () },
+}
+
+/// Task status (Go's `_Grunnable`, `_Grunning`, `_Gwaiting`).
+pub(crate) const RUNNABLE: u8 = 0;
+pub(crate) const RUNNING: u8 = 1;
+pub(crate) const WAITING: u8 = 2;
+
+/// `home` before the coroutine first runs.
+pub(crate) const NO_HOME: usize = usize::MAX;
+
+/// Owner-only part of a task (see the module docs).
+pub(crate) struct TaskLocal {
+    /// The coroutine; `None` once finished (or dropped at shutdown).
+    pub(crate) co: Option<Co>,
+    /// Set by the entry function; valid while the coroutine is alive.
+    pub(crate) yielder: *const Yielder,
+    /// Index in the home worker's registry of live coroutines.
+    pub(crate) slot: usize,
+}
+
+/// A coroutine record (Go's `g`).
+pub(crate) struct Task {
+    pub(crate) id: CoroutineId,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) stack_size: usize,
+    /// Lowest address of the stack including its guard (for the overflow
+    /// handler).
+    pub(crate) stack_limit: usize,
+    pub(crate) shared: Arc<Shared>,
+    /// Index of the worker the coroutine lives on, `NO_HOME` before it starts.
+    /// Written once by the worker that first resumes it.
+    pub(crate) home: AtomicUsize,
+    /// RUNNABLE / RUNNING / WAITING.
+    pub(crate) status: AtomicU8,
+    /// Token for the public park/unpark API.
+    pub(crate) token: ParkToken,
+    /// Completion and the joiner waiting for it.
+    pub(crate) join: Mutex<JoinState>,
+    pub(crate) local: UnsafeCell<TaskLocal>,
+}
+
+// SAFETY: `local` is only accessed by the task's single owner at a time: the
+// queue holder before the first resume (the unstarted coroutine holds only a
+// `Send` closure), the home worker thread afterwards (see module docs). All
+// other fields are immutable, atomic, or behind a Mutex.
+unsafe impl Send for Task {}
+// SAFETY: as above.
+unsafe impl Sync for Task {}
+
+/// Completion state shared with the [`JoinHandle`](crate::JoinHandle).
+#[derive(Default)]
+pub(crate) struct JoinState {
+    pub(crate) done: bool,
+    pub(crate) panic: Option<Box<dyn Any + Send + 'static>>,
+    pub(crate) waiter: Option<Waiter>,
+}
+
+impl Task {
+    pub(crate) fn new(name: Option<String>, stack: &Stack, shared: Arc<Shared>) -> Task {
+        Task {
+            id: CoroutineId::next(),
+            name: name.map(String::into_boxed_str),
+            stack_size: stack.size(),
+            stack_limit: corosensei::stack::Stack::limit(stack).get(),
+            shared,
+            home: AtomicUsize::new(NO_HOME),
+            status: AtomicU8::new(RUNNABLE),
+            token: ParkToken::new(),
+            join: Mutex::new(JoinState::default()),
+            local: UnsafeCell::new(TaskLocal {
+                co: None,
+                yielder: ptr::null(),
+                slot: usize::MAX,
+            }),
+        }
+    }
+
+    /// The owner-only part.
+    ///
+    /// # Safety
+    /// The caller is the task's current owner (module docs) and holds no
+    /// other reference into `local`.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn local(&self) -> &mut TaskLocal {
+        // SAFETY: exclusivity is the caller's contract.
+        unsafe { &mut *self.local.get() }
+    }
+
+    /// Marks the task finished and wakes its joiner.
+    pub(crate) fn complete(&self, panic: Option<Box<dyn Any + Send>>) {
+        let waiter = {
+            let mut j = self.join.lock().unwrap_or_else(|e| e.into_inner());
+            j.done = true;
+            j.panic = panic;
+            j.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.wake();
+        }
+    }
+}
+
+impl fmt::Debug for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("home", &self.home.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Readies a parked coroutine: Go's `ready(gp)`. The readied coroutine runs
+/// next on its home worker if called there (`runnext`), otherwise it goes to
+/// the home worker's inbox and that worker is woken.
+///
+/// # Panics
+/// If the coroutine is not parked: that would be a double wake-up, a bug in
+/// the caller's wait protocol.
+pub(crate) fn ready(task: Arc<Task>) {
+    if task
+        .status
+        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        panic!("gopark: ready of a coroutine that is not parked (double wake-up)");
+    }
+    worker::ready_runnable(task);
+}
+
+/// Go's `gopark(unlockf)`: suspends the current coroutine; the worker then
+/// calls `commit(task, ctx)` off the coroutine's stack. If `commit` returns
+/// false the coroutine resumes at once. Returns the context of the worker
+/// that resumed it (always the same worker).
+///
+/// Must be called from a coroutine: `ctx` is the current worker context.
+pub(crate) fn park_commit<F>(ctx: &WorkerCtx, commit: F)
+where
+    F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
+{
+    /// # Safety
+    /// `arg` points to the `Option<F>` on the suspended coroutine's stack.
+    unsafe fn trampoline<F>(arg: *mut (), task: &Arc<Task>, ctx: &WorkerCtx) -> bool
+    where
+        F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
+    {
+        // SAFETY: the coroutine is suspended inside `park_commit`, so the
+        // slot it points to is alive and nothing else touches it.
+        let slot = unsafe { &mut *arg.cast::<Option<F>>() };
+        let f = slot.take().expect("gopark: commit run twice");
+        f(task, ctx)
+    }
+    let mut slot = Some(commit);
+    let yielder = ctx.current_yielder();
+    // SAFETY: `yielder` is the running coroutine's yielder, alive for as long
+    // as the coroutine (set by the entry function; see worker::current_yielder).
+    let y = unsafe { &*yielder };
+    y.suspend(Suspend::Park {
+        commit: trampoline::<F>,
+        arg: (&mut slot as *mut Option<F>).cast(),
+    });
+}
+
+/// A unique identifier of a coroutine, like `std::thread::ThreadId`.
+///
+/// ```
+/// let a = gopark::spawn(|| gopark::current().unwrap().id());
+/// let b = gopark::spawn(|| gopark::current().unwrap().id());
+/// assert_ne!(a.join().unwrap(), b.join().unwrap());
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoroutineId(NonZeroU64);
+
+impl CoroutineId {
+    fn next() -> CoroutineId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        CoroutineId(NonZeroU64::new(id).expect("coroutine id overflow"))
+    }
+
+    /// The id as a number (unique for the life of the process).
+    ///
+    /// ```
+    /// let id = gopark::spawn(|| gopark::current().unwrap().id()).join().unwrap();
+    /// assert!(id.as_u64() > 0);
+    /// ```
+    pub fn as_u64(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for CoroutineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CoroutineId({})", self.0)
+    }
+}
+
+impl fmt::Display for CoroutineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A handle to a coroutine, like `std::thread::Thread`: its id, its name,
+/// and [`unpark`](Coroutine::unpark).
+///
+/// ```
+/// let h = gopark::Builder::new()
+///     .name("worker-1")
+///     .spawn(|| gopark::current().unwrap().name().map(str::to_owned))
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker-1"));
+/// ```
+#[derive(Clone)]
+pub struct Coroutine {
+    pub(crate) task: Arc<Task>,
+}
+
+impl Coroutine {
+    /// The coroutine's id.
+    ///
+    /// ```
+    /// let h = gopark::spawn(|| gopark::current().unwrap().id());
+    /// let id = h.coroutine().id();
+    /// assert_eq!(h.join().unwrap(), id);
+    /// ```
+    pub fn id(&self) -> CoroutineId {
+        self.task.id
+    }
+
+    /// The name given with [`Builder::name`](crate::Builder::name), if any.
+    ///
+    /// ```
+    /// let h = gopark::Builder::new().name("conn").spawn(|| ()).unwrap();
+    /// assert_eq!(h.coroutine().name(), Some("conn"));
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.task.name.as_deref()
+    }
+
+    /// Makes this coroutine's park token available, like
+    /// `std::thread::Thread::unpark`: if it is blocked in [`park`], it
+    /// resumes; otherwise its next `park` returns at once. Any thread may call
+    /// this, any number of times; the coroutine is woken once per park.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// let flag = Arc::new(AtomicBool::new(false));
+    /// let f = flag.clone();
+    /// let h = gopark::spawn(move || {
+    ///     while !f.load(Ordering::Acquire) {
+    ///         gopark::park();
+    ///     }
+    /// });
+    /// flag.store(true, Ordering::Release);
+    /// h.coroutine().unpark();
+    /// h.join().unwrap();
+    /// ```
+    pub fn unpark(&self) {
+        if self.task.token.unpark() {
+            ready(self.task.clone());
+        }
+    }
+}
+
+impl fmt::Debug for Coroutine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Coroutine")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+/// The coroutine this code runs in, or `None` on a plain thread.
+///
+/// ```
+/// assert!(gopark::current().is_none());
+/// let named = gopark::Builder::new()
+///     .name("job")
+///     .spawn(|| gopark::current().map(|c| c.name().unwrap().to_owned()))
+///     .unwrap();
+/// assert_eq!(named.join().unwrap().as_deref(), Some("job"));
+/// ```
+pub fn current() -> Option<Coroutine> {
+    worker::with_current(|_, task| Coroutine { task: task.clone() })
+}
+
+/// Blocks the current coroutine until its token is made available by
+/// [`Coroutine::unpark`], like `std::thread::park`; on a plain thread it is
+/// `std::thread::park`. It may also return spuriously: call it in a loop
+/// that checks your condition.
+///
+/// ```
+/// let h = gopark::spawn(|| gopark::park());
+/// h.coroutine().unpark();
+/// h.join().unwrap();
+/// ```
+pub fn park() {
+    park_inner(None);
+}
+
+/// Like [`park`], but returns after `dur` at the latest.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// gopark::run(|| {
+///     let t = Instant::now();
+///     gopark::park_timeout(Duration::from_millis(5));
+///     assert!(t.elapsed() >= Duration::from_millis(5) || cfg!(miri));
+/// });
+/// ```
+pub fn park_timeout(dur: Duration) {
+    park_inner(Some(Instant::now() + dur));
+}
+
+fn park_inner(deadline: Option<Instant>) {
+    let Some(ctx) = worker::current_ctx() else {
+        match deadline {
+            None => thread::park(),
+            Some(d) => thread::park_timeout(d.saturating_duration_since(Instant::now())),
+        }
+        return;
+    };
+    let task = ctx.current_task();
+    if task.token.try_consume() {
+        return;
+    }
+    if let Some(d) = deadline {
+        if d <= Instant::now() {
+            return;
+        }
+    }
+    park_commit(ctx, move |task, ctx| match task.token.commit_park() {
+        None => false,
+        Some(gen) => {
+            if let Some(d) = deadline {
+                ctx.add_timer(d, crate::runtime::timer::Action::Unpark(task.clone(), gen));
+            }
+            true
+        }
+    });
+}
+
+/// Gives up the worker to the other runnable coroutines, like Go's
+/// `runtime.Gosched`: the caller goes behind every coroutine that is ready to
+/// run. On a plain thread it is `std::thread::yield_now`.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let (l1, l2) = (log.clone(), log.clone());
+/// rt.run(move || {
+///     let a = gopark::spawn(move || for _ in 0..3 { l1.lock().unwrap().push('a'); gopark::yield_now(); });
+///     let b = gopark::spawn(move || for _ in 0..3 { l2.lock().unwrap().push('b'); gopark::yield_now(); });
+///     a.join().unwrap();
+///     b.join().unwrap();
+/// });
+/// assert_eq!(log.lock().unwrap().iter().collect::<String>(), "ababab");
+/// ```
+pub fn yield_now() {
+    match worker::current_ctx() {
+        Some(ctx) => {
+            // SAFETY: as in park_commit: the yielder of the running coroutine.
+            let y = unsafe { &*ctx.current_yielder() };
+            y.suspend(Suspend::Yield);
+        }
+        None => thread::yield_now(),
+    }
+}
+
+/// Who waits for a one-shot event: a parked coroutine or a blocked thread.
+///
+/// The wait structure that holds a `Waiter` owns the right to wake it; waking
+/// consumes it, so each wait is woken exactly once.
+pub(crate) enum Waiter {
+    /// A coroutine parked through [`park_commit`].
+    Co(Arc<Task>),
+    /// A plain thread blocked in [`block_on`].
+    Thread(Arc<ThreadWaiter>),
+}
+
+/// A plain thread's side of a one-shot wait.
+pub(crate) struct ThreadWaiter {
+    thread: Thread,
+    woken: std::sync::atomic::AtomicBool,
+}
+
+impl Waiter {
+    /// Wakes the waiter (readies the coroutine, or unblocks the thread).
+    pub(crate) fn wake(self) {
+        match self {
+            Waiter::Co(task) => ready(task),
+            Waiter::Thread(t) => {
+                t.woken.store(true, Ordering::Release);
+                t.thread.unpark();
+            }
+        }
+    }
+}
+
+/// Blocks the current coroutine or thread until the waiter handed to
+/// `register` is woken. `register` runs with the caller already off its
+/// stack (in a coroutine) and returns false if there is nothing to wait for
+/// (the waiter is then dropped, never woken).
+pub(crate) fn block_on<F>(register: F)
+where
+    F: FnOnce(Waiter) -> bool,
+{
+    match worker::current_ctx() {
+        Some(ctx) => park_commit(ctx, move |task, _| register(Waiter::Co(task.clone()))),
+        None => {
+            let w = Arc::new(ThreadWaiter {
+                thread: thread::current(),
+                woken: std::sync::atomic::AtomicBool::new(false),
+            });
+            if register(Waiter::Thread(w.clone())) {
+                while !w.woken.load(Ordering::Acquire) {
+                    thread::park();
+                }
+            }
+        }
+    }
+}

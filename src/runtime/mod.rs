@@ -1,0 +1,479 @@
+//! The runtime: workers, queues, idle workers and the default runtime.
+//!
+//! Go's G/M/P, adapted to decision 1 of the design brief (a started coroutine
+//! never changes threads):
+//!
+//! | Go                 | gopark                                                   |
+//! |--------------------|----------------------------------------------------------|
+//! | G                  | [`Task`](crate::coroutine::Task)                         |
+//! | M + P (fused)      | a worker thread ([`worker::WorkerCtx`])                  |
+//! | `p.runnext`        | `WorkerCtx::runnext` (owner only)                        |
+//! | `p.runq`           | `WorkerCtx::runq` (owner only, started coroutines)       |
+//! |                    | `WorkerShared::spawnq` (unstarted, stealable)            |
+//! |                    | `WorkerShared::inbox` (readied from other threads)       |
+//! | `sched.runq`       | `Shared::global` (spawns from plain threads, overflow)   |
+//! | `sched.pidle`      | `Shared::idle` + `nidle`                                 |
+//! | `sched.nmspinning` | `Shared::nspinning`                                      |
+//! | `wakep()`          | [`Shared::wakep`]                                        |
+//! | `p.timers`         | `WorkerShared::timers`                                   |
+//!
+//! Go steals any runnable G; gopark steals only coroutines that have not run
+//! yet (they are a boxed `Send` closure), and a coroutine readied from another
+//! thread is routed to its home worker's inbox.
+
+pub(crate) mod timer;
+pub(crate) mod worker;
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle as ThreadHandle, Thread};
+use std::time::Instant;
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+
+use crate::coroutine::Task;
+use crate::netpoll::Poller;
+use crate::sm::sleep::{SleepState, Wake};
+use crate::spawn::JoinHandle;
+
+/// Capacity of a worker's stealable queue of unstarted coroutines.
+const SPAWNQ_CAP: usize = 256;
+/// Default coroutine stack size: enough for ordinary Rust code; lazily
+/// committed, so unused parts cost no memory.
+pub(crate) const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// The part of a worker other threads may touch.
+pub(crate) struct WorkerShared {
+    /// Unstarted coroutines spawned on this worker; other workers steal here.
+    pub(crate) spawnq: ArrayQueue<Arc<Task>>,
+    /// Started coroutines readied by other threads (they live here).
+    pub(crate) inbox: SegQueue<Arc<Task>>,
+    /// Timers (sleeps, park timeouts, netpoll deadlines).
+    pub(crate) timers: timer::Timers,
+    /// AWAKE / PARKED / POLLING (see `sm::sleep`).
+    pub(crate) sleep: SleepState,
+    /// Set by `wakep` when it hands this worker the spinning role.
+    pub(crate) woken_spinning: AtomicBool,
+    /// The worker's thread, set by the worker itself before it can sleep.
+    pub(crate) thread: OnceLock<Thread>,
+}
+
+/// State shared by all workers of one runtime.
+pub(crate) struct Shared {
+    pub(crate) workers: Box<[WorkerShared]>,
+    /// Coroutines spawned from outside the runtime, and spawnq overflow.
+    pub(crate) global: SegQueue<Arc<Task>>,
+    /// Indices of idle workers (Go's pidle).
+    idle: Mutex<Vec<usize>>,
+    /// `idle.len()`, readable without the lock.
+    pub(crate) nidle: AtomicUsize,
+    /// Workers looking for work to steal (Go's nmspinning).
+    pub(crate) nspinning: AtomicUsize,
+    /// True while a worker is blocked in the poller.
+    pub(crate) polling: AtomicBool,
+    pub(crate) poller: Poller,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) stack_size: usize,
+    /// Zero point of the timers' nanosecond clock.
+    pub(crate) epoch: Instant,
+    /// Round-robin choice of a worker for timers set from plain threads.
+    next_timer_worker: AtomicUsize,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("workers", &self.workers.len())
+            .field("nidle", &self.nidle.load(Ordering::Relaxed))
+            .field("nspinning", &self.nspinning.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Nanoseconds since the epoch for a timer deadline.
+    pub(crate) fn nanos(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Queues a new (unstarted) coroutine and wakes a worker if one is idle.
+    pub(crate) fn submit(self: &Arc<Self>, task: Arc<Task>) {
+        match worker::worker_here() {
+            Some(ctx) if Arc::ptr_eq(&ctx.shared, self) => {
+                if let Err(task) = self.workers[ctx.index].spawnq.push(task) {
+                    self.global.push(task);
+                }
+            }
+            _ => self.global.push(task),
+        }
+        self.wakep();
+    }
+
+    /// Go's `wakep`: if a worker is idle and none is spinning, wake one to
+    /// spin. Costs two atomic loads and no syscall when every worker is busy.
+    pub(crate) fn wakep(&self) {
+        // SeqCst: pairs with the SeqCst increment of nidle in a worker's
+        // `idle()` before it re-checks the queues (Dekker: either we see the
+        // idle worker, or it sees the work we pushed before calling wakep).
+        if self.nidle.load(Ordering::SeqCst) == 0 || self.nspinning.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        if self
+            .nspinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let w = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let w = idle.pop();
+            if w.is_some() {
+                self.nidle.fetch_sub(1, Ordering::SeqCst);
+            }
+            w
+        };
+        match w {
+            Some(w) => {
+                self.workers[w].woken_spinning.store(true, Ordering::SeqCst);
+                self.wake_worker(w);
+            }
+            None => {
+                self.nspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Wakes worker `w` if it sleeps (after work was pushed for it).
+    pub(crate) fn wake_worker(&self, w: usize) {
+        let ws = &self.workers[w];
+        match ws.sleep.wake() {
+            Wake::None => {}
+            Wake::Thread => {
+                if let Some(t) = ws.thread.get() {
+                    t.unpark();
+                }
+            }
+            Wake::Poller => self.poller.wake(),
+        }
+    }
+
+    /// Adds worker `w` to the idle list.
+    pub(crate) fn push_idle(&self, w: usize) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push(w);
+        // SeqCst: see `wakep`.
+        self.nidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Removes worker `w` from the idle list if it is still there.
+    pub(crate) fn remove_idle(&self, w: usize) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = idle.iter().position(|&x| x == w) {
+            idle.swap_remove(i);
+            self.nidle.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Arms a timer from any thread: on the calling worker if it belongs to
+    /// this runtime, else on a worker chosen round-robin (woken if the timer
+    /// is now its earliest).
+    pub(crate) fn add_timer(&self, when: Instant, action: timer::Action) {
+        let nanos = self.nanos(when);
+        let w = match worker::worker_here() {
+            Some(ctx) if ptr_eq(&ctx.shared, self) => {
+                ctx.shared_part().timers.add(nanos, action);
+                return;
+            }
+            _ => self.next_timer_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len(),
+        };
+        if self.workers[w].timers.add(nanos, action) {
+            self.wake_worker(w);
+        }
+    }
+
+    /// True if any queue a worker could take work from is non-empty.
+    pub(crate) fn has_visible_work(&self) -> bool {
+        !self.global.is_empty() || self.workers.iter().any(|w| !w.spawnq.is_empty())
+    }
+}
+
+fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
+    std::ptr::eq(Arc::as_ptr(a), b)
+}
+
+/// A gopark runtime: worker threads, their queues and timers, and one epoll
+/// poller. Dropping it stops the workers and frees every coroutine (parked
+/// ones are unwound on their own worker, so their destructors run).
+///
+/// Most programs use the default runtime through [`spawn`](crate::spawn),
+/// [`go!`](crate::go) and [`run`](crate::run); build your own for isolation
+/// (tests, libraries) or to choose the worker count.
+///
+/// ```
+/// let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+/// let h = rt.spawn(|| 6 * 7);
+/// assert_eq!(h.join().unwrap(), 42);
+/// assert_eq!(rt.run(|| gopark::current().is_some()), true);
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.shared.workers.len())
+            .finish()
+    }
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = gopark::Runtime::builder()
+///     .workers(1)
+///     .stack_size(64 * 1024)
+///     .name("svc")
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.workers(), 1);
+/// ```
+#[derive(Debug, Clone)]
+pub struct RuntimeBuilder {
+    workers: Option<usize>,
+    stack_size: usize,
+    name: String,
+}
+
+impl RuntimeBuilder {
+    /// Number of worker threads (Go's GOMAXPROCS). Default: the
+    /// `GOPARK_WORKERS` environment variable, else the available parallelism.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().workers(3).build().unwrap();
+    /// assert_eq!(rt.workers(), 3);
+    /// ```
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Default stack size for this runtime's coroutines (default 256 KiB,
+    /// committed lazily); [`Builder::stack_size`](crate::Builder::stack_size)
+    /// overrides it per coroutine.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().stack_size(1 << 20).build().unwrap();
+    /// rt.run(|| { let big = [0u8; 512 * 1024]; std::hint::black_box(&big); });
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Prefix of the worker threads' names (default `gopark`).
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().name("net").workers(1).build().unwrap();
+    /// let name = rt.run(|| std::thread::current().name().map(str::to_owned));
+    /// assert_eq!(name.as_deref(), Some("net-worker-0"));
+    /// ```
+    pub fn name(mut self, prefix: impl Into<String>) -> Self {
+        self.name = prefix.into();
+        self
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    /// If the poller (epoll, eventfd) or a worker thread cannot be created,
+    /// or the worker count is zero.
+    ///
+    /// ```
+    /// let err = gopark::Runtime::builder().workers(0).build().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn build(self) -> io::Result<Runtime> {
+        let n = match self.workers {
+            Some(n) => n,
+            None => default_workers(),
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "gopark: a runtime needs at least one worker",
+            ));
+        }
+        crate::spawn::install_panic_hook();
+        let workers = (0..n)
+            .map(|_| WorkerShared {
+                spawnq: ArrayQueue::new(SPAWNQ_CAP),
+                inbox: SegQueue::new(),
+                timers: timer::Timers::new(),
+                sleep: SleepState::new(),
+                woken_spinning: AtomicBool::new(false),
+                thread: OnceLock::new(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            workers,
+            global: SegQueue::new(),
+            idle: Mutex::new(Vec::with_capacity(n)),
+            nidle: AtomicUsize::new(0),
+            nspinning: AtomicUsize::new(0),
+            polling: AtomicBool::new(false),
+            poller: Poller::new()?,
+            shutdown: AtomicBool::new(false),
+            stack_size: self.stack_size,
+            epoch: Instant::now(),
+            next_timer_worker: AtomicUsize::new(0),
+        });
+        let mut rt = Runtime {
+            shared: shared.clone(),
+            threads: Vec::with_capacity(n),
+        };
+        for i in 0..n {
+            let s = shared.clone();
+            let t = thread::Builder::new()
+                .name(format!("{}-worker-{i}", self.name))
+                .spawn(move || worker::run(s, i))?;
+            rt.threads.push(t);
+        }
+        Ok(rt)
+    }
+}
+
+fn default_workers() -> usize {
+    std::env::var("GOPARK_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+impl Runtime {
+    /// A builder with the defaults (see [`RuntimeBuilder`]).
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().build().unwrap();
+    /// assert!(rt.workers() >= 1);
+    /// ```
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            workers: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            name: "gopark".to_owned(),
+        }
+    }
+
+    /// A runtime with the default settings.
+    ///
+    /// # Errors
+    /// As [`RuntimeBuilder::build`].
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::new().unwrap();
+    /// assert_eq!(rt.spawn(|| 1).join().unwrap(), 1);
+    /// ```
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// Number of worker threads.
+    ///
+    /// ```
+    /// assert_eq!(gopark::Runtime::builder().workers(2).build().unwrap().workers(), 2);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// Spawns a coroutine on this runtime.
+    ///
+    /// # Panics
+    /// If no stack can be allocated (see [`Builder::spawn_on`](crate::Builder::spawn_on)
+    /// for the fallible form).
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    /// assert_eq!(rt.spawn(|| "hi").join().unwrap(), "hi");
+    /// ```
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        crate::spawn::spawn_in(&self.shared, None, None, f)
+            .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
+    }
+
+    /// Runs `f` as a coroutine on this runtime and blocks the calling thread
+    /// (or parks the calling coroutine) until it returns. A panic in `f` is
+    /// resumed in the caller.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    /// let v = rt.run(|| {
+    ///     let h = gopark::spawn(|| 20);
+    ///     h.join().unwrap() + 22
+    /// });
+    /// assert_eq!(v, 42);
+    /// ```
+    pub fn run<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for w in 0..self.shared.workers.len() {
+            self.shared.wake_worker(w);
+        }
+        let inside =
+            worker::worker_here().is_some_and(|ctx| Arc::ptr_eq(&ctx.shared, &self.shared));
+        if inside {
+            // Dropped from one of its own coroutines: the workers stop on
+            // their own; joining them here would wait for ourselves.
+            return;
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Whatever is still queued never started (or was cancelled already).
+        worker::cancel_queued(&self.shared);
+    }
+}
+
+/// The default runtime, started on first use.
+pub(crate) fn default_runtime() -> &'static Runtime {
+    static DEFAULT: once_cell::sync::OnceCell<Runtime> = once_cell::sync::OnceCell::new();
+    DEFAULT.get_or_init(|| {
+        Runtime::builder()
+            .build()
+            .unwrap_or_else(|e| panic!("gopark: cannot start the default runtime: {e}"))
+    })
+}
+
+/// The runtime of the calling coroutine, else the default one.
+pub(crate) fn current_shared() -> Arc<Shared> {
+    match worker::worker_here() {
+        Some(ctx) => ctx.shared.clone(),
+        None => default_runtime().shared().clone(),
+    }
+}

@@ -1,0 +1,587 @@
+//! A worker thread: the scheduling loop (Go's `schedule`/`findRunnable`),
+//! running coroutines, and sleeping when there is nothing to do.
+//!
+//! ## find_runnable order
+//! 1. due timers are fired (their coroutines become runnable);
+//! 2. every 61st round, for fairness: one coroutine from the global queue,
+//!    the inbox moved into the run queue, and a non-blocking netpoll;
+//! 3. `runnext`, the local run queue, the inbox, the local spawn queue, the
+//!    global queue;
+//! 4. a non-blocking netpoll, if anyone waits on a descriptor;
+//! 5. stealing unstarted coroutines from other workers (spinning: at most
+//!    half of the busy workers spin, as in Go);
+//! 6. sleep: join the idle list, re-check, then either block in the poller
+//!    (exactly one worker at a time) or on the thread parker, with the
+//!    timeout of the worker's next timer.
+//!
+//! ## Fields
+//! [`WorkerCtx`] lives on the worker thread's stack for the thread's whole
+//! life; everything in it but `shared` is touched only by that thread (cells,
+//! no locks). Code inside a coroutine reaches it through the thread-local
+//! `CTX`, set once per thread; since a started coroutine never leaves its
+//! thread, that lookup is valid before and after any park.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use corosensei::CoroutineResult;
+
+use super::timer::Action;
+use super::{Shared, WorkerShared};
+use crate::coroutine::{Suspend, Task, Yielder, NO_HOME, RUNNABLE, RUNNING, WAITING};
+use crate::stack;
+
+/// How often (in scheduling rounds) the fairness checks run (Go: 61).
+const FAIRNESS_TICK: u32 = 61;
+/// Rounds of stealing attempts before a spinning worker gives up.
+const STEAL_ROUNDS: usize = 4;
+
+thread_local! {
+    /// The worker context of this thread (null on plain threads). Set once
+    /// when the worker starts, cleared when it exits.
+    static CTX: Cell<*const WorkerCtx> = const { Cell::new(ptr::null()) };
+}
+
+/// The worker context of this thread, if it is a worker thread.
+#[inline]
+pub(crate) fn worker_here() -> Option<&'static WorkerCtx> {
+    let p = CTX.with(Cell::get);
+    // SAFETY: CTX is non-null only while the WorkerCtx it points to is alive:
+    // `run` sets it after creating the context on its stack and clears it
+    // before the context is dropped; code on this thread (coroutines
+    // included) only runs inside that window.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// The worker context if the caller runs inside a coroutine.
+#[inline]
+pub(crate) fn current_ctx() -> Option<&'static WorkerCtx> {
+    worker_here().filter(|ctx| !ctx.current.get().is_null())
+}
+
+/// Calls `f` with the worker context and the running task, if any.
+pub(crate) fn with_current<R>(f: impl FnOnce(&WorkerCtx, &Arc<Task>) -> R) -> Option<R> {
+    let ctx = current_ctx()?;
+    Some(f(ctx, ctx.current_task()))
+}
+
+/// Owner-only registry of the started, unfinished coroutines of a worker
+/// (Go's allgs, per worker): it keeps them alive while parked and lets
+/// shutdown unwind them on this thread.
+#[derive(Default)]
+struct Registry {
+    slots: Vec<Option<Arc<Task>>>,
+    free: Vec<usize>,
+}
+
+impl Registry {
+    fn insert(&mut self, task: Arc<Task>) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(task);
+                i
+            }
+            None => {
+                self.slots.push(Some(task));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Arc<Task>> {
+        let t = self.slots.get_mut(i)?.take();
+        if t.is_some() {
+            self.free.push(i);
+        }
+        t
+    }
+}
+
+/// A worker's private context (see the module docs).
+pub(crate) struct WorkerCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    /// The running task (raw: valid while it runs, kept alive by `execute`).
+    current: Cell<*const Task>,
+    runnext: Cell<Option<Arc<Task>>>,
+    runq: RefCell<VecDeque<Arc<Task>>>,
+    registry: RefCell<Registry>,
+    tick: Cell<u32>,
+    spinning: Cell<bool>,
+    rng: Cell<u32>,
+    /// Scratch buffers reused across rounds.
+    due: RefCell<Vec<Action>>,
+    polled: RefCell<Vec<Arc<Task>>>,
+}
+
+impl WorkerCtx {
+    fn new(shared: Arc<Shared>, index: usize) -> WorkerCtx {
+        WorkerCtx {
+            shared,
+            index,
+            current: Cell::new(ptr::null()),
+            runnext: Cell::new(None),
+            runq: RefCell::new(VecDeque::with_capacity(256)),
+            registry: RefCell::new(Registry::default()),
+            tick: Cell::new(0),
+            spinning: Cell::new(false),
+            rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            due: RefCell::new(Vec::new()),
+            polled: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// This worker's shared part.
+    #[inline]
+    pub(crate) fn shared_part(&self) -> &WorkerShared {
+        &self.shared.workers[self.index]
+    }
+
+    /// The running task. Only valid inside a coroutine.
+    #[inline]
+    pub(crate) fn current_task(&self) -> &Arc<Task> {
+        let p = self.current.get();
+        debug_assert!(!p.is_null());
+        // SAFETY: `current` points into the `Arc<Task>` that `execute` holds
+        // (a local of the worker loop) for as long as the task runs; the
+        // `Arc<Task>` itself, not just the Task, so the cast is sound.
+        unsafe { &*p.cast::<Arc<Task>>() }
+    }
+
+    /// The running coroutine's yielder.
+    #[inline]
+    pub(crate) fn current_yielder(&self) -> *const Yielder {
+        let task = self.current_task();
+        // SAFETY: only the `yielder` field is read, through a raw pointer, so
+        // no reference aliases the `co` field that `execute` is borrowing; the
+        // running task is owned by this thread (coroutine module docs).
+        unsafe { (*task.local.get()).yielder }
+    }
+
+    /// Arms a timer on this worker.
+    pub(crate) fn add_timer(&self, when: Instant, action: Action) {
+        let nanos = self.shared.nanos(when);
+        self.shared_part().timers.add(nanos, action);
+    }
+
+    /// Go's `runqput(next=true)`: `task` runs next, the previous `runnext`
+    /// goes to the back of the run queue.
+    fn put_runnext(&self, task: Arc<Task>) {
+        if let Some(old) = self.runnext.replace(Some(task)) {
+            self.runq.borrow_mut().push_back(old);
+        }
+    }
+
+    fn next_rand(&self) -> u32 {
+        // xorshift32
+        let mut x = self.rng.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng.set(x);
+        x
+    }
+
+    // ---- the scheduling loop -------------------------------------------
+
+    fn find_runnable(&self) -> Option<Arc<Task>> {
+        let me = self.shared_part();
+        loop {
+            if self.shared.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+            let tick = self.tick.get().wrapping_add(1);
+            self.tick.set(tick);
+            self.run_timers();
+
+            if tick % FAIRNESS_TICK == 0 {
+                if let Some(t) = self.shared.global.pop() {
+                    return Some(t);
+                }
+                let mut q = self.runq.borrow_mut();
+                if let Some(rn) = self.runnext.take() {
+                    q.push_back(rn);
+                }
+                while let Some(t) = me.inbox.pop() {
+                    q.push_back(t);
+                }
+                drop(q);
+                if !self.shared.polling.load(Ordering::Relaxed) {
+                    self.netpoll(Some(Duration::ZERO));
+                }
+            }
+
+            if let Some(t) = self.runnext.take() {
+                return Some(t);
+            }
+            if let Some(t) = self.runq.borrow_mut().pop_front() {
+                return Some(t);
+            }
+            if let Some(t) = me.inbox.pop() {
+                return Some(t);
+            }
+            if let Some(t) = me.spawnq.pop() {
+                return Some(t);
+            }
+            if let Some(t) = self.shared.global.pop() {
+                return Some(t);
+            }
+            if self.shared.poller.has_waiters() && !self.shared.polling.load(Ordering::Relaxed) {
+                self.netpoll(Some(Duration::ZERO));
+                if self.has_local_work() {
+                    continue;
+                }
+            }
+            if let Some(t) = self.steal() {
+                return Some(t);
+            }
+            self.idle();
+        }
+    }
+
+    fn has_local_work(&self) -> bool {
+        // SAFETY-free: plain owner-only reads.
+        let rn = self.runnext.take();
+        let has = rn.is_some();
+        self.runnext.set(rn);
+        has || !self.runq.borrow().is_empty()
+    }
+
+    /// Fires due timers (cheap when none is due: one atomic load).
+    fn run_timers(&self) {
+        let timers = &self.shared_part().timers;
+        let next = timers.next();
+        if next == u64::MAX {
+            return;
+        }
+        let now = self.shared.nanos(Instant::now());
+        if next > now {
+            return;
+        }
+        let mut due = std::mem::take(&mut *self.due.borrow_mut());
+        timers.take_due(now, &mut due);
+        for a in due.drain(..) {
+            a.fire();
+        }
+        *self.due.borrow_mut() = due;
+    }
+
+    /// Polls the netpoller and readies what it returns.
+    fn netpoll(&self, timeout: Option<Duration>) -> usize {
+        let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+        self.shared.poller.poll(timeout, &mut buf);
+        let n = buf.len();
+        for t in buf.drain(..) {
+            crate::coroutine::ready(t);
+        }
+        *self.polled.borrow_mut() = buf;
+        n
+    }
+
+    /// Steals unstarted coroutines from other workers (Go's `stealWork`).
+    fn steal(&self) -> Option<Arc<Task>> {
+        let n = self.shared.workers.len();
+        if n == 1 {
+            return None;
+        }
+        if !self.spinning.get() {
+            let busy = n - self.shared.nidle.load(Ordering::SeqCst);
+            if 2 * self.shared.nspinning.load(Ordering::SeqCst) >= busy {
+                return None;
+            }
+            self.spinning.set(true);
+            self.shared.nspinning.fetch_add(1, Ordering::SeqCst);
+        }
+        let me = self.shared_part();
+        for _ in 0..STEAL_ROUNDS {
+            let start = self.next_rand() as usize % n;
+            for k in 0..n {
+                let v = (start + k) % n;
+                if v == self.index {
+                    continue;
+                }
+                let victim = &self.shared.workers[v].spawnq;
+                let Some(first) = victim.pop() else { continue };
+                // Take up to half of what is left, as Go's runqsteal does.
+                for _ in 0..victim.len() / 2 {
+                    match victim.pop() {
+                        Some(t) => {
+                            if let Err(t) = me.spawnq.push(t) {
+                                self.shared.global.push(t);
+                            }
+                        }
+                        None => break,
+                    }
+                }
+                return Some(first);
+            }
+            if let Some(t) = self.shared.global.pop() {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Leaves the spinning state after finding work (Go's `resetspinning`):
+    /// if this was the last spinner, wake another worker in case there is
+    /// more work.
+    fn reset_spinning(&self) {
+        if self.spinning.replace(false) && self.shared.nspinning.fetch_sub(1, Ordering::SeqCst) == 1
+        {
+            self.shared.wakep();
+        }
+    }
+
+    /// Goes to sleep until woken (see `sm::sleep` for the handshake).
+    fn idle(&self) {
+        let sh = &*self.shared;
+        let me = self.shared_part();
+        if self.spinning.replace(false) {
+            let last = sh.nspinning.fetch_sub(1, Ordering::SeqCst) == 1;
+            // Go: the last spinner re-checks everything after dropping the
+            // spinning state, or a wakep that saw it spinning would be lost.
+            if last && sh.has_visible_work() {
+                return;
+            }
+        }
+        sh.push_idle(self.index);
+        let polling = !sh.polling.swap(true, Ordering::SeqCst);
+        me.sleep.prepare(polling);
+        let has_work = sh.shutdown.load(Ordering::SeqCst)
+            || !me.inbox.is_empty()
+            || sh.has_visible_work()
+            || me.timers.next() <= sh.nanos(Instant::now());
+        if !has_work {
+            let next = me.timers.next();
+            let timeout = (next != u64::MAX)
+                .then(|| Duration::from_nanos(next.saturating_sub(sh.nanos(Instant::now()))));
+            if polling {
+                let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+                sh.poller.poll(timeout, &mut buf);
+                me.sleep.finish();
+                sh.polling.store(false, Ordering::SeqCst);
+                let got = !buf.is_empty();
+                for t in buf.drain(..) {
+                    crate::coroutine::ready(t);
+                }
+                *self.polled.borrow_mut() = buf;
+                sh.remove_idle(self.index);
+                if me.woken_spinning.swap(false, Ordering::SeqCst) {
+                    self.spinning.set(true);
+                }
+                // Hand the poller role on: with work to do now, let an idle
+                // worker take over the blocking poll (Go's injectglist
+                // starting idle Ms).
+                if got {
+                    sh.wakep();
+                }
+                return;
+            }
+            match timeout {
+                Some(t) => thread::park_timeout(t),
+                None => thread::park(),
+            }
+        }
+        me.sleep.finish();
+        if polling {
+            sh.polling.store(false, Ordering::SeqCst);
+        }
+        sh.remove_idle(self.index);
+        if me.woken_spinning.swap(false, Ordering::SeqCst) {
+            self.spinning.set(true);
+        }
+    }
+
+    /// Runs `task` until it parks, yields or ends (Go's `execute`).
+    fn execute(&self, task: Arc<Task>) {
+        if self.spinning.get() {
+            self.reset_spinning();
+        }
+        if task.home.load(Ordering::Relaxed) == NO_HOME {
+            task.home.store(self.index, Ordering::Relaxed);
+            let slot = self.registry.borrow_mut().insert(task.clone());
+            // SAFETY: the task is now owned by this worker, which is the only
+            // one that touches `local` from here on (coroutine module docs).
+            unsafe { task.local().slot = slot };
+        }
+        loop {
+            task.status.store(RUNNING, Ordering::Relaxed);
+            self.current.set((&task as *const Arc<Task>).cast());
+            // SAFETY: owner-only field of a task this worker owns; the raw
+            // place expression borrows only `co`, disjoint from `yielder`
+            // which the coroutine reads while running.
+            let co = unsafe { &mut (*task.local.get()).co };
+            let co = co.as_mut().expect("gopark: resumed a finished coroutine");
+            stack::set_running(Some(stack::RunningInfo {
+                id: task.id.as_u64(),
+                stack_size: task.stack_size,
+                limit: task.stack_limit,
+                name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
+            }));
+            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(self as *const WorkerCtx)));
+            stack::set_running(None);
+            self.current.set(ptr::null());
+            match r {
+                Ok(CoroutineResult::Yield(Suspend::Yield)) => {
+                    task.status.store(RUNNABLE, Ordering::Relaxed);
+                    self.requeue_yielded(task);
+                    return;
+                }
+                Ok(CoroutineResult::Yield(Suspend::Park { commit, arg })) => {
+                    // WAITING before the commit publishes the task: a waker
+                    // may ready it the moment the commit returns.
+                    task.status.store(WAITING, Ordering::Release);
+                    // SAFETY: `commit` and `arg` come from `park_commit` in
+                    // the coroutine, which is suspended inside it: `arg`
+                    // points to its live slot (see park_commit).
+                    if unsafe { commit(arg, &task, self) } {
+                        return;
+                    }
+                    // The event already came: run it again at once.
+                }
+                Ok(CoroutineResult::Return(())) => {
+                    self.finish(task, None);
+                    return;
+                }
+                Err(payload) => {
+                    self.finish(task, Some(payload));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Go's Gosched: the yielding coroutine goes behind the others. Readied
+    /// coroutines from the inbox and one unstarted coroutine go before it, so
+    /// a yield loop cannot starve them.
+    fn requeue_yielded(&self, task: Arc<Task>) {
+        let me = self.shared_part();
+        let mut q = self.runq.borrow_mut();
+        if let Some(rn) = self.runnext.take() {
+            q.push_back(rn);
+        }
+        while let Some(t) = me.inbox.pop() {
+            q.push_back(t);
+        }
+        if let Some(t) = me.spawnq.pop().or_else(|| self.shared.global.pop()) {
+            q.push_back(t);
+        }
+        q.push_back(task);
+    }
+
+    /// A coroutine ended: recycle its stack, hand the result to the joiner.
+    fn finish(&self, task: Arc<Task>, panic: Option<Box<dyn std::any::Any + Send>>) {
+        // SAFETY: owner-only fields of a task this worker owns; it no longer
+        // runs, so nothing else borrows them.
+        let local = unsafe { task.local() };
+        if let Some(co) = local.co.take() {
+            if co.done() {
+                stack::free(co.into_stack());
+            }
+        }
+        let slot = local.slot;
+        let held = self.registry.borrow_mut().remove(slot);
+        task.complete(panic);
+        drop(held);
+    }
+
+    /// Runtime shutdown: cancel everything queued here and unwind every
+    /// coroutine that lives here, on this thread.
+    fn shutdown(&self) {
+        let me = self.shared_part();
+        loop {
+            let mut batch: Vec<Arc<Task>> = Vec::new();
+            batch.extend(self.runnext.take());
+            batch.extend(self.runq.borrow_mut().drain(..));
+            while let Some(t) = me.inbox.pop() {
+                batch.push(t);
+            }
+            while let Some(t) = me.spawnq.pop() {
+                batch.push(t);
+            }
+            let mut due = Vec::new();
+            me.timers.take_all(&mut due);
+            drop(due);
+            let live: Vec<Arc<Task>> = {
+                let mut reg = self.registry.borrow_mut();
+                reg.free.clear();
+                reg.slots.drain(..).flatten().collect()
+            };
+            if batch.is_empty() && live.is_empty() {
+                break;
+            }
+            for t in batch.into_iter().chain(live) {
+                self.cancel(&t);
+            }
+        }
+    }
+
+    /// Drops a coroutine that will never run again (unwinding its stack on
+    /// this thread if it had started) and fails its join.
+    fn cancel(&self, task: &Arc<Task>) {
+        let home = task.home.load(Ordering::Relaxed);
+        if home != NO_HOME && home != self.index {
+            return; // not ours to unwind; its home worker does it
+        }
+        // SAFETY: a task is cancelled by its owner: an unstarted one by the
+        // queue holder, a started one by its home worker (checked above).
+        let co = unsafe { task.local().co.take() };
+        let Some(co) = co else { return };
+        self.current.set((task as *const Arc<Task>).cast());
+        // Dropping a suspended coroutine unwinds its stack: destructors run.
+        let r = panic::catch_unwind(AssertUnwindSafe(|| drop(co)));
+        self.current.set(ptr::null());
+        drop(r);
+        task.complete(Some(Box::new(
+            "gopark: the runtime was dropped before the coroutine finished",
+        )));
+    }
+}
+
+/// Routes a runnable (started) coroutine to its home worker: `runnext` when
+/// called on that worker, else its inbox, waking it.
+pub(crate) fn ready_runnable(task: Arc<Task>) {
+    let home = task.home.load(Ordering::Relaxed);
+    debug_assert_ne!(home, NO_HOME, "ready of a coroutine that never ran");
+    if let Some(ctx) = worker_here() {
+        if ctx.index == home && Arc::ptr_eq(&ctx.shared, &task.shared) {
+            ctx.put_runnext(task);
+            return;
+        }
+    }
+    let shared = task.shared.clone();
+    shared.workers[home].inbox.push(task);
+    shared.wake_worker(home);
+}
+
+/// Cancels what is left in the global queue after every worker stopped.
+pub(crate) fn cancel_queued(shared: &Arc<Shared>) {
+    let ctx = WorkerCtx::new(shared.clone(), usize::MAX);
+    while let Some(t) = shared.global.pop() {
+        ctx.cancel(&t);
+    }
+    for w in shared.workers.iter() {
+        while let Some(t) = w.spawnq.pop() {
+            ctx.cancel(&t);
+        }
+    }
+}
+
+/// A worker thread's body.
+pub(crate) fn run(shared: Arc<Shared>, index: usize) {
+    let _ = shared.workers[index].thread.set(thread::current());
+    stack::worker_init();
+    let ctx = WorkerCtx::new(shared, index);
+    CTX.with(|c| c.set(&ctx));
+    while let Some(task) = ctx.find_runnable() {
+        ctx.execute(task);
+    }
+    ctx.shutdown();
+    CTX.with(|c| c.set(ptr::null()));
+}

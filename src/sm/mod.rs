@@ -1,0 +1,8 @@
+//! The small lock-free state machines of the runtime, kept free of every
+//! other dependency so that loom can model them exhaustively.
+//!
+//! Each file opens with its states and transitions. Under `--cfg loom` only
+//! this module is compiled, together with its loom models.
+
+pub(crate) mod park_token;
+pub(crate) mod sleep;

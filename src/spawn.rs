@@ -1,0 +1,343 @@
+//! Spawning coroutines and joining them.
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::mem;
+use std::sync::{Arc, Once};
+use std::thread;
+
+use crate::coroutine::{self, Co, Coroutine, Resume, Task, Yielder};
+use crate::runtime::{self, Runtime, Shared};
+use crate::stack;
+
+/// The result slot of a coroutine.
+struct Packet<T> {
+    value: UnsafeCell<Option<T>>,
+}
+
+// SAFETY: `value` is written once by the coroutine before it completes and
+// read by the joiner only after it observed completion under the task's join
+// mutex (which orders the write before the read). T: Send moves it across.
+unsafe impl<T: Send> Sync for Packet<T> {}
+
+/// An owned permission to join a coroutine (wait for it to end), like
+/// `std::thread::JoinHandle`. Dropping it detaches the coroutine.
+///
+/// ```
+/// let h = gopark::spawn(|| 40 + 2);
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+pub struct JoinHandle<T> {
+    task: Arc<Task>,
+    packet: Arc<Packet<T>>,
+    _not_sync: PhantomData<*const ()>,
+}
+
+// SAFETY: the handle only moves the right to take a `T: Send` out of the
+// packet; the task record is Send + Sync.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to end and returns its result, or the panic
+    /// it ended with. Parks the caller if it is a coroutine, blocks it if it
+    /// is a plain thread.
+    ///
+    /// ```
+    /// let h = gopark::spawn(|| panic!("boom"));
+    /// let err = h.join().unwrap_err();
+    /// assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
+    /// ```
+    pub fn join(self) -> thread::Result<T> {
+        coroutine::block_on(|w| {
+            let mut j = self.task.join.lock().unwrap_or_else(|e| e.into_inner());
+            if j.done {
+                return false;
+            }
+            j.waiter = Some(w);
+            true
+        });
+        let panic = {
+            let mut j = self.task.join.lock().unwrap_or_else(|e| e.into_inner());
+            debug_assert!(j.done);
+            j.panic.take()
+        };
+        match panic {
+            Some(p) => Err(p),
+            None => {
+                // SAFETY: the coroutine completed (observed under the join
+                // mutex above), so it no longer touches the slot.
+                let v = unsafe { (*self.packet.value.get()).take() };
+                Ok(v.expect("gopark: coroutine finished without a result"))
+            }
+        }
+    }
+
+    /// True once the coroutine has ended (returned or panicked).
+    ///
+    /// ```
+    /// let h = gopark::spawn(|| ());
+    /// while !h.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// h.join().unwrap();
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.task
+            .join
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .done
+    }
+
+    /// The coroutine's handle.
+    ///
+    /// ```
+    /// let h = gopark::Builder::new().name("x").spawn(|| ()).unwrap();
+    /// assert_eq!(h.coroutine().name(), Some("x"));
+    /// h.join().unwrap();
+    /// ```
+    pub fn coroutine(&self) -> Coroutine {
+        Coroutine {
+            task: self.task.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.task.id)
+            .field("name", &self.task.name)
+            .finish()
+    }
+}
+
+/// Configures a coroutine before spawning it, like `std::thread::Builder`.
+///
+/// ```
+/// let h = gopark::Builder::new()
+///     .name("conn-1")
+///     .stack_size(64 * 1024)
+///     .spawn(|| gopark::current().unwrap().name().unwrap().len())
+///     .unwrap();
+/// assert_eq!(h.join().unwrap(), 6);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the runtime's default stack size.
+    ///
+    /// ```
+    /// let h = gopark::Builder::new().spawn(|| 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the coroutine (shown in panic and stack-overflow messages).
+    ///
+    /// ```
+    /// let h = gopark::Builder::new().name("db").spawn(|| ()).unwrap();
+    /// assert_eq!(h.coroutine().name(), Some("db"));
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Usable stack size in bytes (rounded up to whole pages; committed
+    /// lazily, so only what the coroutine touches costs memory).
+    ///
+    /// ```
+    /// let h = gopark::Builder::new().stack_size(1 << 20).spawn(|| {
+    ///     let buf = [1u8; 600 * 1024];
+    ///     std::hint::black_box(&buf).len()
+    /// }).unwrap();
+    /// assert_eq!(h.join().unwrap(), 600 * 1024);
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the coroutine on the current runtime (the caller's, inside a
+    /// coroutine; else the default runtime).
+    ///
+    /// # Errors
+    /// If no stack can be allocated: the error says what ran out.
+    ///
+    /// ```
+    /// let h = gopark::Builder::new().spawn(|| 2 + 2)?;
+    /// assert_eq!(h.join().unwrap(), 4);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let shared = runtime::current_shared();
+        spawn_in(&shared, self.name, self.stack_size, f)
+    }
+
+    /// Spawns the coroutine on `rt`.
+    ///
+    /// # Errors
+    /// If no stack can be allocated.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().workers(1).build()?;
+    /// let h = gopark::Builder::new().name("on-rt").spawn_on(&rt, || 7)?;
+    /// assert_eq!(h.join().unwrap(), 7);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        spawn_in(rt.shared(), self.name, self.stack_size, f)
+    }
+}
+
+/// Spawns a coroutine on the current runtime (the caller's, inside a
+/// coroutine; else the default runtime) and returns its [`JoinHandle`].
+///
+/// # Panics
+/// If no stack can be allocated, like `std::thread::spawn`; use
+/// [`Builder::spawn`] to get the `io::Error` instead.
+///
+/// ```
+/// let handles: Vec<_> = (0..10).map(|i| gopark::spawn(move || i * i)).collect();
+/// let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 285);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let shared = runtime::current_shared();
+    spawn_in(&shared, None, None, f)
+        .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
+}
+
+/// Runs `f` as a coroutine on the default runtime and blocks the calling
+/// thread until it returns; a panic in `f` is resumed in the caller.
+///
+/// ```
+/// let v = gopark::run(|| {
+///     let h = gopark::go!(|| 21);
+///     h.join().unwrap() * 2
+/// });
+/// assert_eq!(v, 42);
+/// ```
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match spawn(f).join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// Closures larger than this are boxed before they are written onto the new
+/// stack (corosensei accepts at most 1 KiB there).
+const INLINE_CLOSURE_MAX: usize = 512;
+
+pub(crate) fn spawn_in<F, T>(
+    shared: &Arc<Shared>,
+    name: Option<String>,
+    stack_size: Option<usize>,
+    f: F,
+) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let stack = stack::alloc(stack_size.unwrap_or(shared.stack_size))?;
+    let task = Arc::new(Task::new(name, &stack, shared.clone()));
+    let packet = Arc::new(Packet {
+        value: UnsafeCell::new(None),
+    });
+    let co = if mem::size_of::<F>() <= INLINE_CLOSURE_MAX {
+        make_co(stack, &task, packet.clone(), f)
+    } else {
+        let f = Box::new(f);
+        make_co(stack, &task, packet.clone(), move || f())
+    };
+    // SAFETY: the task was just created; nobody else can see it yet.
+    unsafe { task.local().co = Some(co) };
+    shared.submit(task.clone());
+    Ok(JoinHandle {
+        task,
+        packet,
+        _not_sync: PhantomData,
+    })
+}
+
+/// A raw task pointer that the entry function carries onto its stack.
+struct TaskPtr(*const Task);
+
+fn make_co<F, T>(stack: stack::Stack, task: &Arc<Task>, packet: Arc<Packet<T>>, f: F) -> Co
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let tp = TaskPtr(Arc::as_ptr(task));
+    Co::with_stack(stack, move |y: &Yielder, _ctx: Resume| {
+        let tp = tp;
+        // SAFETY: the task owns this coroutine, so it outlives the
+        // coroutine's execution; the running coroutine is owned by its
+        // worker, the only one touching `local` (coroutine module docs).
+        unsafe { (*(*tp.0).local.get()).yielder = y };
+        let v = f();
+        // SAFETY: the slot is written once, before completion; the joiner
+        // reads it only after completion (see Packet).
+        unsafe { *packet.value.get() = Some(v) };
+    })
+}
+
+/// Makes panics in coroutines print the coroutine's name and id, the way a
+/// thread's panic names the thread. Installed once, wrapping the previous hook
+/// (which still handles panics outside coroutines).
+pub(crate) fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let who = crate::runtime::worker::with_current(|_, t| {
+                (t.id, t.name.as_deref().map(str::to_owned))
+            });
+            let Some((id, name)) = who else {
+                return prev(info);
+            };
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("Box<dyn Any>");
+            let loc = info
+                .location()
+                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+                .unwrap_or_default();
+            let name = name.map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
+            let bt = std::backtrace::Backtrace::capture();
+            let bt = match bt.status() {
+                std::backtrace::BacktraceStatus::Captured => format!("\nstack backtrace:\n{bt}"),
+                _ => String::new(),
+            };
+            eprintln!("coroutine {name} (id {id}) panicked at {loc}:\n{msg}{bt}");
+        }));
+    });
+}

@@ -1,0 +1,55 @@
+//! Sleeping: Go's `time.Sleep` for coroutines.
+//!
+//! In a coroutine these park the coroutine (its worker runs others) on the
+//! worker's timer heap; on a plain thread they are `std::thread::sleep`.
+
+use std::time::{Duration, Instant};
+
+use crate::coroutine::park_commit;
+use crate::runtime::timer::Action;
+use crate::runtime::worker;
+
+/// Puts the current coroutine to sleep for at least `dur`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// gopark::run(|| {
+///     let t = Instant::now();
+///     gopark::time::sleep(Duration::from_millis(10));
+///     assert!(t.elapsed() >= Duration::from_millis(10));
+/// });
+/// ```
+pub fn sleep(dur: Duration) {
+    if dur.is_zero() {
+        return;
+    }
+    sleep_until(Instant::now() + dur);
+}
+
+/// Puts the current coroutine to sleep until `deadline` (returns at once if
+/// it has passed).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let deadline = Instant::now() + Duration::from_millis(5);
+/// gopark::run(move || gopark::time::sleep_until(deadline));
+/// assert!(Instant::now() >= deadline);
+/// ```
+pub fn sleep_until(deadline: Instant) {
+    let Some(ctx) = worker::current_ctx() else {
+        let now = Instant::now();
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+        return;
+    };
+    if deadline <= Instant::now() {
+        return;
+    }
+    // Go's resetForSleep: the timer is armed by the commit, after the switch,
+    // so it cannot fire before the coroutine has parked.
+    park_commit(ctx, move |task, ctx| {
+        ctx.add_timer(deadline, Action::Ready(task.clone()));
+        true
+    });
+}

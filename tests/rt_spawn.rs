@@ -1,0 +1,131 @@
+//! Spawning and joining: many coroutines, nesting, threads and coroutines.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+fn rt(workers: usize) -> gopark::Runtime {
+    gopark::Runtime::builder().workers(workers).build().unwrap()
+}
+
+#[test]
+fn hundred_thousand_spawned_and_joined() {
+    let rt = rt(2);
+    let sum = rt.run(|| {
+        let hs: Vec<_> = (0..100_000u64)
+            .map(|i| gopark::spawn(move || i * 2))
+            .collect();
+        hs.into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let v = h.join().unwrap();
+                assert_eq!(v, i as u64 * 2);
+                v
+            })
+            .sum::<u64>()
+    });
+    assert_eq!(sum, 2 * (100_000 * 99_999 / 2));
+}
+
+#[test]
+fn spawn_from_plain_thread_join_from_thread() {
+    let rt = rt(2);
+    let hs: Vec<_> = (0..1000).map(|i| rt.spawn(move || i + 1)).collect();
+    let total: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, (1..=1000).sum());
+}
+
+#[test]
+fn nested_spawns() {
+    fn tree(depth: u32) -> u64 {
+        if depth == 0 {
+            return 1;
+        }
+        let l = gopark::spawn(move || tree(depth - 1));
+        let r = gopark::spawn(move || tree(depth - 1));
+        l.join().unwrap() + r.join().unwrap()
+    }
+    let rt = rt(2);
+    assert_eq!(rt.run(|| tree(12)), 4096);
+}
+
+#[test]
+fn join_coroutine_from_other_thread_while_it_parks() {
+    let rt = rt(2);
+    let h = rt.spawn(|| {
+        for _ in 0..100 {
+            gopark::time::sleep(std::time::Duration::from_micros(100));
+        }
+        "done"
+    });
+    let t = std::thread::spawn(move || h.join().unwrap());
+    assert_eq!(t.join().unwrap(), "done");
+}
+
+#[test]
+fn go_macro_forms() {
+    fn add(a: u32, b: u32) -> u32 {
+        a + b
+    }
+    let rt = rt(1);
+    let v = rt.run(|| {
+        let x = 40;
+        let a = gopark::go!(add(x, 2));
+        let b = gopark::go!(move || x + 1);
+        let c = gopark::go!(|| 7);
+        a.join().unwrap() + b.join().unwrap() + c.join().unwrap()
+    });
+    assert_eq!(v, 42 + 41 + 7);
+}
+
+#[test]
+fn builder_names_and_current() {
+    let rt = rt(1);
+    let h = gopark::Builder::new()
+        .name("named")
+        .spawn_on(&rt, || {
+            let me = gopark::current().unwrap();
+            (me.name().map(str::to_owned), me.id())
+        })
+        .unwrap();
+    let id = h.coroutine().id();
+    let (name, seen) = h.join().unwrap();
+    assert_eq!(name.as_deref(), Some("named"));
+    assert_eq!(seen, id);
+    assert!(gopark::current().is_none());
+}
+
+#[test]
+fn default_runtime_spawn_and_run() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let n2 = n.clone();
+    gopark::run(move || {
+        let hs: Vec<_> = (0..100)
+            .map(|_| {
+                let n = n2.clone();
+                gopark::spawn(move || n.fetch_add(1, Ordering::Relaxed))
+            })
+            .collect();
+        hs.into_iter().for_each(|h| {
+            h.join().unwrap();
+        });
+    });
+    assert_eq!(n.load(Ordering::Relaxed), 100);
+}
+
+#[test]
+fn is_finished_and_detach() {
+    let rt = rt(1);
+    let h = rt.spawn(|| gopark::time::sleep(std::time::Duration::from_millis(20)));
+    assert!(!h.is_finished());
+    while !h.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    h.join().unwrap();
+    // Detached coroutines still run to completion.
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    drop(rt.spawn(move || d.store(1, Ordering::SeqCst)));
+    while done.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+}

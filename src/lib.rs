@@ -71,3 +71,8 @@ pub use macros::__go_spawn;
 pub use runtime::{Runtime, RuntimeBuilder};
 #[cfg(not(loom))]
 pub use spawn::{run, spawn, Builder, JoinHandle};
+
+/// The README's example is compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

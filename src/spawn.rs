@@ -272,8 +272,7 @@ where
     let co = if mem::size_of::<F>() <= INLINE_CLOSURE_MAX {
         make_co(stack, &task, packet.clone(), f)
     } else {
-        let f = Box::new(f);
-        make_co(stack, &task, packet.clone(), move || f())
+        make_co(stack, &task, packet.clone(), Box::new(f))
     };
     // SAFETY: the task was just created; nobody else can see it yet.
     unsafe { task.local().co = Some(co) };

@@ -79,6 +79,7 @@ pub(crate) struct Shared {
     /// Zero point of the timers' nanosecond clock.
     pub(crate) epoch: Instant,
     /// Round-robin choice of a worker for timers set from plain threads.
+    #[allow(dead_code)] // used by netpoll deadlines
     next_timer_worker: AtomicUsize,
 }
 
@@ -114,9 +115,11 @@ impl Shared {
     /// Go's `wakep`: if a worker is idle and none is spinning, wake one to
     /// spin. Costs two atomic loads and no syscall when every worker is busy.
     pub(crate) fn wakep(&self) {
-        // SeqCst: pairs with the SeqCst increment of nidle in a worker's
-        // `idle()` before it re-checks the queues (Dekker: either we see the
-        // idle worker, or it sees the work we pushed before calling wakep).
+        // Pairs with the fence in the idle worker's `SleepState::prepare`,
+        // issued after it joined the idle list and before it re-checks the
+        // queues (Dekker: either we see the idle worker, or it sees the work
+        // the caller pushed before calling wakep).
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.nidle.load(Ordering::SeqCst) == 0 || self.nspinning.load(Ordering::SeqCst) != 0 {
             return;
         }
@@ -180,6 +183,7 @@ impl Shared {
     /// Arms a timer from any thread: on the calling worker if it belongs to
     /// this runtime, else on a worker chosen round-robin (woken if the timer
     /// is now its earliest).
+    #[allow(dead_code)] // used by netpoll deadlines
     pub(crate) fn add_timer(&self, when: Instant, action: timer::Action) {
         let nanos = self.nanos(when);
         let w = match worker::worker_here() {
@@ -200,6 +204,7 @@ impl Shared {
     }
 }
 
+#[allow(dead_code)] // used by add_timer
 fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
     std::ptr::eq(Arc::as_ptr(a), b)
 }

@@ -4,21 +4,27 @@
 //! States: `AWAKE`, `PARKED` (asleep on its thread parker), `POLLING` (the one
 //! worker blocked in `epoll_wait`).
 //!
-//! Protocol (both sides SeqCst, Dekker style):
+//! Protocol (Dekker style, a SeqCst fence on each side):
 //!
-//! 1. The worker stores `PARKED` or `POLLING` ([`SleepState::prepare`]), then
-//!    re-checks every queue it could be given work through; if it finds work
-//!    it stores `AWAKE` and runs it, otherwise it blocks.
-//! 2. A producer first pushes its work, then swaps the state to `AWAKE`
-//!    ([`SleepState::wake`]) and unblocks the worker the way the old state
-//!    says (thread unpark, or the poller's eventfd).
+//! 1. The worker stores `PARKED` or `POLLING` ([`SleepState::prepare`], which
+//!    ends with a SeqCst fence), then re-checks every queue it could be given
+//!    work through; if it finds work it stores `AWAKE` and runs it, otherwise
+//!    it blocks.
+//! 2. A producer first pushes its work, then ([`SleepState::wake`]) issues a
+//!    SeqCst fence, loads the state and, if the worker sleeps, swaps it to
+//!    `AWAKE` and unblocks it the way the old state says (thread unpark, or
+//!    the poller's eventfd).
+//!
+//! The fences matter: the queues' own operations are only Release/Acquire,
+//! and store-then-load on different locations needs a full fence on both
+//! sides (loom finds the lost wake-up without them).
 //!
 //! Either the worker's re-check sees the work, or the producer's swap sees the
 //! sleeping state. Both wake mechanisms remember a wake that arrives before the
 //! worker blocks (a thread's park token; an eventfd counter), so the worker
 //! cannot sleep through it.
 
-use crate::loom::{AtomicU8, Ordering};
+use crate::loom::{fence, AtomicU8, Ordering};
 
 /// Not sleeping.
 const AWAKE: u8 = 0;
@@ -49,10 +55,11 @@ impl SleepState {
 
     /// Step 1: announce the coming sleep (then re-check the queues).
     pub(crate) fn prepare(&self, polling: bool) {
-        // SeqCst: pairs with the SeqCst swap in `wake` (store-load ordering
-        // against the producer's queue push).
         self.0
             .store(if polling { POLLING } else { PARKED }, Ordering::SeqCst);
+        // Pairs with the fence in `wake`: orders this store before the
+        // caller's re-check of the queues.
+        fence(Ordering::SeqCst);
     }
 
     /// Back to awake (after waking, or when the re-check found work).
@@ -62,6 +69,9 @@ impl SleepState {
 
     /// Step 2, producer side, after the push.
     pub(crate) fn wake(&self) -> Wake {
+        // Pairs with the fence in `prepare`: orders the caller's push before
+        // this load.
+        fence(Ordering::SeqCst);
         // Cheap check first: an awake worker needs no RMW (the common case
         // when the runtime is busy).
         if self.0.load(Ordering::SeqCst) == AWAKE {

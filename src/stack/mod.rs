@@ -105,6 +105,7 @@ pub(crate) fn worker_init() {}
 
 /// What a fault handler needs to know about the coroutine a worker runs.
 #[derive(Debug, Clone, Copy)]
+#[allow(dead_code)] // read by the overflow handler of the slab allocator
 pub(crate) struct RunningInfo {
     /// Coroutine id.
     pub id: u64,

@@ -1,0 +1,73 @@
+//! Core micro-benchmarks: spawn+join, yield round trip, sleep storm.
+//!
+//! Run with: `cargo bench --bench core`
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn spawn_join(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    c.bench_function("spawn_join_empty_warm", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    gopark::spawn(|| ()).join().unwrap();
+                }
+                t.elapsed()
+            })
+        })
+    });
+}
+
+fn yield_round_trip(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    c.bench_function("yield_two_coroutines", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let other = gopark::spawn(move || {
+                    for _ in 0..iters {
+                        gopark::yield_now();
+                    }
+                });
+                let t = Instant::now();
+                for _ in 0..iters {
+                    gopark::yield_now();
+                }
+                let e = t.elapsed();
+                other.join().unwrap();
+                // Each iteration is one yield by each coroutine: report per yield.
+                e / 2
+            })
+        })
+    });
+}
+
+fn sleep_storm(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let mut g = c.benchmark_group("sleep");
+    g.sample_size(10);
+    g.bench_function("100k_x_1ms_wall", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += rt.run(|| {
+                    let t = Instant::now();
+                    let hs: Vec<_> = (0..100_000)
+                        .map(|_| gopark::spawn(|| gopark::time::sleep(Duration::from_millis(1))))
+                        .collect();
+                    for h in hs {
+                        h.join().unwrap();
+                    }
+                    t.elapsed()
+                });
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, spawn_join, yield_round_trip, sleep_storm);
+criterion_main!(benches);

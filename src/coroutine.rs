@@ -28,12 +28,13 @@ use std::fmt;
 use std::num::NonZeroU64;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::runtime::Shared;
+use crate::sm::join::JoinCell;
 use crate::sm::park_token::ParkToken;
 use crate::stack::Stack;
 
@@ -92,7 +93,7 @@ pub(crate) struct Task {
     /// Token for the public park/unpark API.
     pub(crate) token: ParkToken,
     /// Completion and the joiner waiting for it.
-    pub(crate) join: Mutex<JoinState>,
+    pub(crate) join: JoinCell<Waiter, Box<dyn Any + Send + 'static>>,
     pub(crate) local: UnsafeCell<TaskLocal>,
 }
 
@@ -103,14 +104,6 @@ pub(crate) struct Task {
 unsafe impl Send for Task {}
 // SAFETY: as above.
 unsafe impl Sync for Task {}
-
-/// Completion state shared with the [`JoinHandle`](crate::JoinHandle).
-#[derive(Default)]
-pub(crate) struct JoinState {
-    pub(crate) done: bool,
-    pub(crate) panic: Option<Box<dyn Any + Send + 'static>>,
-    pub(crate) waiter: Option<Waiter>,
-}
 
 impl Task {
     pub(crate) fn new(name: Option<String>, stack: &Stack, shared: Arc<Shared>) -> Task {
@@ -123,7 +116,7 @@ impl Task {
             home: AtomicUsize::new(NO_HOME),
             status: AtomicU8::new(RUNNABLE),
             token: ParkToken::new(),
-            join: Mutex::new(JoinState::default()),
+            join: JoinCell::new(),
             local: UnsafeCell::new(TaskLocal {
                 co: None,
                 yielder: ptr::null(),
@@ -145,13 +138,7 @@ impl Task {
 
     /// Marks the task finished and wakes its joiner.
     pub(crate) fn complete(&self, panic: Option<Box<dyn Any + Send>>) {
-        let waiter = {
-            let mut j = self.join.lock().unwrap_or_else(|e| e.into_inner());
-            j.done = true;
-            j.panic = panic;
-            j.waiter.take()
-        };
-        if let Some(w) = waiter {
+        if let Some(w) = self.join.complete(panic) {
             w.wake();
         }
     }
@@ -230,8 +217,22 @@ pub struct CoroutineId(NonZeroU64);
 
 impl CoroutineId {
     fn next() -> CoroutineId {
+        /// Ids are handed to threads in batches (Go's goidcache), so spawns
+        /// on different workers do not contend on one counter.
+        const BATCH: u64 = 1024;
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        thread_local! {
+            static CACHE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+        }
+        let id = CACHE.with(|c| {
+            let (mut next, mut end) = c.get();
+            if next == end {
+                next = NEXT.fetch_add(BATCH, Ordering::Relaxed);
+                end = next + BATCH;
+            }
+            c.set((next + 1, end));
+            next
+        });
         CoroutineId(NonZeroU64::new(id).expect("coroutine id overflow"))
     }
 

@@ -18,8 +18,8 @@ struct Packet<T> {
 }
 
 // SAFETY: `value` is written once by the coroutine before it completes and
-// read by the joiner only after it observed completion under the task's join
-// mutex (which orders the write before the read). T: Send moves it across.
+// read by the joiner only after it observed completion with Acquire
+// (sm::join, which orders the write before the read). T: Send moves it across.
 unsafe impl<T: Send> Sync for Packet<T> {}
 
 /// An owned permission to join a coroutine (wait for it to end), like
@@ -50,24 +50,14 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
     /// ```
     pub fn join(self) -> thread::Result<T> {
-        coroutine::block_on(|w| {
-            let mut j = self.task.join.lock().unwrap_or_else(|e| e.into_inner());
-            if j.done {
-                return false;
-            }
-            j.waiter = Some(w);
-            true
-        });
-        let panic = {
-            let mut j = self.task.join.lock().unwrap_or_else(|e| e.into_inner());
-            debug_assert!(j.done);
-            j.panic.take()
-        };
-        match panic {
+        if !self.task.join.is_done() {
+            coroutine::block_on(|w| self.task.join.register(w));
+        }
+        match self.task.join.take_panic() {
             Some(p) => Err(p),
             None => {
-                // SAFETY: the coroutine completed (observed under the join
-                // mutex above), so it no longer touches the slot.
+                // SAFETY: the coroutine completed (observed with Acquire in
+                // take_panic), so it no longer touches the slot.
                 let v = unsafe { (*self.packet.value.get()).take() };
                 Ok(v.expect("gopark: coroutine finished without a result"))
             }
@@ -84,11 +74,7 @@ impl<T> JoinHandle<T> {
     /// h.join().unwrap();
     /// ```
     pub fn is_finished(&self) -> bool {
-        self.task
-            .join
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .done
+        self.task.join.is_done()
     }
 
     /// The coroutine's handle.
@@ -183,8 +169,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = runtime::current_shared();
-        spawn_in(&shared, self.name, self.stack_size, f)
+        runtime::with_current_shared(|shared| spawn_in(shared, self.name, self.stack_size, f))
     }
 
     /// Spawns the coroutine on `rt`.
@@ -224,8 +209,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let shared = runtime::current_shared();
-    spawn_in(&shared, None, None, f)
+    runtime::with_current_shared(|shared| spawn_in(shared, None, None, f))
         .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
 }
 

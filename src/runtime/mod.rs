@@ -475,10 +475,16 @@ pub(crate) fn default_runtime() -> &'static Runtime {
     })
 }
 
-/// The runtime of the calling coroutine, else the default one.
-pub(crate) fn current_shared() -> Arc<Shared> {
+/// Calls `f` with the runtime of the calling worker, else the default one.
+pub(crate) fn with_current_shared<R>(f: impl FnOnce(&Arc<Shared>) -> R) -> R {
     match worker::worker_here() {
-        Some(ctx) => ctx.shared.clone(),
-        None => default_runtime().shared().clone(),
+        Some(ctx) => f(&ctx.shared),
+        None => f(default_runtime().shared()),
     }
+}
+
+/// The runtime of the calling worker, else the default one.
+#[allow(dead_code)] // used by the net types to pick a poller
+pub(crate) fn current_shared() -> Arc<Shared> {
+    with_current_shared(Arc::clone)
 }

@@ -4,5 +4,6 @@
 //! Each file opens with its states and transitions. Under `--cfg loom` only
 //! this module is compiled, together with its loom models.
 
+pub(crate) mod join;
 pub(crate) mod park_token;
 pub(crate) mod sleep;

@@ -1,0 +1,147 @@
+//! Completion of a coroutine and the one joiner waiting for it.
+//!
+//! States of `state`: `RUNNING` (no joiner registered), `WAITING` (the
+//! joiner's waiter is in `waiter`), `DONE` (the outcome is in `panic`, and the
+//! result slot of the join handle is written).
+//!
+//! | from    | by                       | to      | who owns the cells afterwards       |
+//! |---------|--------------------------|---------|-------------------------------------|
+//! | RUNNING | `register` (joiner)      | WAITING | `waiter`: the completer             |
+//! | RUNNING | `complete` (coroutine)   | DONE    | `panic`: the joiner                 |
+//! | WAITING | `complete` (coroutine)   | DONE    | completer takes `waiter`, wakes it  |
+//!
+//! There is exactly one joiner (a `JoinHandle` is not `Clone` and `join`
+//! consumes it) and exactly one completion, so each cell has one writer; the
+//! AcqRel transitions hand the cells over.
+
+use crate::loom::{AtomicU8, Ordering, UnsafeCell};
+
+const RUNNING: u8 = 0;
+const WAITING: u8 = 1;
+const DONE: u8 = 2;
+
+/// See the module docs. `W` is the waiter, `P` the panic payload.
+#[derive(Debug)]
+pub(crate) struct JoinCell<W, P> {
+    state: AtomicU8,
+    waiter: UnsafeCell<Option<W>>,
+    panic: UnsafeCell<Option<P>>,
+}
+
+// SAFETY: the cells are handed between threads only through the AcqRel
+// transitions of `state` (module docs); W and P are Send.
+unsafe impl<W: Send, P: Send> Sync for JoinCell<W, P> {}
+
+impl<W, P> JoinCell<W, P> {
+    pub(crate) fn new() -> Self {
+        JoinCell {
+            state: AtomicU8::new(RUNNING),
+            waiter: UnsafeCell::new(None),
+            panic: UnsafeCell::new(None),
+        }
+    }
+
+    /// True once completed.
+    #[inline]
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.load(Ordering::Acquire) == DONE
+    }
+
+    /// Joiner: registers `w`; false (and `w` dropped) if already completed.
+    /// Called at most once.
+    pub(crate) fn register(&self, w: W) -> bool {
+        if self.is_done() {
+            return false;
+        }
+        // SAFETY: in RUNNING only the (single) joiner touches `waiter`.
+        self.waiter.with_mut(|p| unsafe { *p = Some(w) });
+        // Release: publishes the waiter to the completer; Acquire on failure:
+        // sees the completer's `panic` write.
+        match self
+            .state
+            .compare_exchange(RUNNING, WAITING, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(_) => {
+                // SAFETY: DONE without a waiter registered: the completer
+                // never touches `waiter`, it is still ours.
+                drop(self.waiter.with_mut(|p| unsafe { (*p).take() }));
+                false
+            }
+        }
+    }
+
+    /// Completer: records the outcome; returns the waiter to wake, if any.
+    /// Called exactly once.
+    pub(crate) fn complete(&self, panic: Option<P>) -> Option<W> {
+        // SAFETY: before DONE only the completer touches `panic`.
+        self.panic.with_mut(|p| unsafe { *p = panic });
+        // AcqRel: Release publishes `panic` (and the result slot) to the
+        // joiner; Acquire sees the joiner's `waiter` write.
+        match self.state.swap(DONE, Ordering::AcqRel) {
+            // SAFETY: WAITING: the joiner handed `waiter` over.
+            WAITING => self.waiter.with_mut(|p| unsafe { (*p).take() }),
+            RUNNING => None,
+            _ => panic!("gopark: coroutine completed twice"),
+        }
+    }
+
+    /// Joiner, after `is_done`: takes the panic payload.
+    pub(crate) fn take_panic(&self) -> Option<P> {
+        assert!(self.is_done(), "gopark: join before completion");
+        // SAFETY: DONE: the completer no longer touches `panic`; there is one
+        // joiner.
+        self.panic.with_mut(|p| unsafe { (*p).take() })
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::Arc;
+
+    /// The joiner registers while the coroutine completes: the joiner is
+    /// woken exactly when it registered, and it sees the outcome.
+    #[test]
+    fn register_races_complete() {
+        loom::model(|| {
+            let cell = Arc::new(JoinCell::<usize, u32>::new());
+            let woken = Arc::new(AtomicUsize::new(0));
+            let c = {
+                let (cell, woken) = (cell.clone(), woken.clone());
+                loom::thread::spawn(move || {
+                    if let Some(w) = cell.complete(Some(7)) {
+                        assert_eq!(w, 1);
+                        woken.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            };
+            let registered = cell.register(1);
+            c.join().unwrap();
+            assert_eq!(woken.load(Ordering::SeqCst), usize::from(registered));
+            assert_eq!(cell.take_panic(), Some(7));
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_before_register() {
+        let c = JoinCell::<u8, &str>::new();
+        assert!(c.complete(None).is_none());
+        assert!(!c.register(1));
+        assert_eq!(c.take_panic(), None);
+    }
+
+    #[test]
+    fn register_then_complete_hands_back_waiter() {
+        let c = JoinCell::<u8, &str>::new();
+        assert!(c.register(5));
+        assert_eq!(c.complete(Some("boom")), Some(5));
+        assert_eq!(c.take_panic(), Some("boom"));
+    }
+}

@@ -1,0 +1,45 @@
+//! A detached coroutine's panic is printed with the coroutine's name, like a
+//! thread's. Runs the panic in a child process and reads its stderr.
+
+use std::process::Command;
+use std::time::Duration;
+
+const CHILD: &str = "GOPARK_PANIC_HOOK_CHILD";
+
+#[test]
+fn detached_panic_names_the_coroutine() {
+    if std::env::var_os(CHILD).is_some() {
+        let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+        let h = gopark::Builder::new()
+            .name("doomed-detached")
+            .spawn_on(&rt, || {
+                panic!("detached failure {}", std::hint::black_box(42))
+            })
+            .unwrap();
+        drop(h);
+        std::thread::sleep(Duration::from_millis(200));
+        // The worker survived the panic.
+        assert_eq!(rt.run(|| 1), 1);
+        println!("child ok");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "detached_panic_names_the_coroutine",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "child failed: {stderr}");
+    assert!(stdout.contains("child ok"), "{stdout}");
+    assert!(
+        stderr.contains("coroutine 'doomed-detached' (id ") && stderr.contains("panicked at"),
+        "stderr: {stderr}"
+    );
+    assert!(stderr.contains("detached failure 42"), "stderr: {stderr}");
+}

@@ -19,6 +19,9 @@
 //!   writer. While `W` is set and nobody holds the lock, only the queue lock
 //!   holder changes the word, so the handoff can simply store the new state.
 
+// Under loom only `sm` is compiled: the users of these items are not.
+#![cfg_attr(loom, allow(dead_code))]
+
 use crate::loom::{AtomicUsize, Ordering};
 
 const WRITER: usize = 1;
@@ -89,12 +92,20 @@ impl RwWord {
     }
 
     /// Releases the write lock; false if waiters queue and the caller must
-    /// hand off under the queue lock.
+    /// hand off under the queue lock (the lock is then free, with `W` set).
     #[inline]
     pub(crate) fn write_unlock(&self) -> bool {
-        self.word
+        // Release: publishes the write section to the next holder.
+        if self
+            .word
             .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
             .is_ok()
+        {
+            return true;
+        }
+        let prev = self.word.fetch_and(!WRITER, Ordering::Release);
+        debug_assert_eq!(prev, WRITER | WAITERS, "write unlock without the lock");
+        false
     }
 
     /// With the queue lock held: takes a read lock (true) or sets `W` so the
@@ -245,25 +256,26 @@ mod loom_tests {
 
     fn handoff(l: &L) {
         let mut q = l.q.lock().unwrap();
-        let mut readers = 0;
-        loop {
-            let Some(n) = q.0.pop_claim(std::ptr::null()) else {
-                break;
-            };
+        let mut popped = Vec::new();
+        let mut to = Handoff::Readers(0);
+        while let Some(n) = q.0.pop_claim(std::ptr::null()) {
             // SAFETY: claimed under the lock.
             let (tok, b) = unsafe { ((*n).token(), (*n).blocker_ptr()) };
-            if tok == W && readers == 0 {
-                l.word.handoff(Handoff::Writer, q.0.is_empty());
-                // SAFETY: alive until woken.
-                unsafe { (*b).woken.store(true, Ordering::Release) };
-                return;
+            popped.push(b);
+            if tok == W {
+                assert!(popped.len() == 1, "test queues at most one writer first");
+                to = Handoff::Writer;
+                break;
             }
-            assert_eq!(tok, R, "test queues at most one writer first");
-            readers += 1;
+            to = Handoff::Readers(popped.len());
+        }
+        // The word first, then the wake-ups: a woken waiter may release at
+        // once.
+        l.word.handoff(to, q.0.is_empty());
+        for b in popped {
             // SAFETY: alive until woken.
             unsafe { (*b).woken.store(true, Ordering::Release) };
         }
-        l.word.handoff(Handoff::Readers(readers), q.0.is_empty());
     }
 
     fn release(l: &L, kind: usize) {

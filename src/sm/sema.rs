@@ -30,6 +30,9 @@
 //! instead of adding it to the count, a newcomer can never overtake a queued
 //! waiter: the fast path sees `W` and queues behind it.
 
+// Under loom only `sm` is compiled: the users of these items are not.
+#![cfg_attr(loom, allow(dead_code))]
+
 use crate::loom::{AtomicUsize, Ordering};
 
 const WAITERS: usize = 1;

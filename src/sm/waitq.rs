@@ -42,6 +42,9 @@
 //! for the node to live on a stack that may be unwound (a coroutine dropped
 //! at runtime shutdown).
 
+// Under loom only `sm` is compiled: the users of these items are not.
+#![cfg_attr(loom, allow(dead_code))]
+
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::ptr;

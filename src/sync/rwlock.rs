@@ -221,31 +221,32 @@ impl<T: ?Sized> RwLock<T> {
     /// front, or to every reader up to the next writer.
     #[cold]
     fn handoff(&self) {
-        let mut wakes: Vec<Wake> = Vec::new();
+        let mut popped = Vec::new();
         let mut q = lock(&self.queue);
-        let mut readers = 0;
-        let mut to_writer = false;
+        let mut to = Handoff::Readers(0);
         while let Some(tok) = q.front_token() {
-            if tok == WRITE && readers > 0 {
+            if tok == WRITE && !popped.is_empty() {
                 break;
             }
             let Some(n) = q.pop_claim(std::ptr::null()) else {
                 break;
             };
-            // SAFETY: claimed by us under the queue lock; not touched after.
-            wakes.push(unsafe { waiter::finish(n) });
+            popped.push(n);
             if tok == WRITE {
-                to_writer = true;
+                to = Handoff::Writer;
                 break;
             }
-            readers += 1;
+            to = Handoff::Readers(popped.len());
         }
-        let to = if to_writer {
-            Handoff::Writer
-        } else {
-            Handoff::Readers(readers)
-        };
+        // Publish the new owners in the word before waking them: a woken
+        // thread may release the lock at once.
         self.word.handoff(to, q.is_empty());
+        let wakes: Vec<Wake> = popped
+            .into_iter()
+            // SAFETY: each node was claimed by us under the queue lock, which
+            // we still hold; none is touched after `finish`.
+            .map(|n| unsafe { waiter::finish(n) })
+            .collect();
         drop(q);
         for w in wakes {
             w.wake();

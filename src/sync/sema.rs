@@ -77,10 +77,11 @@ impl Sema {
         let mut q = lock(&self.queue);
         match q.pop_claim(std::ptr::null()) {
             Some(n) => {
+                // The word first: the woken waiter may release at once.
+                self.word.handed_off(q.is_empty());
                 // SAFETY: claimed by us under the queue lock; not touched
                 // after this.
                 let w = unsafe { waiter::finish(n) };
-                self.word.handed_off(q.is_empty());
                 drop(q);
                 w.wake();
             }

@@ -120,7 +120,7 @@ impl<T: ?Sized> Mutex<T> {
         self.sema
             .word
             .try_acquire_one_of_one()
-            .then_some(MutexGuard { mutex: self })
+            .then(|| MutexGuard { mutex: self })
     }
 
     /// The data, through a unique borrow (no locking needed).

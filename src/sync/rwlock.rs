@@ -136,9 +136,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(l.try_read().is_some());
     /// ```
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        self.word
-            .try_read()
-            .then_some(RwLockReadGuard { lock: self })
+        self.word.try_read().then(|| RwLockReadGuard { lock: self })
     }
 
     /// Exclusive access if available without waiting.
@@ -153,7 +151,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         self.word
             .try_write()
-            .then_some(RwLockWriteGuard { lock: self })
+            .then(|| RwLockWriteGuard { lock: self })
     }
 
     /// The data, through a unique borrow.

@@ -89,7 +89,7 @@ impl Semaphore {
         self.sema
             .word
             .try_acquire()
-            .then_some(SemaphorePermit { sem: self })
+            .then(|| SemaphorePermit { sem: self })
     }
 
     /// Adds `n` permits (wakes up to `n` waiters).

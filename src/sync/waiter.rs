@@ -22,6 +22,7 @@
 //! `park_timeout` it claims `TIMED_OUT`; if it loses, a waker has claimed it
 //! and the thread waits for that waker's wake-up.
 
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,9 +49,18 @@ pub(crate) struct Waiter {
 }
 
 enum Who {
-    Co(Arc<Task>),
+    /// The parked coroutine. Taken (not cloned) by the party that wins the
+    /// claim: it alone may wake the waiter, once.
+    Co(UnsafeCell<Option<Arc<Task>>>),
     Thread(Thread),
 }
+
+// SAFETY: `Who::Co`'s cell is written at creation and then only by the one
+// party that won the claim (sm::waitq: exactly one CAS out of WAITING
+// succeeds), which takes the task out; the owner drops what is left only
+// after it was woken or has won the claim itself. Everything else is atomic
+// or immutable.
+unsafe impl Sync for Waiter {}
 
 impl waitq::Blocker for Waiter {
     fn claim_word(&self) -> &Claim {
@@ -67,9 +77,15 @@ impl fmt::Debug for Waiter {
 }
 
 impl Waiter {
+    /// The wake handle; called once, by the claim's winner.
     fn wake_handle(&self) -> Wake {
         match &self.who {
-            Who::Co(t) => Wake::Co(t.clone()),
+            Who::Co(t) => {
+                // SAFETY: only the claim's winner gets here, once (see the
+                // Sync impl); nobody else touches the cell meanwhile.
+                let t = unsafe { (*t.get()).take() };
+                Wake::Co(t.expect("gopark: waiter woken twice"))
+            }
             Who::Thread(t) => {
                 let t = t.clone();
                 // Release: publishes the value moved into the node. This is
@@ -154,7 +170,7 @@ impl Parker {
     pub(crate) fn new(deadline: Option<Instant>) -> Parker {
         let ctx = worker::current_ctx();
         let who = match ctx {
-            Some(c) => Who::Co(c.current_task().clone()),
+            Some(c) => Who::Co(UnsafeCell::new(Some(c.current_task().clone()))),
             None => Who::Thread(thread::current()),
         };
         let w = Waiter {

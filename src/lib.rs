@@ -48,6 +48,8 @@ mod loom;
 mod sm;
 
 #[cfg(not(loom))]
+pub mod chan;
+#[cfg(not(loom))]
 mod coroutine;
 #[cfg(not(loom))]
 mod macros;
@@ -59,6 +61,8 @@ mod runtime;
 mod spawn;
 #[cfg(not(loom))]
 mod stack;
+#[cfg(not(loom))]
+pub mod sync;
 #[cfg(not(loom))]
 pub mod time;
 

@@ -115,7 +115,13 @@ impl Poller {
         for ev in &events[..n as usize] {
             let data = ev.u64;
             if data == WAKE_TOKEN {
-                self.drain_wake();
+                // As Go's netpoll: only a blocking poll consumes the wake-up.
+                // A non-blocking poll by another worker that drained it would
+                // leave the worker blocked in epoll_wait asleep with work in
+                // its inbox (a lost wake-up).
+                if ms != 0 {
+                    self.drain_wake();
+                }
                 continue;
             }
             let _ = out;

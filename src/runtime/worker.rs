@@ -353,7 +353,11 @@ impl WorkerCtx {
         sh.push_idle(self.index);
         let polling = !sh.polling.swap(true, Ordering::SeqCst);
         me.sleep.prepare(polling);
+        // `woken_spinning`: a wakep may have taken us off the idle list
+        // before `prepare` (its wake_worker then saw us awake and did
+        // nothing); we must not sleep while counted as spinning.
         let has_work = sh.shutdown.load(Ordering::SeqCst)
+            || me.woken_spinning.load(Ordering::SeqCst)
             || !me.inbox.is_empty()
             || sh.has_visible_work()
             || me.timers.next() <= sh.nanos(Instant::now());

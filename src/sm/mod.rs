@@ -6,4 +6,7 @@
 
 pub(crate) mod join;
 pub(crate) mod park_token;
+pub(crate) mod rwlock;
+pub(crate) mod sema;
 pub(crate) mod sleep;
+pub(crate) mod waitq;

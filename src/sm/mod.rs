@@ -5,4 +5,5 @@
 //! this module is compiled, together with its loom models.
 
 pub(crate) mod park_token;
+pub(crate) mod poll_desc;
 pub(crate) mod sleep;

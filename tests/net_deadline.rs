@@ -38,7 +38,10 @@ fn read_deadline_fires_within_tolerance() {
         _s.set_nodelay(true).unwrap();
         (&_s).write_all(b"late").unwrap();
         gopark::time::sleep(Duration::from_millis(20));
-        assert_eq!(c.read(&mut [0u8; 8]).unwrap_err().kind(), ErrorKind::TimedOut);
+        assert_eq!(
+            c.read(&mut [0u8; 8]).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
         c.set_read_deadline(None).unwrap();
         let mut buf = [0u8; 4];
         c.read_exact(&mut buf).unwrap();
@@ -89,7 +92,10 @@ fn deadline_moved_earlier_from_a_plain_thread() {
         .unwrap();
     assert_eq!(reader.join().unwrap(), ErrorKind::TimedOut);
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(90) && took < SLACK, "{took:?}");
+    assert!(
+        took >= Duration::from_millis(90) && took < SLACK,
+        "{took:?}"
+    );
 }
 
 #[test]
@@ -147,7 +153,10 @@ fn std_read_timeout_bounds_each_read() {
             let e = c.read(&mut [0u8; 4]).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::TimedOut);
             let took = t.elapsed();
-            assert!(took >= Duration::from_millis(80) && took < SLACK, "{took:?}");
+            assert!(
+                took >= Duration::from_millis(80) && took < SLACK,
+                "{took:?}"
+            );
         }
         // A timeout is per op, not sticky: data that comes in time is read.
         let w = gopark::go!(move || {

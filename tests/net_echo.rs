@@ -50,7 +50,11 @@ fn thousand_connections_random_sizes_every_byte_verified() {
             let mut sizes = Vec::new();
             for _ in 0..2 {
                 // One message in ten may reach 1 MiB, the rest 64 KiB.
-                let bits = if next() % 10 == 0 { next() % 21 } else { next() % 17 };
+                let bits = if next() % 10 == 0 {
+                    next() % 21
+                } else {
+                    next() % 17
+                };
                 let size = (((1u64 << bits) + next() % (1 << bits)) as usize).min(1 << 20);
                 let size = size.min(budget.max(1));
                 budget = budget.saturating_sub(size);
@@ -81,7 +85,11 @@ fn thousand_connections_random_sizes_every_byte_verified() {
                         total += size;
                     }
                     s.shutdown(gopark::net::Shutdown::Write).unwrap();
-                    assert_eq!((&*s).read(&mut [0u8; 1]).unwrap(), 0, "EOF after half-close");
+                    assert_eq!(
+                        (&*s).read(&mut [0u8; 1]).unwrap(),
+                        0,
+                        "EOF after half-close"
+                    );
                     total
                 })
             })

@@ -114,7 +114,10 @@ fn peer_reset_errors_then_epipe_and_no_sigpipe_death() {
     if std::env::var_os("GOPARK_CHILD_RESET").is_some() {
         return reset_scenario();
     }
-    let out = run_child("peer_reset_errors_then_epipe_and_no_sigpipe_death", "GOPARK_CHILD_RESET");
+    let out = run_child(
+        "peer_reset_errors_then_epipe_and_no_sigpipe_death",
+        "GOPARK_CHILD_RESET",
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("reset-scenario-ok"));
 }
 
@@ -181,7 +184,10 @@ fn emfile_scenario() {
     let n = accepted.len();
     drop(accepted); // free descriptors: the server keeps going
     let lp = l.clone();
-    let more = rt.run(move || (0..8 - n).map(|_| lp.accept().unwrap().0).count());
+    let more = rt.run(move || {
+        let got: Vec<TcpStream> = (0..8 - n).map(|_| lp.accept().unwrap().0).collect();
+        got.len()
+    });
     assert_eq!(more + n, 8);
     drop(clients);
     println!("emfile-scenario-ok");
@@ -192,6 +198,9 @@ fn accept_returns_emfile_and_the_server_recovers() {
     if std::env::var_os("GOPARK_CHILD_EMFILE").is_some() {
         return emfile_scenario();
     }
-    let out = run_child("accept_returns_emfile_and_the_server_recovers", "GOPARK_CHILD_EMFILE");
+    let out = run_child(
+        "accept_returns_emfile_and_the_server_recovers",
+        "GOPARK_CHILD_EMFILE",
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("emfile-scenario-ok"));
 }

@@ -47,15 +47,24 @@ fn ten_thousand_parked_readers_use_no_cpu() {
         .collect();
     let t = Instant::now();
     while parked.load(Ordering::SeqCst) < 2 * PAIRS {
-        assert!(t.elapsed() < Duration::from_secs(60), "coroutines did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "coroutines did not start"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(300)); // let them all park
     let (c0, w0) = (cpu_time(), Instant::now());
     std::thread::sleep(Duration::from_secs(1));
     let (cpu, wall) = (cpu_time() - c0, w0.elapsed());
-    eprintln!("idle: {cpu:?} CPU over {wall:?} with {} parked readers", 2 * PAIRS);
-    assert!(cpu < Duration::from_millis(50), "idle runtime used {cpu:?} of CPU");
+    eprintln!(
+        "idle: {cpu:?} CPU over {wall:?} with {} parked readers",
+        2 * PAIRS
+    );
+    assert!(
+        cpu < Duration::from_millis(50),
+        "idle runtime used {cpu:?} of CPU"
+    );
     for s in &socks {
         s.close().unwrap();
     }

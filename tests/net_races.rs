@@ -1,11 +1,12 @@
 //! The four pollDesc races (see `sm::poll_desc`), each provoked for many
 //! rounds, plus fdMutex queuing of concurrent readers and writers.
 //!
-//! 1. readiness before the park; 2. readiness between WAIT and the commit;
-//! 3. timeout or close between WAIT and the commit; 4. readiness and a
-//! deadline racing for one parked coroutine. A lost wake-up hangs the test
-//! (caught by the per-read deadline that backs up every read), a double
-//! wake-up panics in the runtime.
+//! The races: (1) readiness before the park; (2) readiness between WAIT and
+//! the commit; (3) timeout or close between WAIT and the commit; (4)
+//! readiness and a deadline racing for one parked coroutine.
+//!
+//! A lost wake-up fails the test through the read timeout that backs up
+//! every read; a double wake-up panics in the runtime.
 
 use std::io::{ErrorKind, Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};

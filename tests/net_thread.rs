@@ -39,13 +39,20 @@ fn thread_read_deadline_and_timeout() {
     let mut c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (_s, _) = l.accept().unwrap();
     let t = Instant::now();
-    c.set_read_deadline(Some(t + Duration::from_millis(100))).unwrap();
-    assert_eq!(c.read(&mut [0u8; 1]).unwrap_err().kind(), ErrorKind::TimedOut);
+    c.set_read_deadline(Some(t + Duration::from_millis(100)))
+        .unwrap();
+    assert_eq!(
+        c.read(&mut [0u8; 1]).unwrap_err().kind(),
+        ErrorKind::TimedOut
+    );
     assert!(t.elapsed() >= Duration::from_millis(100));
     c.set_read_deadline(None).unwrap();
     c.set_read_timeout(Some(Duration::from_millis(60))).unwrap();
     let t = Instant::now();
-    assert_eq!(c.read(&mut [0u8; 1]).unwrap_err().kind(), ErrorKind::TimedOut);
+    assert_eq!(
+        c.read(&mut [0u8; 1]).unwrap_err().kind(),
+        ErrorKind::TimedOut
+    );
     assert!(t.elapsed() >= Duration::from_millis(60));
     // The accept of a listener with an expired deadline fails too.
     l.set_deadline(Some(Instant::now())).unwrap();

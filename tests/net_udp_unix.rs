@@ -32,7 +32,9 @@ fn udp_round_trip_parks_until_a_datagram_arrives() {
         });
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client.connect(saddr).unwrap();
-        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         for i in 0..100u32 {
             let msg = format!("datagram {i}");
             client.send(msg.as_bytes()).unwrap();
@@ -41,8 +43,13 @@ fn udp_round_trip_parks_until_a_datagram_arrives() {
             assert_eq!(&buf[..n], msg.as_bytes());
         }
         srv.join().unwrap();
-        client.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        assert_eq!(client.recv(&mut [0u8; 4]).unwrap_err().kind(), ErrorKind::TimedOut);
+        client
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert_eq!(
+            client.recv(&mut [0u8; 4]).unwrap_err().kind(),
+            ErrorKind::TimedOut
+        );
     });
 }
 

@@ -199,8 +199,21 @@ impl PdState {
         let s = self.slot(mode);
         let mut old = s.load(Ordering::SeqCst);
         loop {
-            if old == PD_READY || (old == PD_NIL && !ioready) {
+            if old == PD_READY {
                 return None;
+            }
+            if old == PD_NIL && !ioready {
+                // Nothing to wake, but make the check a read-modify-write:
+                // a `prepare_block` CAS ordered after it reads from it and so
+                // sees the caller's closing/deadline store (race 3) even
+                // without relying on SeqCst loads and stores alone.
+                match s.compare_exchange(PD_NIL, PD_NIL, Ordering::SeqCst, Ordering::SeqCst) {
+                    Ok(_) => return None,
+                    Err(v) => {
+                        old = v;
+                        continue;
+                    }
+                }
             }
             let new = if ioready { PD_READY } else { PD_NIL };
             // SeqCst: pairs with `prepare_block` (see race 3); Acquire also

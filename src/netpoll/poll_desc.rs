@@ -469,3 +469,56 @@ impl PollDesc {
         self.state.finish_block(mode)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::net::unix::UnixStream;
+
+    fn pending_timers(rt: &crate::Runtime) -> usize {
+        rt.shared().workers.iter().map(|w| w.timers.len()).sum()
+    }
+
+    /// A deadline pushed later on every request costs no new timer: the one
+    /// armed timer re-arms itself when it fires early.
+    #[test]
+    fn moving_a_deadline_later_arms_no_new_timer() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let (a, _b) = rt.run(|| UnixStream::pair().unwrap());
+        let t0 = Instant::now();
+        for i in 0..10_000u64 {
+            a.set_read_deadline(Some(
+                t0 + Duration::from_secs(60) + Duration::from_micros(i),
+            ))
+            .unwrap();
+        }
+        assert_eq!(pending_timers(&rt), 1);
+        // Earlier than the armed one: one more timer (the old one goes stale).
+        a.set_read_deadline(Some(t0 + Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(pending_timers(&rt), 2);
+        // A per-op timeout renewed by every read: still no new timers.
+        a.set_read_deadline(None).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let (x, y) = rt.run(|| UnixStream::pair().unwrap());
+        x.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let before = pending_timers(&rt);
+        rt.run(move || {
+            use std::io::{Read, Write};
+            let w = crate::spawn(move || {
+                for i in 0..200u32 {
+                    (&y).write_all(&i.to_le_bytes()).unwrap();
+                    crate::time::sleep(Duration::from_micros(50));
+                }
+            });
+            let mut buf = [0u8; 4];
+            for _ in 0..200 {
+                (&x).read_exact(&mut buf).unwrap();
+            }
+            w.join().unwrap();
+        });
+        // The sleeps have fired; what is left is the one op timer.
+        assert!(pending_timers(&rt) <= before + 1);
+    }
+}

@@ -221,7 +221,13 @@ impl Poller {
         for ev in &events[..n as usize] {
             let data = ev.u64;
             if data == WAKE_TOKEN {
-                self.drain_wake();
+                // Go's netpoll: only a blocking poll consumes a wake. A
+                // non-blocking poll by a busy worker that raced with another
+                // worker starting to block would otherwise swallow the wake
+                // meant for it (the eventfd stays readable until drained).
+                if ms != 0 {
+                    self.drain_wake();
+                }
                 continue;
             }
             let p = (data & PTR_MASK) as *const PollDesc;

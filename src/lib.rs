@@ -54,6 +54,8 @@ mod coroutine;
 #[cfg(not(loom))]
 mod macros;
 #[cfg(not(loom))]
+pub mod net;
+#[cfg(not(loom))]
 mod netpoll;
 #[cfg(not(loom))]
 mod runtime;

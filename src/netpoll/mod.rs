@@ -10,11 +10,24 @@
 //!   before the poller runs collapse into one write.
 //! - [`Poller::has_waiters`] is cheap and tells busy workers whether a
 //!   non-blocking poll could find anything.
+//!
+//! Descriptors: [`Poller::open`] takes a [`PollDesc`] off the free list and
+//! registers the fd once, edge-triggered, for
+//! `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`, with the PollDesc's address and
+//! the low 16 bits of its incarnation number as the epoll data (Go's tagged
+//! pointer); [`Poller::close`] deregisters it and returns it to the free
+//! list. An event whose tag does not match the PollDesc's current
+//! incarnation is for a closed descriptor and is dropped.
+
+mod poll_desc;
+
+pub(crate) use poll_desc::{err_closed, err_timeout, PollDesc};
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::coroutine::Task;
@@ -23,6 +36,20 @@ use crate::coroutine::Task;
 const WAKE_TOKEN: u64 = 0;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 128;
+/// epoll data: PollDesc address in the low 48 bits, tag in the high 16.
+const TAG_SHIFT: u32 = 48;
+const PTR_MASK: u64 = (1 << TAG_SHIFT) - 1;
+
+/// PollDesc storage: every PollDesc ever allocated (freed with the poller)
+/// and the free ones (Go's `pollCache`).
+#[derive(Debug, Default)]
+struct PollCache {
+    all: Vec<NonNull<PollDesc>>,
+    free: Vec<NonNull<PollDesc>>,
+}
+
+// SAFETY: the pointers are owned boxes (see `Poller::open`); PollDesc is Sync.
+unsafe impl Send for PollCache {}
 
 /// One runtime's poller.
 #[derive(Debug)]
@@ -31,8 +58,22 @@ pub(crate) struct Poller {
     evfd: OwnedFd,
     /// A wake is pending (the eventfd was written and not yet drained).
     wake_sig: AtomicBool,
-    /// Coroutines parked on descriptors of this poller.
+    /// Coroutines parked on descriptors of this poller (Go's netpollWaiters).
     waiters: AtomicUsize,
+    cache: Mutex<PollCache>,
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let cache = self.cache.get_mut().unwrap_or_else(|e| e.into_inner());
+        cache.free.clear();
+        for p in cache.all.drain(..) {
+            // SAFETY: every pointer in `all` came from `Box::into_raw` in
+            // `open` and is freed only here; the runtime is gone, so no
+            // descriptor, event or timer can refer to it any more.
+            drop(unsafe { Box::from_raw(p.as_ptr()) });
+        }
+    }
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -73,7 +114,72 @@ impl Poller {
             evfd,
             wake_sig: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
+            cache: Mutex::new(PollCache::default()),
         })
+    }
+
+    /// Go's `poll_runtime_pollOpen`: a fresh PollDesc for `fd`, registered
+    /// with epoll. The pointer stays valid as long as this poller.
+    pub(crate) fn open(&self, fd: RawFd) -> io::Result<NonNull<PollDesc>> {
+        let p = {
+            let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match c.free.pop() {
+                Some(p) => p,
+                None => {
+                    let p = NonNull::from(Box::leak(Box::new(PollDesc::new())));
+                    assert!(
+                        p.as_ptr() as u64 & !PTR_MASK == 0,
+                        "gopark: PollDesc address does not fit the epoll tag layout"
+                    );
+                    c.all.push(p);
+                    p
+                }
+            }
+        };
+        // SAFETY: type-stable memory owned by this poller (see PollCache).
+        let pd = unsafe { p.as_ref() };
+        let seq = pd.open();
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: p.as_ptr() as u64 | (u64::from(seq & 0xffff) << TAG_SHIFT),
+        };
+        // SAFETY: `ev` outlives the call; a bad fd is reported as an error.
+        let r = unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if let Err(e) = cvt(r) {
+            self.release(p);
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    /// Go's `poll_runtime_pollClose`: deregisters `fd` (still open) and
+    /// recycles its PollDesc. The caller evicted it first and no op uses it.
+    pub(crate) fn close(&self, fd: RawFd, pd: NonNull<PollDesc>) {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: plain syscall; failure (fd not registered) is harmless.
+        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+        self.release(pd);
+    }
+
+    fn release(&self, pd: NonNull<PollDesc>) {
+        // Bump the incarnation so stale events and timers are dropped even
+        // before the PollDesc is reused.
+        // SAFETY: type-stable memory owned by this poller.
+        unsafe { pd.as_ref() }.open();
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.free.push(pd);
+    }
+
+    /// A coroutine parked on a descriptor (Go's `netpollAdjustWaiters(1)`).
+    #[inline]
+    pub(crate) fn add_waiter(&self) {
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A parked coroutine was taken out of its slot.
+    #[inline]
+    pub(crate) fn remove_waiter(&self) {
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// True if some coroutine waits on a descriptor of this poller.
@@ -115,16 +221,23 @@ impl Poller {
         for ev in &events[..n as usize] {
             let data = ev.u64;
             if data == WAKE_TOKEN {
-                // As Go's netpoll: only a blocking poll consumes the wake-up.
-                // A non-blocking poll by another worker that drained it would
-                // leave the worker blocked in epoll_wait asleep with work in
-                // its inbox (a lost wake-up).
+                // Go's netpoll: only a blocking poll consumes a wake. A
+                // non-blocking poll by a busy worker that raced with another
+                // worker starting to block would otherwise swallow the wake
+                // meant for it (the eventfd stays readable until drained).
                 if ms != 0 {
                     self.drain_wake();
                 }
                 continue;
             }
-            let _ = out;
+            let p = (data & PTR_MASK) as *const PollDesc;
+            // SAFETY: the data was built by `open` from a PollDesc of this
+            // poller; PollDesc memory is type-stable for the poller's life.
+            let pd = unsafe { &*p };
+            if pd.seq() & 0xffff != (data >> TAG_SHIFT) as u32 {
+                continue; // an event for a closed descriptor
+            }
+            pd.netpollready(self, ev.events, out);
         }
     }
 

@@ -353,9 +353,10 @@ impl WorkerCtx {
         sh.push_idle(self.index);
         let polling = !sh.polling.swap(true, Ordering::SeqCst);
         me.sleep.prepare(polling);
-        // `woken_spinning`: a wakep may have taken us off the idle list
-        // before `prepare` (its wake_worker then saw us awake and did
-        // nothing); we must not sleep while counted as spinning.
+        // `woken_spinning`: a wakep that popped us off the idle list before
+        // `prepare` found us AWAKE and did not wake us; its work may be gone
+        // already, but the spinning role it handed us must not sleep (it
+        // would hold nspinning at 1 and mute every later wakep).
         let has_work = sh.shutdown.load(Ordering::SeqCst)
             || me.woken_spinning.load(Ordering::SeqCst)
             || !me.inbox.is_empty()

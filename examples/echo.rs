@@ -1,0 +1,151 @@
+//! A TCP echo server written Go style: an accept loop that runs each
+//! connection in its own coroutine with `go!(handle(conn))`.
+//!
+//! Run with: `cargo run --release --example echo -- --addr 127.0.0.1:7000 --workers 2`
+//!
+//! Ctrl-C (or SIGTERM) shuts it down cleanly: the accept loop stops, open
+//! connections are closed (their parked reads wake up), every handler is
+//! joined, and the server prints what it served.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use gopark::net::{TcpListener, TcpStream};
+
+/// Open connections, so that shutdown can close them.
+type Conns = Arc<Mutex<HashMap<u64, Arc<TcpStream>>>>;
+
+/// Echoes until the peer closes; returns the bytes echoed.
+fn handle(conn: Arc<TcpStream>) -> io::Result<u64> {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    let mut c = &*conn;
+    loop {
+        let n = c.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        c.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: echo [--addr HOST:PORT] [--workers N]");
+    std::process::exit(2);
+}
+
+fn main() -> io::Result<()> {
+    let mut addr = "127.0.0.1:7000".to_owned();
+    let mut workers = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addr" => addr = args.next().unwrap_or_else(|| usage()),
+            "--workers" => {
+                workers = Some(
+                    args.next()
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or_else(|| usage()),
+                )
+            }
+            _ => usage(),
+        }
+    }
+
+    // Ctrl-C: block SIGINT/SIGTERM in every thread (workers inherit the
+    // mask) and wait for them in one plain thread with sigwait, so no
+    // signal handler ever runs.
+    let signals = block_shutdown_signals();
+
+    let mut builder = gopark::Runtime::builder();
+    if let Some(n) = workers {
+        builder = builder.workers(n);
+    }
+    let rt = builder.build()?;
+    let listener = Arc::new(rt.run(move || TcpListener::bind(&addr))?);
+    println!(
+        "echo: listening on {} ({} workers); Ctrl-C to stop",
+        listener.local_addr()?,
+        rt.workers()
+    );
+
+    let conns: Conns = Arc::default();
+    {
+        let (l, conns) = (listener.clone(), conns.clone());
+        std::thread::spawn(move || {
+            wait_for_signal(&signals);
+            eprintln!("\necho: shutting down");
+            let _ = l.close(); // wakes the parked accept
+            for c in conns.lock().unwrap().values() {
+                let _ = c.close(); // wakes parked reads and writes
+            }
+        });
+    }
+
+    let bytes = Arc::new(AtomicU64::new(0));
+    let served = rt.run(move || {
+        let mut handlers = Vec::new();
+        let mut next_id = 0u64;
+        loop {
+            let conn = match listener.accept() {
+                Ok((c, _)) => Arc::new(c),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break, // closed
+                Err(e) => {
+                    // EMFILE and friends: report, back off, keep serving.
+                    eprintln!("echo: accept: {e}");
+                    gopark::time::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let id = next_id;
+            next_id += 1;
+            conns.lock().unwrap().insert(id, conn.clone());
+            let (conns, bytes) = (conns.clone(), bytes.clone());
+            handlers.push(gopark::go!(move || {
+                if let Ok(n) = handle(conn) {
+                    bytes.fetch_add(n, Ordering::Relaxed);
+                }
+                conns.lock().unwrap().remove(&id);
+            }));
+            handlers.retain(|h| !h.is_finished());
+        }
+        // The listener is closed; close what is still open and wait.
+        for c in conns.lock().unwrap().values() {
+            let _ = c.close();
+        }
+        for h in handlers {
+            let _ = h.join();
+        }
+        (next_id, bytes.load(Ordering::Relaxed))
+    });
+    println!(
+        "echo: served {} connections, echoed {} bytes",
+        served.0, served.1
+    );
+    Ok(())
+}
+
+/// The signal set the shutdown thread waits for.
+struct Signals(libc::sigset_t);
+
+fn block_shutdown_signals() -> Signals {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it,
+    // and pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        Signals(set)
+    }
+}
+
+fn wait_for_signal(s: &Signals) {
+    let mut sig = 0;
+    // SAFETY: `s.0` was initialised by `block_shutdown_signals`.
+    unsafe { libc::sigwait(&s.0, &mut sig) };
+}

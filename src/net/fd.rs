@@ -1,0 +1,446 @@
+//! `NetFd`: a socket registered with a runtime's poller (Go's `netFD` and
+//! `poll.FD`, internal/poll/fd_unix.go). Every public socket type wraps one.
+//!
+//! An op (Go's `fd.Read`): take the direction's fdMutex lock, check for
+//! close and expired deadlines (`prepareRead`), try the syscall, and on
+//! EAGAIN wait for readiness — a coroutine parks on the PollDesc, a plain
+//! thread blocks in poll(2) — then try again.
+//!
+//! ## Fewer syscalls per request on streams
+//! Before its syscall a coroutine consumes the pending READY of its
+//! direction ([`PdState::consume_ready`](crate::sm::poll_desc::PdState)).
+//! From then on every new arrival leaves a READY behind (epoll is
+//! edge-triggered and reports each new arrival). So after a *short* stream
+//! read — fewer bytes than asked for, which on TCP and Unix stream sockets
+//! means the receive queue was empty when the kernel stopped copying — the
+//! next read can skip the `read()` that would only return EAGAIN: if no
+//! READY arrived since, it parks at once (`read_drained`). The shortcut is
+//! off once a hang-up/error event was seen (`hup`): a FIN that arrived with
+//! the data raises no further edge, and the read that returns 0 must happen.
+//! Writes do the same after a short write (the send buffer was full, and the
+//! kernel reports EPOLLOUT when space frees up).
+//!
+//! ## Plain threads
+//! Outside a coroutine the same ops block the thread in poll(2), bounded by
+//! the deadlines, in slices of at most [`THREAD_SLICE`] so that a close or a
+//! deadline change made by another thread is noticed within that time.
+
+use std::fmt;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::fd_mutex::FdMutex;
+use super::sys;
+use crate::netpoll::{err_timeout, PollDesc};
+use crate::runtime::worker::{current_ctx, WorkerCtx};
+use crate::runtime::{current_shared, Shared};
+use crate::sm::poll_desc::Mode;
+
+/// Longest a plain thread blocks in poll(2) before re-checking for a close
+/// or a deadline set by another thread.
+pub(crate) const THREAD_SLICE: Duration = Duration::from_millis(50);
+
+/// A registered socket (see the module docs). `S` is the std type that
+/// owns the descriptor and provides the non-I/O methods.
+pub(crate) struct NetFd<S: AsRawFd> {
+    /// Never dropped: the descriptor is closed by [`NetFd::destroy`] once the
+    /// last op has finished.
+    sock: ManuallyDrop<S>,
+    fd: RawFd,
+    shared: Arc<Shared>,
+    pd: NonNull<PollDesc>,
+    mu: FdMutex,
+    /// Set by the user's `set_nonblocking(true)`: ops fail with WouldBlock
+    /// instead of waiting.
+    nonblocking: AtomicBool,
+}
+
+// SAFETY: the PollDesc pointer refers to type-stable memory owned by
+// `shared` (kept alive by the Arc); PollDesc is Sync, and everything else is
+// Send/Sync when S is.
+unsafe impl<S: AsRawFd + Send> Send for NetFd<S> {}
+// SAFETY: as above.
+unsafe impl<S: AsRawFd + Sync> Sync for NetFd<S> {}
+
+impl<S: AsRawFd> fmt::Debug for NetFd<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetFd")
+            .field("fd", &self.fd)
+            .field("closed", &self.mu.is_closed())
+            .finish()
+    }
+}
+
+/// A held direction lock; unlocking may destroy a closed descriptor.
+struct Locked<'a, S: AsRawFd> {
+    fd: &'a NetFd<S>,
+    mode: Mode,
+}
+
+impl<S: AsRawFd> Drop for Locked<'_, S> {
+    fn drop(&mut self) {
+        if self.fd.mu.rwunlock(self.mode) {
+            self.fd.destroy();
+        }
+    }
+}
+
+/// A reference for a lock-free op.
+pub(crate) struct Ref<'a, S: AsRawFd> {
+    fd: &'a NetFd<S>,
+}
+
+impl<S: AsRawFd> Drop for Ref<'_, S> {
+    fn drop(&mut self) {
+        if self.fd.mu.decref() {
+            self.fd.destroy();
+        }
+    }
+}
+
+impl<S: AsRawFd> std::ops::Deref for Ref<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.fd.sock
+    }
+}
+
+/// Per-op wait bookkeeping: the op's deadline from std's timeouts (or
+/// connect_timeout) starts at its first wait and ends with the op.
+struct Op<'a> {
+    pd: &'a PollDesc,
+    mode: Mode,
+    explicit: Option<Instant>,
+    /// Coroutine path: a per-op deadline is armed in the PollDesc.
+    armed: bool,
+    /// Plain-thread path: the op's deadline, computed at the first wait.
+    thread: Option<Option<Instant>>,
+    first: bool,
+}
+
+impl Drop for Op<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pd.end_op_deadline(self.mode);
+        }
+    }
+}
+
+impl<S: AsRawFd> NetFd<S> {
+    /// Registers `sock` (already non-blocking) with the caller's runtime.
+    pub(crate) fn new(sock: S) -> io::Result<NetFd<S>> {
+        let fd = sock.as_raw_fd();
+        let shared = current_shared();
+        let pd = shared.poller.open(fd)?;
+        Ok(NetFd {
+            sock: ManuallyDrop::new(sock),
+            fd,
+            shared,
+            pd,
+            mu: FdMutex::default(),
+            nonblocking: AtomicBool::new(false),
+        })
+    }
+
+    /// Switches `sock` to non-blocking mode, then registers it.
+    pub(crate) fn from_blocking(sock: S) -> io::Result<NetFd<S>> {
+        sys::set_nonblocking(sock.as_raw_fd(), true)?;
+        NetFd::new(sock)
+    }
+
+    #[inline]
+    pub(crate) fn pd(&self) -> &PollDesc {
+        // SAFETY: type-stable memory owned by `self.shared`'s poller, which
+        // the Arc keeps alive.
+        unsafe { self.pd.as_ref() }
+    }
+
+    #[inline]
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The std socket, for an op that needs no lock (a reference is held).
+    pub(crate) fn get(&self) -> io::Result<Ref<'_, S>> {
+        self.mu.incref()?;
+        Ok(Ref { fd: self })
+    }
+
+    fn lock(&self, mode: Mode) -> io::Result<Locked<'_, S>> {
+        self.mu.rwlock(mode)?;
+        Ok(Locked { fd: self, mode })
+    }
+
+    /// Last reference gone after a close: deregister, recycle, close.
+    fn destroy(&self) {
+        self.shared.poller.close(self.fd, self.pd);
+        sys::close(self.fd);
+    }
+
+    /// Go's `Close`: later ops fail, parked ops wake with "use of closed
+    /// network connection"; the descriptor itself is closed when the last op
+    /// in flight returns. Errors if already closed.
+    pub(crate) fn close(&self) -> io::Result<()> {
+        if !self.mu.incref_and_close() {
+            return Err(crate::netpoll::err_closed());
+        }
+        self.pd().evict(&self.shared);
+        if self.mu.decref() {
+            self.destroy();
+        }
+        Ok(())
+    }
+
+    /// Gives up the descriptor (restored to blocking mode) without closing it.
+    pub(crate) fn into_raw(self) -> RawFd {
+        let fd = self.fd;
+        if self.mu.incref_and_close() {
+            // Exclusive owner: no op is in flight. Drop will see `closed`.
+            self.shared.poller.close(fd, self.pd);
+            let _ = sys::set_nonblocking(fd, false);
+        }
+        fd
+    }
+
+    pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        let _r = self.get()?;
+        self.nonblocking.store(on, Ordering::Relaxed);
+        Ok(())
+    }
+
+    // ---- deadlines -------------------------------------------------------
+
+    pub(crate) fn set_deadline(&self, mode: Option<Mode>, when: Option<Instant>) -> io::Result<()> {
+        let _r = self.get()?;
+        let pd = self.pd();
+        match mode {
+            Some(m) => pd.set_deadline(&self.shared, m, when),
+            None => {
+                pd.set_deadline(&self.shared, Mode::Read, when);
+                pd.set_deadline(&self.shared, Mode::Write, when);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_timeout(&self, mode: Mode, dur: Option<Duration>) -> io::Result<()> {
+        if dur == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        let _r = self.get()?;
+        self.pd().set_timeout(mode, dur);
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&self, mode: Mode) -> io::Result<Option<Duration>> {
+        let _r = self.get()?;
+        Ok(self.pd().timeout(mode))
+    }
+
+    // ---- waiting ---------------------------------------------------------
+
+    fn op(&self, mode: Mode, explicit: Option<Instant>) -> Op<'_> {
+        Op {
+            pd: self.pd(),
+            mode,
+            explicit,
+            armed: false,
+            thread: None,
+            first: true,
+        }
+    }
+
+    /// Waits until `mode` may be ready again (after EAGAIN).
+    fn wait(&self, ctx: Option<&WorkerCtx>, op: &mut Op<'_>) -> io::Result<()> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let pd = self.pd();
+        match ctx {
+            Some(ctx) => {
+                if op.first {
+                    op.first = false;
+                    op.armed = pd.begin_op_deadline(&self.shared, op.mode, op.explicit);
+                }
+                pd.wait(&self.shared, ctx, op.mode)
+            }
+            None => self.thread_wait(op),
+        }
+    }
+
+    /// The plain-thread wait: poll(2) bounded by the deadlines.
+    fn thread_wait(&self, op: &mut Op<'_>) -> io::Result<()> {
+        let pd = self.pd();
+        let mode = op.mode;
+        let op_deadline = *op
+            .thread
+            .get_or_insert_with(|| pd.op_deadline(mode, op.explicit));
+        let events = match mode {
+            Mode::Read => libc::POLLIN,
+            Mode::Write => libc::POLLOUT,
+        };
+        loop {
+            pd.check_err(mode)?;
+            let now = Instant::now();
+            let mut limit = now + THREAD_SLICE;
+            if let Some(d) = pd.thread_deadline(&self.shared, mode)? {
+                limit = limit.min(d);
+            }
+            if let Some(d) = op_deadline {
+                if d <= now {
+                    return Err(err_timeout());
+                }
+                limit = limit.min(d);
+            }
+            let ms = (limit - now).as_nanos().div_ceil(1_000_000) as libc::c_int;
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd that outlives the call.
+            let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if r > 0 {
+                return Ok(());
+            }
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    // ---- ops -------------------------------------------------------------
+
+    /// A generic op (accept, datagrams, peek): `f` does one non-blocking
+    /// attempt; WouldBlock waits for `mode` and tries again.
+    pub(crate) fn io<T>(
+        &self,
+        mode: Mode,
+        mut f: impl FnMut(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
+        self.io_until(mode, None, &mut f)
+    }
+
+    fn io_until<T>(
+        &self,
+        mode: Mode,
+        explicit: Option<Instant>,
+        f: &mut dyn FnMut(&S) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let _g = self.lock(mode)?;
+        let pd = self.pd();
+        pd.check_err(mode)?;
+        let ctx = current_ctx();
+        if ctx.is_some() {
+            pd.state.consume_ready(mode);
+            pd.set_drained(mode, false);
+        }
+        let mut op = self.op(mode, explicit);
+        loop {
+            match f(&self.sock) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait(ctx, &mut op)?,
+                r => return r,
+            }
+        }
+    }
+
+    /// A stream read or write: `sys` does one syscall on the descriptor and
+    /// returns its result; `len` is the number of bytes asked for. See the
+    /// module docs for the shortcut.
+    pub(crate) fn stream_io(
+        &self,
+        mode: Mode,
+        len: usize,
+        mut sys: impl FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        let _g = self.lock(mode)?;
+        let pd = self.pd();
+        pd.check_err(mode)?;
+        let ctx = current_ctx();
+        let mut op = self.op(mode, None);
+        if let Some(ctx) = ctx {
+            if pd.drained(mode) && !pd.state.hup() && len != 0 {
+                // The last op was short: nothing new unless READY came.
+                if !pd.state.is_ready(mode) && self.nonblocking.load(Ordering::Relaxed) {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                self.wait(Some(ctx), &mut op)?;
+            } else {
+                pd.state.consume_ready(mode);
+            }
+        }
+        loop {
+            let r = sys(self.fd);
+            if r >= 0 {
+                let n = r as usize;
+                let short = ctx.is_some() && n > 0 && n < len && !pd.state.hup();
+                pd.set_drained(mode, short);
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    pd.set_drained(mode, false);
+                    self.wait(ctx, &mut op)?;
+                }
+                _ => {
+                    pd.set_drained(mode, false);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The rest of Go's `netFD.connect` once `connect(2)` returned
+    /// EINPROGRESS (the descriptor is registered only after that call, so a
+    /// socket that is not connecting yet never reports a spurious
+    /// EPOLLOUT|EPOLLHUP): wait for writability until `deadline`, then read
+    /// SO_ERROR; a spurious wake-up is caught by getpeername.
+    pub(crate) fn finish_connect(&self, deadline: Option<Instant>) -> io::Result<()> {
+        let _g = self.lock(Mode::Write)?;
+        let pd = self.pd();
+        let ctx = current_ctx();
+        let mut op = self.op(Mode::Write, deadline);
+        loop {
+            match self.wait(ctx, &mut op) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
+            pd.check_err(Mode::Write)?;
+            match sys::getsockopt_int(self.fd, libc::SOL_SOCKET, libc::SO_ERROR)? {
+                0 | libc::EISCONN => {
+                    if sys::is_connected(self.fd) {
+                        return Ok(());
+                    }
+                }
+                libc::EINPROGRESS | libc::EALREADY | libc::EINTR => {}
+                err => return Err(io::Error::from_raw_os_error(err)),
+            }
+        }
+    }
+}
+
+impl<S: AsRawFd> Drop for NetFd<S> {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}

@@ -1,0 +1,320 @@
+//! Sockets for coroutines, with the names and signatures of `std::net`, so
+//! that code written for std ports by changing the import.
+//!
+//! Inside a coroutine an op that would block parks the coroutine on the
+//! runtime's netpoller (Go's `pollDesc`, see `netpoll`) and the worker runs
+//! other coroutines; on a plain thread the same op blocks the thread.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use gopark::net::{TcpListener, TcpStream};
+//!
+//! gopark::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     gopark::go!(move || {
+//!         let (mut conn, _) = listener.accept().unwrap();
+//!         let mut buf = [0u8; 5];
+//!         conn.read_exact(&mut buf).unwrap();
+//!         conn.write_all(&buf).unwrap();
+//!     });
+//!     let mut c = TcpStream::connect(addr).unwrap();
+//!     c.write_all(b"hello").unwrap();
+//!     let mut back = [0u8; 5];
+//!     c.read_exact(&mut back).unwrap();
+//!     assert_eq!(&back, b"hello");
+//! });
+//! ```
+//!
+//! ## Go's behaviour, kept
+//! - A read after the peer closed returns `Ok(0)`; writing to a reset peer
+//!   returns an error (ECONNRESET, then EPIPE) and never raises SIGPIPE.
+//! - Deadlines: `set_deadline`/`set_read_deadline`/`set_write_deadline`
+//!   take an absolute `Instant`, may be set from any coroutine or thread
+//!   while an op is parked (a deadline in the past wakes it at once), and an
+//!   expired deadline fails ops with [`io::ErrorKind::TimedOut`] ("i/o
+//!   timeout") until it is set again. std's `set_read_timeout` and
+//!   `set_write_timeout` bound each op instead, with the same error.
+//! - `close()` wakes the ops parked on the socket with "use of closed
+//!   network connection" ([`io::ErrorKind::NotConnected`]); the descriptor
+//!   is closed when the last of them returns. Dropping closes too.
+//! - Accepted and connected TCP streams have `TCP_NODELAY` on (as in Go);
+//!   listeners set `SO_REUSEADDR`; accept retries ECONNABORTED and EINTR
+//!   and returns EMFILE to the caller.
+//! - Plain threads: ops block in poll(2); a close or a deadline set by
+//!   another thread is noticed within 50 ms.
+//!
+//! Every socket is registered with the runtime it was created in (the
+//! default runtime on a plain thread), whose workers must keep running
+//! while it is used. Conversions from std types and `FromRawFd` switch the
+//! descriptor to non-blocking mode, which is shared with its duplicates;
+//! `into_raw_fd` hands it back still non-blocking.
+
+use std::io;
+
+mod fd;
+mod fd_mutex;
+mod sys;
+mod tcp;
+mod udp;
+pub mod unix;
+
+pub use std::net::Shutdown;
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+
+/// Maps "no address resolved" the way std does.
+fn no_addr() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "could not resolve to any addresses",
+    )
+}
+
+/// Runs `f` on each address until one succeeds (std's `each_addr`).
+fn each_addr<A: std::net::ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(&std::net::SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match f(&a) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(no_addr))
+}
+
+/// `close`, `set_deadline`, `take_error`, `set_nonblocking` for a type with
+/// an `inner: NetFd<_>` field. `$make` is doc-example code that binds `s`.
+macro_rules! closable {
+    ($ty:ident, $make:literal) => {
+        impl $ty {
+            /// Closes the socket, Go style: ops parked on it (in any coroutine)
+            /// wake with a "use of closed network connection" error
+            /// ([`NotConnected`](std::io::ErrorKind::NotConnected)), later ops
+            /// fail the same way, and the descriptor is closed once the last
+            /// op in flight has returned. Dropping the socket closes it too.
+            ///
+            /// # Errors
+            /// If it was already closed.
+            ///
+            /// ```
+            #[doc = $make]
+            /// s.close().unwrap();
+            /// assert!(s.close().is_err());
+            /// ```
+            pub fn close(&self) -> std::io::Result<()> {
+                self.inner.close()
+            }
+
+            /// Go's `SetDeadline`: every read and write (accept, receive,
+            /// send) fails with [`TimedOut`](std::io::ErrorKind::TimedOut)
+            /// ("i/o timeout") once `deadline` has passed, until a new one is
+            /// set; `None` clears it. May be called from any coroutine or
+            /// thread while an op is parked: a deadline in the past wakes it
+            /// at once.
+            ///
+            /// ```
+            /// use std::time::Instant;
+            #[doc = $make]
+            /// s.set_deadline(Some(Instant::now())).unwrap();
+            /// s.set_deadline(None).unwrap();
+            /// ```
+            pub fn set_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
+                self.inner.set_deadline(None, deadline)
+            }
+
+            /// Takes the pending socket error (`SO_ERROR`), like std's.
+            ///
+            /// ```
+            #[doc = $make]
+            /// assert!(s.take_error().unwrap().is_none());
+            /// ```
+            pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+                self.inner.get()?.take_error()
+            }
+
+            /// With `true`, ops that would wait fail with
+            /// [`WouldBlock`](std::io::ErrorKind::WouldBlock) instead (the
+            /// descriptor itself is always non-blocking).
+            ///
+            /// ```
+            #[doc = $make]
+            /// s.set_nonblocking(true).unwrap();
+            /// ```
+            pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+                self.inner.set_nonblocking(nonblocking)
+            }
+        }
+    };
+}
+
+/// Read/write deadlines and std timeouts for a connection type.
+macro_rules! timeouts {
+    ($ty:ident, $make:literal) => {
+        impl $ty {
+            /// Go's `SetReadDeadline`: like [`set_deadline`](Self::set_deadline)
+            /// for reads only.
+            ///
+            /// ```
+            /// use std::time::{Duration, Instant};
+            #[doc = $make]
+            /// s.set_read_deadline(Some(Instant::now() + Duration::from_secs(30))).unwrap();
+            /// ```
+            pub fn set_read_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
+                self.inner
+                    .set_deadline(Some($crate::sm::poll_desc::Mode::Read), deadline)
+            }
+
+            /// Go's `SetWriteDeadline`: like [`set_deadline`](Self::set_deadline)
+            /// for writes only.
+            ///
+            /// ```
+            /// use std::time::{Duration, Instant};
+            #[doc = $make]
+            /// s.set_write_deadline(Some(Instant::now() + Duration::from_secs(30))).unwrap();
+            /// ```
+            pub fn set_write_deadline(
+                &self,
+                deadline: Option<std::time::Instant>,
+            ) -> std::io::Result<()> {
+                self.inner
+                    .set_deadline(Some($crate::sm::poll_desc::Mode::Write), deadline)
+            }
+
+            /// std's read timeout: each later read waits at most `dur`, then
+            /// fails with [`TimedOut`](std::io::ErrorKind::TimedOut). `None`
+            /// waits forever.
+            ///
+            /// # Errors
+            /// `Some(Duration::ZERO)` is rejected, as in std.
+            ///
+            /// ```
+            /// use std::time::Duration;
+            #[doc = $make]
+            /// s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            /// assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_secs(5)));
+            /// ```
+            pub fn set_read_timeout(
+                &self,
+                dur: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.inner
+                    .set_timeout($crate::sm::poll_desc::Mode::Read, dur)
+            }
+
+            /// std's write timeout: each later write waits at most `dur`.
+            ///
+            /// # Errors
+            /// `Some(Duration::ZERO)` is rejected, as in std.
+            ///
+            /// ```
+            /// use std::time::Duration;
+            #[doc = $make]
+            /// s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+            /// assert_eq!(s.write_timeout().unwrap(), Some(Duration::from_secs(5)));
+            /// ```
+            pub fn set_write_timeout(
+                &self,
+                dur: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.inner
+                    .set_timeout($crate::sm::poll_desc::Mode::Write, dur)
+            }
+
+            /// The read timeout set with [`set_read_timeout`](Self::set_read_timeout).
+            ///
+            /// ```
+            #[doc = $make]
+            /// assert_eq!(s.read_timeout().unwrap(), None);
+            /// ```
+            pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                self.inner.timeout($crate::sm::poll_desc::Mode::Read)
+            }
+
+            /// The write timeout set with [`set_write_timeout`](Self::set_write_timeout).
+            ///
+            /// ```
+            #[doc = $make]
+            /// assert_eq!(s.write_timeout().unwrap(), None);
+            /// ```
+            pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+                self.inner.timeout($crate::sm::poll_desc::Mode::Write)
+            }
+        }
+    };
+}
+
+/// Raw descriptor traits and the conversion from the std type.
+macro_rules! fd_traits {
+    ($ty:ident, $std:ty) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                self.inner.raw()
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                // SAFETY: the descriptor stays open while `self` is borrowed
+                // (it is closed by Drop, or after `close` once no op is in
+                // flight, and a borrow is not an op).
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(self.inner.raw()) }
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $ty {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                self.inner.into_raw()
+            }
+        }
+
+        impl std::os::fd::FromRawFd for $ty {
+            /// Takes ownership of `fd`, switches it to non-blocking mode and
+            /// registers it with the current runtime.
+            ///
+            /// # Panics
+            /// If the descriptor cannot be registered with epoll.
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
+                // SAFETY: the caller hands over ownership of an open socket.
+                let s = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                Self::from(s)
+            }
+        }
+
+        impl From<$std> for $ty {
+            /// Wraps a std socket: switches it to non-blocking mode and
+            /// registers it with the current runtime.
+            ///
+            /// # Panics
+            /// If the descriptor cannot be registered with epoll.
+            fn from(s: $std) -> Self {
+                $ty {
+                    inner: $crate::net::fd::NetFd::from_blocking(s).unwrap_or_else(|e| {
+                        panic!("gopark: cannot register a socket with the poller: {e}")
+                    }),
+                }
+            }
+        }
+
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("fd", &self.inner.raw())
+                    .finish()
+            }
+        }
+    };
+}
+
+use closable;
+use fd_traits;
+use timeouts;

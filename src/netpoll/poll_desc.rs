@@ -1,0 +1,524 @@
+//! PollDesc: the per-descriptor poller state (Go's `pollDesc`), its
+//! deadlines, and the blocking side of the protocol (Go's
+//! `poll_runtime_pollWait`, `netpollblock`, `netpollcheckerr`,
+//! `poll_runtime_pollSetDeadline`, `netpolldeadlineimpl`,
+//! `poll_runtime_pollUnblock`).
+//!
+//! ## Fields and who owns them
+//! - `state` (`rg`, `wg`, `closing`, `hup`): lock-free, see
+//!   [`crate::sm::poll_desc`] for the states and the four races.
+//! - `seq`: the incarnation, bumped by [`PollDesc::open`] while nobody else
+//!   can hold the descriptor (it comes off the free list). Its low 16 bits tag
+//!   the epoll data, so an event for an earlier incarnation is dropped; timers
+//!   carry the whole value for the same reason.
+//! - `rd`/`wd` ([`Deadline`]): the deadline words are atomics any thread may
+//!   store (setters) or CAS (timers); `timer_at` and the timer sequence
+//!   numbers are written only under `timer_lock`.
+//! - `read_drained`, `write_full`: owned by the op holding the direction's
+//!   fdMutex lock (Relaxed atomics only so that the type is `Sync`).
+//!
+//! ## Deadlines without a timer per op
+//! A direction has at most one *current* timer in a worker's heap. Timers
+//! are never cancelled: each carries the sequence number it was armed with
+//! and does nothing if a newer timer replaced it. When the current timer
+//! fires and finds the deadline moved later, it re-arms itself at the new
+//! deadline; a setter that moves a deadline later while an earlier timer is
+//! armed only stores the new value (one store and one load, no lock). A
+//! setter moving it earlier than the armed timer takes the lock and arms a
+//! new one. The Dekker pair that makes the lock-free store safe: the timer
+//! stores `timer_at = 0` and then loads the deadline; the setter stores the
+//! deadline and then loads `timer_at` (all SeqCst). Either the timer sees the
+//! new deadline or the setter sees that no timer covers it.
+//!
+//! Two deadlines share that timer: Go's absolute deadline `at` (sticky: once
+//! expired it stays -1 until set again) and the per-op deadline `op_at` that
+//! std's `set_read_timeout`/`set_write_timeout` turn into "now + timeout"
+//! when an op first has to wait.
+//!
+//! ## Memory
+//! PollDescs are type-stable: allocated by the runtime's poller, recycled
+//! through its free list, freed only when the runtime's shared state is
+//! dropped. A stale epoll event or timer can therefore always dereference
+//! one, and then checks `seq`.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::Poller;
+use crate::coroutine::{self, park_commit, Task};
+use crate::runtime::timer::Action;
+use crate::runtime::worker::WorkerCtx;
+use crate::runtime::Shared;
+use crate::sm::poll_desc::{Mode, PdState, Prepare};
+
+/// The error of an op on a closed descriptor (Go's `ErrNetClosing`).
+pub(crate) fn err_closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "use of closed network connection",
+    )
+}
+
+/// The error of an op whose deadline expired (Go's `ErrDeadlineExceeded`).
+pub(crate) fn err_timeout() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
+}
+
+/// One direction's deadlines (see the module docs).
+#[derive(Debug, Default)]
+pub(crate) struct Deadline {
+    /// Go's `rd`/`wd`: 0 none, >0 nanoseconds since the runtime's epoch,
+    /// -1 expired.
+    at: AtomicI64,
+    /// Deadline of the current op from `timeout`: 0 none, >0, -1 fired.
+    op_at: AtomicI64,
+    /// std-style timeout for each op, nanoseconds, 0 none.
+    timeout: AtomicU64,
+    /// Fire time of the current timer, 0 if none (written under the lock).
+    timer_at: AtomicU64,
+}
+
+impl Deadline {
+    fn reset(&self) {
+        self.at.store(0, Ordering::SeqCst);
+        self.op_at.store(0, Ordering::SeqCst);
+        self.timeout.store(0, Ordering::Relaxed);
+    }
+
+    /// Earliest pending (positive) deadline, 0 if none.
+    fn next(&self) -> i64 {
+        let a = self.at.load(Ordering::SeqCst);
+        let b = self.op_at.load(Ordering::SeqCst);
+        match (a > 0, b > 0) {
+            (true, true) => a.min(b),
+            (true, false) => a,
+            (false, true) => b,
+            (false, false) => 0,
+        }
+    }
+
+    /// Expires whichever deadline is due at `now`; true if one did.
+    fn expire_due(&self, now: i64) -> bool {
+        let mut fired = false;
+        for word in [&self.at, &self.op_at] {
+            let mut d = word.load(Ordering::SeqCst);
+            while d > 0 && d <= now {
+                match word.compare_exchange(d, -1, Ordering::SeqCst, Ordering::SeqCst) {
+                    Ok(_) => {
+                        fired = true;
+                        break;
+                    }
+                    Err(v) => d = v,
+                }
+            }
+        }
+        fired
+    }
+}
+
+/// Sequence numbers of the current timers (under `timer_lock`).
+#[derive(Debug, Default)]
+struct TimerSeqs {
+    read: u64,
+    write: u64,
+}
+
+/// A descriptor's poller state (see the module docs).
+#[derive(Debug)]
+pub(crate) struct PollDesc {
+    pub(crate) state: PdState,
+    seq: AtomicU32,
+    rd: Deadline,
+    wd: Deadline,
+    timer_lock: Mutex<TimerSeqs>,
+    /// The last read was short: the receive queue was empty then.
+    read_drained: AtomicBool,
+    /// The last write was short: the send buffer was full then.
+    write_full: AtomicBool,
+}
+
+/// A PollDesc pointer that may be sent to a timer on another thread.
+struct PdPtr(*const PollDesc, *const Shared);
+// SAFETY: PollDesc memory is type-stable and lives as long as the runtime's
+// `Shared`, which owns the timer heaps the pointer is stored in; both types
+// are Sync.
+unsafe impl Send for PdPtr {}
+
+/// Nanoseconds since the runtime's epoch as a positive deadline word.
+fn nanos(shared: &Shared, t: Instant) -> i64 {
+    i64::try_from(shared.nanos(t)).unwrap_or(i64::MAX).max(1)
+}
+
+impl PollDesc {
+    pub(crate) fn new() -> PollDesc {
+        PollDesc {
+            state: PdState::new(),
+            seq: AtomicU32::new(0),
+            rd: Deadline::default(),
+            wd: Deadline::default(),
+            timer_lock: Mutex::new(TimerSeqs::default()),
+            read_drained: AtomicBool::new(false),
+            write_full: AtomicBool::new(false),
+        }
+    }
+
+    /// Resets a descriptor taken off the free list (Go's `pollOpen`) and
+    /// returns its epoll tag.
+    pub(crate) fn open(&self) -> u32 {
+        self.state.reset();
+        self.rd.reset();
+        self.wd.reset();
+        self.read_drained.store(false, Ordering::Relaxed);
+        self.write_full.store(false, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+    }
+
+    /// The incarnation number (for stale epoll events).
+    #[inline]
+    pub(crate) fn seq(&self) -> u32 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    fn dl(&self, mode: Mode) -> &Deadline {
+        match mode {
+            Mode::Read => &self.rd,
+            Mode::Write => &self.wd,
+        }
+    }
+
+    /// Go's `netpollcheckerr`: closed, or a deadline expired.
+    #[inline]
+    pub(crate) fn check_err(&self, mode: Mode) -> io::Result<()> {
+        if self.state.closing() {
+            return Err(err_closed());
+        }
+        let dl = self.dl(mode);
+        if dl.at.load(Ordering::SeqCst) < 0 || dl.op_at.load(Ordering::SeqCst) < 0 {
+            return Err(err_timeout());
+        }
+        Ok(())
+    }
+
+    // ---- the read/write shortcuts (owned by the lock holder) ------------
+
+    #[inline]
+    pub(crate) fn drained(&self, mode: Mode) -> bool {
+        match mode {
+            Mode::Read => self.read_drained.load(Ordering::Relaxed),
+            Mode::Write => self.write_full.load(Ordering::Relaxed),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn set_drained(&self, mode: Mode, v: bool) {
+        match mode {
+            Mode::Read => self.read_drained.store(v, Ordering::Relaxed),
+            Mode::Write => self.write_full.store(v, Ordering::Relaxed),
+        }
+    }
+
+    // ---- deadlines -------------------------------------------------------
+
+    /// Go's `SetReadDeadline`/`SetWriteDeadline` for one direction: `None`
+    /// clears, a time in the past expires it at once (waking a parked op).
+    pub(crate) fn set_deadline(&self, shared: &Shared, mode: Mode, when: Option<Instant>) {
+        let dl = self.dl(mode);
+        match when {
+            None => dl.at.store(0, Ordering::SeqCst),
+            Some(t) if t <= Instant::now() => {
+                dl.at.store(-1, Ordering::SeqCst);
+                self.unblock_and_ready(shared, mode, false);
+            }
+            Some(t) => {
+                let d = nanos(shared, t);
+                dl.at.store(d, Ordering::SeqCst);
+                self.cover(shared, mode, d);
+            }
+        }
+    }
+
+    /// std's `set_read_timeout`/`set_write_timeout`: each later op waits at
+    /// most `dur`.
+    pub(crate) fn set_timeout(&self, mode: Mode, dur: Option<Duration>) {
+        let ns = dur.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        self.dl(mode).timeout.store(ns, Ordering::Relaxed);
+    }
+
+    /// The timeout set with [`set_timeout`](Self::set_timeout).
+    pub(crate) fn timeout(&self, mode: Mode) -> Option<Duration> {
+        match self.dl(mode).timeout.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// The deadline of an op that starts waiting now: `explicit` if given
+    /// (connect_timeout), else now + the timeout, if one is set.
+    pub(crate) fn op_deadline(&self, mode: Mode, explicit: Option<Instant>) -> Option<Instant> {
+        explicit.or_else(|| self.timeout(mode).map(|d| Instant::now() + d))
+    }
+
+    /// Starts the per-op deadline before an op's first park (coroutines);
+    /// true if one was started (end it with `end_op_deadline`).
+    pub(crate) fn begin_op_deadline(
+        &self,
+        shared: &Shared,
+        mode: Mode,
+        explicit: Option<Instant>,
+    ) -> bool {
+        let Some(t) = self.op_deadline(mode, explicit) else {
+            return false;
+        };
+        let dl = self.dl(mode);
+        if t <= Instant::now() {
+            dl.op_at.store(-1, Ordering::SeqCst);
+            return true;
+        }
+        let d = nanos(shared, t);
+        dl.op_at.store(d, Ordering::SeqCst);
+        self.cover(shared, mode, d);
+        true
+    }
+
+    /// Go's absolute deadline of `mode` as an Instant (`Err` if expired),
+    /// for the plain-thread path; expires it if it is due.
+    pub(crate) fn thread_deadline(
+        &self,
+        shared: &Shared,
+        mode: Mode,
+    ) -> io::Result<Option<Instant>> {
+        let dl = self.dl(mode);
+        let d = dl.at.load(Ordering::SeqCst);
+        if d < 0 {
+            return Err(err_timeout());
+        }
+        if d == 0 {
+            return Ok(None);
+        }
+        if d <= nanos(shared, Instant::now()) {
+            let _ = dl
+                .at
+                .compare_exchange(d, -1, Ordering::SeqCst, Ordering::SeqCst);
+            return Err(err_timeout());
+        }
+        Ok(Some(shared.epoch + Duration::from_nanos(d as u64)))
+    }
+
+    /// Ends the per-op deadline (after an op that waited).
+    pub(crate) fn end_op_deadline(&self, mode: Mode) {
+        let w = &self.dl(mode).op_at;
+        if w.load(Ordering::Relaxed) != 0 {
+            w.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Makes sure a timer fires no later than `d` (see the module docs).
+    fn cover(&self, shared: &Shared, mode: Mode, d: i64) {
+        let dl = self.dl(mode);
+        // SeqCst: the setter's half of the Dekker pair (deadline stored by
+        // the caller, then this load).
+        let t = dl.timer_at.load(Ordering::SeqCst);
+        if t != 0 && t as i64 <= d {
+            return;
+        }
+        let mut seqs = self.timer_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let next = dl.next();
+        let t = dl.timer_at.load(Ordering::SeqCst);
+        if next > 0 && (t == 0 || t as i64 > next) {
+            self.arm(shared, mode, next, &mut seqs);
+        }
+    }
+
+    /// Arms a new current timer at `at` (caller holds the lock).
+    fn arm(&self, shared: &Shared, mode: Mode, at: i64, seqs: &mut TimerSeqs) {
+        let tseq = match mode {
+            Mode::Read => &mut seqs.read,
+            Mode::Write => &mut seqs.write,
+        };
+        *tseq += 1;
+        let tseq = *tseq;
+        self.dl(mode).timer_at.store(at as u64, Ordering::SeqCst);
+        let pdseq = self.seq();
+        let p = PdPtr(self, shared);
+        let when = shared.epoch + Duration::from_nanos(at as u64);
+        shared.add_timer(
+            when,
+            Action::Call(Box::new(move || {
+                let p = p;
+                // SAFETY: see `PdPtr`: the timer runs on a worker of the
+                // runtime whose `Shared` owns both the heap and the PollDesc.
+                let (pd, shared) = unsafe { (&*p.0, &*p.1) };
+                pd.deadline_fired(shared, mode, pdseq, tseq);
+            })),
+        );
+    }
+
+    /// Go's `netpolldeadlineimpl`: a timer fired.
+    fn deadline_fired(&self, shared: &Shared, mode: Mode, pdseq: u32, tseq: u64) {
+        let fired = {
+            let mut seqs = self.timer_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let cur = match mode {
+                Mode::Read => seqs.read,
+                Mode::Write => seqs.write,
+            };
+            if pdseq != self.seq() || tseq != cur {
+                return; // stale: replaced, or the descriptor was recycled
+            }
+            let dl = self.dl(mode);
+            // SeqCst: the timer's half of the Dekker pair in the module docs.
+            dl.timer_at.store(0, Ordering::SeqCst);
+            let now = nanos(shared, Instant::now());
+            let fired = dl.expire_due(now);
+            let next = dl.next();
+            if next > 0 {
+                self.arm(shared, mode, next, &mut seqs);
+            }
+            fired
+        };
+        if fired {
+            self.unblock_and_ready(shared, mode, false);
+        }
+    }
+
+    // ---- waking ----------------------------------------------------------
+
+    /// Unblocks `mode` and readies the parked coroutine, if any.
+    fn unblock_and_ready(&self, shared: &Shared, mode: Mode, ioready: bool) {
+        if let Some(p) = self.state.unblock(mode, ioready) {
+            shared.poller.remove_waiter();
+            // SAFETY: a slot holding a task owns one strong count, put there
+            // by `Arc::into_raw` in `wait`; `unblock` took it out exactly once.
+            coroutine::ready(unsafe { Arc::from_raw(p as *const Task) });
+        }
+    }
+
+    /// Go's `netpollready` for one event: unblocks the directions and
+    /// appends the parked coroutines to `out`.
+    pub(crate) fn netpollready(&self, poller: &Poller, events: u32, out: &mut Vec<Arc<Task>>) {
+        const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        const H: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        if events & H != 0 {
+            self.state.set_hup();
+        }
+        for (mode, mask) in [(Mode::Read, R), (Mode::Write, W)] {
+            if events & mask != 0 {
+                if let Some(p) = self.state.unblock(mode, true) {
+                    poller.remove_waiter();
+                    // SAFETY: as in `unblock_and_ready`.
+                    out.push(unsafe { Arc::from_raw(p as *const Task) });
+                }
+            }
+        }
+    }
+
+    /// Go's `poll_runtime_pollUnblock`: marks the descriptor closing and
+    /// wakes both directions; their ops fail with "use of closed network
+    /// connection".
+    pub(crate) fn evict(&self, shared: &Shared) {
+        self.state.set_closing();
+        self.unblock_and_ready(shared, Mode::Read, false);
+        self.unblock_and_ready(shared, Mode::Write, false);
+    }
+
+    // ---- waiting ---------------------------------------------------------
+
+    /// Go's `poll_runtime_pollWait` for a coroutine: returns when `mode` is
+    /// ready (the notification is consumed), or fails with a closed or
+    /// timeout error.
+    pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+        self.check_err(mode)?;
+        loop {
+            if self.netpollblock(shared, ctx, mode) {
+                return Ok(());
+            }
+            self.check_err(mode)?;
+            // Woken with no notification and no error: a deadline that
+            // expired was moved again. Wait on.
+        }
+    }
+
+    /// Go's `netpollblock`: true if a readiness notification was consumed.
+    fn netpollblock(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> bool {
+        if self.state.prepare_block(mode) == Prepare::Ready {
+            return true;
+        }
+        // Re-check errors after publishing WAIT (race 3, sm::poll_desc).
+        if self.check_err(mode).is_ok() {
+            let state = &self.state;
+            let poller = &shared.poller;
+            park_commit(ctx, move |task, _| {
+                let raw = Arc::into_raw(task.clone()) as usize;
+                // Count the waiter before it can be seen (and uncounted).
+                poller.add_waiter();
+                if state.commit(mode, raw) {
+                    true
+                } else {
+                    poller.remove_waiter();
+                    // SAFETY: the commit failed, so the count we made with
+                    // `into_raw` was never published: take it back.
+                    drop(unsafe { Arc::from_raw(raw as *const Task) });
+                    false
+                }
+            });
+        }
+        self.state.finish_block(mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::net::unix::UnixStream;
+
+    fn pending_timers(rt: &crate::Runtime) -> usize {
+        rt.shared().workers.iter().map(|w| w.timers.len()).sum()
+    }
+
+    /// A deadline pushed later on every request costs no new timer: the one
+    /// armed timer re-arms itself when it fires early.
+    #[test]
+    fn moving_a_deadline_later_arms_no_new_timer() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let (a, _b) = rt.run(|| UnixStream::pair().unwrap());
+        let t0 = Instant::now();
+        for i in 0..10_000u64 {
+            a.set_read_deadline(Some(
+                t0 + Duration::from_secs(60) + Duration::from_micros(i),
+            ))
+            .unwrap();
+        }
+        assert_eq!(pending_timers(&rt), 1);
+        // Earlier than the armed one: one more timer (the old one goes stale).
+        a.set_read_deadline(Some(t0 + Duration::from_secs(30)))
+            .unwrap();
+        assert_eq!(pending_timers(&rt), 2);
+        // A per-op timeout renewed by every read: still no new timers.
+        a.set_read_deadline(None).unwrap();
+        a.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let (x, y) = rt.run(|| UnixStream::pair().unwrap());
+        x.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let before = pending_timers(&rt);
+        rt.run(move || {
+            use std::io::{Read, Write};
+            let w = crate::spawn(move || {
+                for i in 0..200u32 {
+                    (&y).write_all(&i.to_le_bytes()).unwrap();
+                    crate::time::sleep(Duration::from_micros(50));
+                }
+            });
+            let mut buf = [0u8; 4];
+            for _ in 0..200 {
+                (&x).read_exact(&mut buf).unwrap();
+            }
+            w.join().unwrap();
+        });
+        // The sleeps have fired; what is left is the one op timer.
+        assert!(pending_timers(&rt) <= before + 1);
+    }
+}

@@ -1,0 +1,438 @@
+//! The wait slots of a PollDesc: Go's `rg`/`wg` binary semaphores
+//! (runtime/netpoll.go), one per direction, plus the descriptor's info bits.
+//!
+//! ## States of a slot
+//!
+//! | value        | meaning                                                          |
+//! |--------------|------------------------------------------------------------------|
+//! | `PD_NIL`     | nothing pending, nobody waiting                                  |
+//! | `PD_READY`   | an I/O readiness notification is pending                         |
+//! | `PD_WAIT`    | a coroutine published that it is about to park (not parked yet)  |
+//! | other        | a parked coroutine (`Arc::into_raw` of its task, never 0/1/2)    |
+//!
+//! ## Transitions (each a CAS or swap on the slot)
+//!
+//! | from       | by                                         | to        | then                          |
+//! |------------|--------------------------------------------|-----------|-------------------------------|
+//! | READY      | [`consume_ready`] / [`prepare_block`]      | NIL       | the op tries its syscall      |
+//! | NIL        | [`prepare_block`] (the op's coroutine)     | WAIT      | re-check errors, then park    |
+//! | WAIT       | [`commit`] (worker, after the switch)      | task      | coroutine is parked           |
+//! | WAIT       | [`unblock`]`(io)` / `(!io)`                | READY/NIL | commit fails: resume at once  |
+//! | task       | [`unblock`]`(io)` / `(!io)`                | READY/NIL | caller readies the task       |
+//! | NIL        | [`unblock`]`(io)` (netpollready)           | READY     | the next op consumes it       |
+//! | NIL, READY | [`unblock`]`(!io)` (deadline, close)       | unchanged | the op re-checks errors       |
+//! | any ≤ WAIT | [`finish_block`] (the op, after the park)  | NIL       | returns whether it was READY  |
+//!
+//! A slot is owned, for blocking, by the one op holding the direction's
+//! fdMutex lock (`net::fd_mutex`); a second `prepare_block` on a slot that is
+//! WAIT or holds a task is Go's "double wait" and panics.
+//!
+//! ## The four races and the CAS that settles each
+//! 1. *Readiness before the park*: netpollready stored READY; the op's
+//!    `consume_ready`/`prepare_block` CAS READY->NIL takes it and the op
+//!    retries its syscall instead of parking.
+//! 2. *Readiness between WAIT and the commit*: `unblock(io)` CAS WAIT->READY
+//!    and returns no task; the worker's commit CAS WAIT->task fails, the
+//!    coroutine resumes at once and `finish_block` sees READY.
+//! 3. *Timeout or close between WAIT and the commit*: `unblock(!io)` CAS
+//!    WAIT->NIL; the commit fails, the coroutine resumes and re-checks errors.
+//!    A deadline or close that lands *before* WAIT is published is caught by
+//!    the error re-check the op does after publishing WAIT: both sides store
+//!    first and load second, SeqCst (Dekker), so one of them sees the other.
+//! 4. *Readiness or timeout after the commit*: `unblock` swaps the task out
+//!    with a CAS, so exactly one waker gets it and readies it once.
+//!
+//! ## Info bits
+//! `closing` (Go's `pd.closing`, set once by close) and `hup` (a hang-up,
+//! read-shutdown or error event was seen: the descriptor stays readable, so
+//! the read path's "short read means drained" shortcut must not be used).
+//! Both are sticky until the PollDesc is recycled ([`reset`]).
+
+use crate::loom::{AtomicU32, AtomicUsize, Ordering};
+
+/// Nothing pending.
+pub(crate) const PD_NIL: usize = 0;
+/// A readiness notification is pending.
+pub(crate) const PD_READY: usize = 1;
+/// A coroutine is about to park.
+pub(crate) const PD_WAIT: usize = 2;
+
+/// Info bit: the descriptor is being closed.
+const CLOSING: u32 = 1;
+/// Info bit: a hang-up / error event was seen.
+const HUP: u32 = 2;
+
+/// Direction of an operation: reads use `rg`, writes use `wg`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Reads, accepts, receives.
+    Read,
+    /// Writes, connects, sends.
+    Write,
+}
+
+/// Result of [`PdState::prepare_block`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prepare {
+    /// A notification was pending and is now consumed: try the syscall.
+    Ready,
+    /// WAIT is published: re-check errors, then park with [`PdState::commit`].
+    Wait,
+}
+
+/// The lock-free part of a PollDesc (see the module docs).
+#[derive(Debug)]
+pub(crate) struct PdState {
+    /// Read slot (Go's `rg`).
+    rg: AtomicUsize,
+    /// Write slot (Go's `wg`).
+    wg: AtomicUsize,
+    /// `CLOSING | HUP`.
+    info: AtomicU32,
+}
+
+impl PdState {
+    pub(crate) fn new() -> PdState {
+        PdState {
+            rg: AtomicUsize::new(PD_NIL),
+            wg: AtomicUsize::new(PD_NIL),
+            info: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, mode: Mode) -> &AtomicUsize {
+        match mode {
+            Mode::Read => &self.rg,
+            Mode::Write => &self.wg,
+        }
+    }
+
+    /// Recycles the state for a new descriptor (Go's `pollOpen` reset).
+    ///
+    /// # Panics
+    /// If a coroutine still waits on a slot ("blocked read on free polldesc").
+    pub(crate) fn reset(&self) {
+        for mode in [Mode::Read, Mode::Write] {
+            let old = self.slot(mode).swap(PD_NIL, Ordering::SeqCst);
+            assert!(
+                old <= PD_READY,
+                "gopark: blocked {mode:?} on a free PollDesc"
+            );
+        }
+        self.info.store(0, Ordering::SeqCst);
+    }
+
+    /// Consumes a pending READY before a syscall; true if there was one.
+    /// After it, every readiness edge that follows leaves READY behind.
+    #[inline]
+    pub(crate) fn consume_ready(&self, mode: Mode) -> bool {
+        let s = self.slot(mode);
+        // SeqCst: pairs with netpollready's store of `hup` before its load of
+        // the slot (see `hup`).
+        s.load(Ordering::SeqCst) == PD_READY
+            && s.compare_exchange(PD_READY, PD_NIL, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// True if a READY is pending (does not consume it).
+    #[inline]
+    pub(crate) fn is_ready(&self, mode: Mode) -> bool {
+        self.slot(mode).load(Ordering::SeqCst) == PD_READY
+    }
+
+    /// First half of Go's `netpollblock`: READY->NIL, or NIL->WAIT.
+    ///
+    /// # Panics
+    /// On a double wait (the slot is WAIT or holds a task): two ops blocked in
+    /// one direction, which the fdMutex makes impossible.
+    pub(crate) fn prepare_block(&self, mode: Mode) -> Prepare {
+        let s = self.slot(mode);
+        loop {
+            // SeqCst: the WAIT store must precede the caller's error re-check
+            // in the single total order (race 3 in the module docs).
+            if s.compare_exchange(PD_READY, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return Prepare::Ready;
+            }
+            if s.compare_exchange(PD_NIL, PD_WAIT, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return Prepare::Wait;
+            }
+            let v = s.load(Ordering::SeqCst);
+            assert!(
+                v == PD_READY || v == PD_NIL,
+                "gopark: double wait on a PollDesc ({mode:?})"
+            );
+        }
+    }
+
+    /// The park's commit step (Go's `netpollblockcommit`), run by the worker
+    /// after the coroutine switched off its stack: WAIT->`task`. False if a
+    /// waker got there first (the coroutine must run again at once).
+    pub(crate) fn commit(&self, mode: Mode, task: usize) -> bool {
+        debug_assert!(task > PD_WAIT);
+        // AcqRel: Release publishes the parked coroutine's writes to whoever
+        // takes the task out in `unblock` (Acquire there).
+        self.slot(mode)
+            .compare_exchange(PD_WAIT, task, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Second half of `netpollblock`, after the park (or after deciding not
+    /// to park): the slot goes back to NIL; true if it was READY.
+    ///
+    /// # Panics
+    /// If the slot still holds a task: the coroutine ran while parked.
+    pub(crate) fn finish_block(&self, mode: Mode) -> bool {
+        let old = self.slot(mode).swap(PD_NIL, Ordering::SeqCst);
+        assert!(old <= PD_WAIT, "gopark: corrupted PollDesc ({mode:?})");
+        old == PD_READY
+    }
+
+    /// Go's `netpollunblock`: READY stays; NIL stays unless `ioready`;
+    /// otherwise the slot becomes READY (`ioready`) or NIL and the parked
+    /// task, if one was there, is returned for the caller to ready.
+    pub(crate) fn unblock(&self, mode: Mode, ioready: bool) -> Option<usize> {
+        let s = self.slot(mode);
+        let mut old = s.load(Ordering::SeqCst);
+        loop {
+            if old == PD_READY {
+                return None;
+            }
+            if old == PD_NIL && !ioready {
+                // Nothing to wake, but make the check a read-modify-write:
+                // a `prepare_block` CAS ordered after it reads from it and so
+                // sees the caller's closing/deadline store (race 3) even
+                // without relying on SeqCst loads and stores alone.
+                match s.compare_exchange(PD_NIL, PD_NIL, Ordering::SeqCst, Ordering::SeqCst) {
+                    Ok(_) => return None,
+                    Err(v) => {
+                        old = v;
+                        continue;
+                    }
+                }
+            }
+            let new = if ioready { PD_READY } else { PD_NIL };
+            // SeqCst: pairs with `prepare_block` (see race 3); Acquire also
+            // pairs with `commit`'s Release.
+            match s.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return (old > PD_WAIT).then_some(old),
+                Err(v) => old = v,
+            }
+        }
+    }
+
+    /// Marks the descriptor as closing (before unblocking both slots).
+    pub(crate) fn set_closing(&self) {
+        // SeqCst: the store precedes the `unblock` loads (Dekker with the
+        // waiter's WAIT store and error re-check).
+        self.info.fetch_or(CLOSING, Ordering::SeqCst);
+    }
+
+    /// True once closing.
+    #[inline]
+    pub(crate) fn closing(&self) -> bool {
+        self.info.load(Ordering::SeqCst) & CLOSING != 0
+    }
+
+    /// Records a hang-up / error event (netpoll, before unblocking `rg`).
+    pub(crate) fn set_hup(&self) {
+        if self.info.load(Ordering::Relaxed) & HUP == 0 {
+            self.info.fetch_or(HUP, Ordering::SeqCst);
+        }
+        // A READY already pending in `rg` may be consumed by a reader that
+        // never synchronised with the store above. Re-publish it with a
+        // read-modify-write: a consume ordered after this CAS reads from it
+        // (Release/Acquire) and sees HUP; one ordered before it leaves NIL,
+        // and the `unblock(io)` that follows stores a fresh READY.
+        let _ = self
+            .rg
+            .compare_exchange(PD_READY, PD_READY, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// True once a hang-up / error event was seen.
+    #[inline]
+    pub(crate) fn hup(&self) -> bool {
+        self.info.load(Ordering::SeqCst) & HUP != 0
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicUsize as Counter;
+    use loom::sync::Arc;
+
+    const TASK: usize = 0x1000;
+
+    /// One blocking op (the coroutine side, commit included) against one
+    /// waker: returns (readied by waker, op ran again at once, saw READY).
+    fn block_once(pd: &PdState, mode: Mode, errcheck: impl Fn() -> bool) -> (bool, bool) {
+        match pd.prepare_block(mode) {
+            Prepare::Ready => (false, true),
+            Prepare::Wait => {
+                let parked = errcheck() && pd.commit(mode, TASK);
+                (parked, false)
+            }
+        }
+    }
+
+    /// Races 1, 2 and 4: readiness against a park. The op is readied exactly
+    /// once if it parked, and it never stays parked after the readiness.
+    #[test]
+    fn readiness_races_park() {
+        loom::model(|| {
+            let pd = Arc::new(PdState::new());
+            let readied = Arc::new(Counter::new(0));
+            let t = {
+                let (pd, readied) = (pd.clone(), readied.clone());
+                loom::thread::spawn(move || {
+                    if let Some(task) = pd.unblock(Mode::Read, true) {
+                        assert_eq!(task, TASK);
+                        readied.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            };
+            let (parked, _) = block_once(&pd, Mode::Read, || true);
+            t.join().unwrap();
+            let r = readied.load(Ordering::SeqCst);
+            assert_eq!(r, usize::from(parked));
+            // However it went, the op got the notification exactly once:
+            // either through prepare (Ready) or through finish_block.
+            let _ = pd.finish_block(Mode::Read);
+            assert_eq!(pd.unblock(Mode::Read, false), None);
+        });
+    }
+
+    /// Race 3: close against a park. Whatever the interleaving the op does
+    /// not stay parked: it sees `closing` in its re-check, or its commit
+    /// fails, or the closer takes the task out and readies it.
+    #[test]
+    fn close_races_park() {
+        loom::model(|| {
+            let pd = Arc::new(PdState::new());
+            let readied = Arc::new(Counter::new(0));
+            let t = {
+                let (pd, readied) = (pd.clone(), readied.clone());
+                loom::thread::spawn(move || {
+                    pd.set_closing();
+                    for mode in [Mode::Read, Mode::Write] {
+                        if pd.unblock(mode, false).is_some() {
+                            readied.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            };
+            let pd2 = pd.clone();
+            let (parked, _) = block_once(&pd, Mode::Read, move || !pd2.closing());
+            t.join().unwrap();
+            assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
+            assert!(!pd.finish_block(Mode::Read));
+            assert!(pd.closing());
+        });
+    }
+
+    /// Two wakers (readiness and a deadline) race for one parked task: it is
+    /// readied once.
+    #[test]
+    fn two_wakers_one_ready() {
+        loom::model(|| {
+            let pd = Arc::new(PdState::new());
+            assert_eq!(pd.prepare_block(Mode::Write), Prepare::Wait);
+            assert!(pd.commit(Mode::Write, TASK));
+            let readied = Arc::new(Counter::new(0));
+            let hs: Vec<_> = [true, false]
+                .into_iter()
+                .map(|io| {
+                    let (pd, readied) = (pd.clone(), readied.clone());
+                    loom::thread::spawn(move || {
+                        if pd.unblock(Mode::Write, io).is_some() {
+                            readied.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            assert_eq!(readied.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    /// The read shortcut's premise: a hang-up recorded by an event whose
+    /// READY the reader consumed (or found already pending) is visible to the
+    /// reader after its consume.
+    #[test]
+    fn hup_visible_after_consume() {
+        loom::model(|| {
+            let pd = Arc::new(PdState::new());
+            // An earlier event left READY pending.
+            assert_eq!(pd.unblock(Mode::Read, true), None);
+            let t = {
+                let pd = pd.clone();
+                loom::thread::spawn(move || {
+                    pd.set_hup();
+                    let _ = pd.unblock(Mode::Read, true);
+                })
+            };
+            let consumed = pd.consume_ready(Mode::Read);
+            assert!(consumed);
+            // Either the reader sees HUP now, or the hang-up's event left a
+            // READY behind for its next op.
+            let hup = pd.hup();
+            t.join().unwrap();
+            assert!(hup || pd.is_ready(Mode::Read));
+        });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_then_block_does_not_park() {
+        let pd = PdState::new();
+        assert_eq!(pd.unblock(Mode::Read, true), None);
+        assert!(pd.is_ready(Mode::Read));
+        assert_eq!(pd.prepare_block(Mode::Read), Prepare::Ready);
+        assert_eq!(pd.prepare_block(Mode::Read), Prepare::Wait);
+        assert!(pd.commit(Mode::Read, 0x1000));
+        assert_eq!(pd.unblock(Mode::Read, false), Some(0x1000));
+        assert!(!pd.finish_block(Mode::Read));
+    }
+
+    #[test]
+    fn unblock_between_wait_and_commit() {
+        let pd = PdState::new();
+        assert_eq!(pd.prepare_block(Mode::Write), Prepare::Wait);
+        assert_eq!(pd.unblock(Mode::Write, true), None);
+        assert!(!pd.commit(Mode::Write, 0x1000));
+        assert!(pd.finish_block(Mode::Write));
+    }
+
+    #[test]
+    #[should_panic(expected = "double wait")]
+    fn double_wait_panics() {
+        let pd = PdState::new();
+        assert_eq!(pd.prepare_block(Mode::Read), Prepare::Wait);
+        let _ = pd.prepare_block(Mode::Read);
+    }
+
+    #[test]
+    fn consume_and_flags() {
+        let pd = PdState::new();
+        assert!(!pd.consume_ready(Mode::Read));
+        pd.unblock(Mode::Read, true);
+        assert!(pd.consume_ready(Mode::Read));
+        assert!(!pd.hup() && !pd.closing());
+        pd.set_hup();
+        pd.set_closing();
+        assert!(pd.hup() && pd.closing());
+        pd.reset();
+        assert!(!pd.hup() && !pd.closing());
+    }
+}

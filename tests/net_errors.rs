@@ -1,0 +1,206 @@
+//! Go's error behaviour: peer close, peer reset without SIGPIPE, half-close,
+//! connection refused, and EMFILE from accept (in a child process).
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::Duration;
+
+use gopark::net::{Shutdown, TcpListener, TcpStream};
+
+fn rt() -> gopark::Runtime {
+    gopark::Runtime::builder().workers(2).build().unwrap()
+}
+
+fn pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+#[test]
+fn read_after_peer_close_is_eof() {
+    rt().run(|| {
+        let (mut c, s) = pair();
+        (&s).write_all(b"bye").unwrap();
+        drop(s);
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"bye");
+        assert_eq!(c.read(&mut [0u8; 4]).unwrap(), 0, "EOF stays EOF");
+    });
+}
+
+#[test]
+fn parked_read_sees_eof_when_the_peer_closes() {
+    rt().run(|| {
+        let (mut c, s) = pair();
+        let closer = gopark::go!(move || {
+            gopark::time::sleep(Duration::from_millis(30));
+            drop(s);
+        });
+        assert_eq!(c.read(&mut [0u8; 4]).unwrap(), 0);
+        closer.join().unwrap();
+    });
+}
+
+fn set_linger_zero(s: &TcpStream) {
+    let lg = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `lg` outlives the call and the length matches.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as _,
+        )
+    };
+    assert_eq!(r, 0);
+}
+
+/// The reset scenario; run in a child with SIGPIPE's default action
+/// (terminate) restored, so a missing MSG_NOSIGNAL would kill it.
+fn reset_scenario() {
+    // SAFETY: restoring a default signal disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    rt().run(|| {
+        let (mut c, s) = pair();
+        set_linger_zero(&s);
+        drop(s); // RST
+        gopark::time::sleep(Duration::from_millis(50));
+        let e = c.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+        let e = c.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
+        let e = c.write_all(&[1u8; 100_000]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
+
+        // Write first: ECONNRESET, then EPIPE.
+        let (mut c, s) = pair();
+        set_linger_zero(&s);
+        drop(s);
+        gopark::time::sleep(Duration::from_millis(50));
+        let e = c.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+        let e = c.write(b"x").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
+    });
+    println!("reset-scenario-ok");
+}
+
+fn run_child(test: &str, env: &str) -> std::process::Output {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn peer_reset_errors_then_epipe_and_no_sigpipe_death() {
+    if std::env::var_os("GOPARK_CHILD_RESET").is_some() {
+        return reset_scenario();
+    }
+    let out = run_child(
+        "peer_reset_errors_then_epipe_and_no_sigpipe_death",
+        "GOPARK_CHILD_RESET",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reset-scenario-ok"));
+}
+
+#[test]
+fn half_close() {
+    rt().run(|| {
+        let (c, s) = pair();
+        (&c).write_all(b"request").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut req = Vec::new();
+        (&s).read_to_end(&mut req).unwrap();
+        assert_eq!(req, b"request");
+        (&s).write_all(b"response").unwrap();
+        drop(s);
+        let mut resp = Vec::new();
+        (&c).read_to_end(&mut resp).unwrap();
+        assert_eq!(resp, b"response");
+    });
+}
+
+#[test]
+fn connect_refused() {
+    rt().run(|| {
+        let addr = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let e = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+    });
+}
+
+/// Lowers RLIMIT_NOFILE so accept hits EMFILE, checks the error reaches
+/// the caller, frees descriptors and checks the server accepts again.
+fn emfile_scenario() {
+    let rt = rt();
+    let l = rt.run(|| TcpListener::bind("127.0.0.1:0").unwrap());
+    let addr = l.local_addr().unwrap();
+    let l = std::sync::Arc::new(l);
+    // Clients from a plain thread so their descriptors are counted too;
+    // open them first, then lower the limit just above the current use.
+    let clients: Vec<std::net::TcpStream> = (0..8)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let used = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let lim = libc::rlimit {
+        rlim_cur: used + 2,
+        rlim_max: 20_000,
+    };
+    // SAFETY: `lim` is a valid rlimit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let lp = l.clone();
+    let (accepted, err) = rt.run(move || {
+        let mut got = Vec::new();
+        loop {
+            match lp.accept() {
+                Ok((s, _)) => got.push(s),
+                Err(e) => return (got, e),
+            }
+        }
+    });
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+    assert!(!accepted.is_empty(), "some connections fit under the limit");
+    let n = accepted.len();
+    drop(accepted); // free descriptors: the server keeps going
+    let lp = l.clone();
+    let more = rt.run(move || {
+        let got: Vec<TcpStream> = (0..8 - n).map(|_| lp.accept().unwrap().0).collect();
+        got.len()
+    });
+    assert_eq!(more + n, 8);
+    drop(clients);
+    println!("emfile-scenario-ok");
+}
+
+#[test]
+fn accept_returns_emfile_and_the_server_recovers() {
+    if std::env::var_os("GOPARK_CHILD_EMFILE").is_some() {
+        return emfile_scenario();
+    }
+    let out = run_child(
+        "accept_returns_emfile_and_the_server_recovers",
+        "GOPARK_CHILD_EMFILE",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("emfile-scenario-ok"));
+}

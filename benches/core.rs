@@ -21,6 +21,24 @@ fn spawn_join(c: &mut Criterion) {
     });
 }
 
+/// Go's `gobench spawn` shape: spawn N empty coroutines from one coroutine,
+/// then wait for all of them; time per coroutine.
+fn spawn_wait_all(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    c.bench_function("spawn_then_wait_all_2w", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let t = Instant::now();
+                let hs: Vec<_> = (0..iters).map(|_| gopark::spawn(|| ())).collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                t.elapsed()
+            })
+        })
+    });
+}
+
 fn yield_round_trip(c: &mut Criterion) {
     let rt = gopark::Runtime::builder().workers(1).build().unwrap();
     c.bench_function("yield_two_coroutines", |b| {
@@ -69,5 +87,5 @@ fn sleep_storm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spawn_join, yield_round_trip, sleep_storm);
+criterion_group!(benches, spawn_join, spawn_wait_all, yield_round_trip, sleep_storm);
 criterion_main!(benches);

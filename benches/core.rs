@@ -87,5 +87,11 @@ fn sleep_storm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, spawn_join, spawn_wait_all, yield_round_trip, sleep_storm);
+criterion_group!(
+    benches,
+    spawn_join,
+    spawn_wait_all,
+    yield_round_trip,
+    sleep_storm
+);
 criterion_main!(benches);

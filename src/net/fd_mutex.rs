@@ -103,7 +103,27 @@ impl FdMutex {
 
     /// Takes the read or write lock (and a reference), queuing behind the
     /// current holder. Fails once closed.
+    #[inline]
     pub(crate) fn rwlock(&self, mode: Mode) -> io::Result<()> {
+        // Fast path, uncontended: one load and one CAS, inlined into the op.
+        let (lock, _, _) = bits(mode);
+        let s = self.state.load(Ordering::Relaxed);
+        if s & (CLOSED | lock) == 0
+            && s & REF_MASK != REF_MASK
+            // Acquire: pairs with the previous holder's Release unlock.
+            && self
+                .state
+                .compare_exchange_weak(s, (s | lock) + REF, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        self.rwlock_slow(mode)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rwlock_slow(&self, mode: Mode) -> io::Result<()> {
         let (lock, wait, wait_mask) = bits(mode);
         loop {
             let s = self.state.load(Ordering::Relaxed);
@@ -158,7 +178,32 @@ impl FdMutex {
 
     /// Releases the lock taken by [`rwlock`](Self::rwlock); true if the
     /// caller must now destroy the descriptor.
+    #[inline]
     pub(crate) fn rwunlock(&self, mode: Mode) -> bool {
+        // Fast path, nobody queued: one load and one CAS, inlined.
+        let (lock, _, wait_mask) = bits(mode);
+        let s = self.state.load(Ordering::Relaxed);
+        if s & wait_mask == 0 {
+            debug_assert!(
+                s & lock != 0 && s & REF_MASK != 0,
+                "gopark: inconsistent fdMutex"
+            );
+            let new = (s & !lock) - REF;
+            // Release: publishes the holder's writes to the next holder.
+            if self
+                .state
+                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return new & (CLOSED | REF_MASK) == CLOSED;
+            }
+        }
+        self.rwunlock_slow(mode)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rwunlock_slow(&self, mode: Mode) -> bool {
         let (lock, wait, wait_mask) = bits(mode);
         let mut s = self.state.load(Ordering::Relaxed);
         loop {

@@ -37,6 +37,35 @@ use super::{Shared, WorkerShared};
 use crate::coroutine::{Suspend, Task, Yielder, NO_HOME, RUNNABLE, RUNNING, WAITING};
 use crate::stack;
 
+/// `pop` that first checks emptiness with plain loads: crossbeam's `pop` on
+/// an empty queue costs tens of instructions (about 80 per yield for the
+/// inbox and global queue, measured with callgrind), `is_empty` a few.
+trait QuickPop<T> {
+    fn quick_pop(&self) -> Option<T>;
+}
+
+impl<T> QuickPop<T> for crossbeam_queue::SegQueue<T> {
+    #[inline]
+    fn quick_pop(&self) -> Option<T> {
+        if self.is_empty() {
+            None
+        } else {
+            self.pop()
+        }
+    }
+}
+
+impl<T> QuickPop<T> for crossbeam_queue::ArrayQueue<T> {
+    #[inline]
+    fn quick_pop(&self) -> Option<T> {
+        if self.is_empty() {
+            None
+        } else {
+            self.pop()
+        }
+    }
+}
+
 /// How often (in scheduling rounds) the fairness checks run (Go: 61).
 const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
@@ -201,14 +230,14 @@ impl WorkerCtx {
             self.run_timers();
 
             if tick % FAIRNESS_TICK == 0 {
-                if let Some(t) = self.shared.global.pop() {
+                if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
                 let mut q = self.runq.borrow_mut();
                 if let Some(rn) = self.runnext.take() {
                     q.push_back(rn);
                 }
-                while let Some(t) = me.inbox.pop() {
+                while let Some(t) = me.inbox.quick_pop() {
                     q.push_back(t);
                 }
                 drop(q);
@@ -223,13 +252,13 @@ impl WorkerCtx {
             if let Some(t) = self.runq.borrow_mut().pop_front() {
                 return Some(t);
             }
-            if let Some(t) = me.inbox.pop() {
+            if let Some(t) = me.inbox.quick_pop() {
                 return Some(t);
             }
-            if let Some(t) = me.spawnq.pop() {
+            if let Some(t) = me.spawnq.quick_pop() {
                 return Some(t);
             }
-            if let Some(t) = self.shared.global.pop() {
+            if let Some(t) = self.shared.global.quick_pop() {
                 return Some(t);
             }
             if self.shared.poller.has_waiters() && !self.shared.polling.load(Ordering::Relaxed) {
@@ -471,10 +500,14 @@ impl WorkerCtx {
         if let Some(rn) = self.runnext.take() {
             q.push_back(rn);
         }
-        while let Some(t) = me.inbox.pop() {
+        while let Some(t) = me.inbox.quick_pop() {
             q.push_back(t);
         }
-        if let Some(t) = me.spawnq.pop().or_else(|| self.shared.global.pop()) {
+        if let Some(t) = me
+            .spawnq
+            .quick_pop()
+            .or_else(|| self.shared.global.quick_pop())
+        {
             q.push_back(t);
         }
         q.push_back(task);

@@ -1,35 +1,94 @@
-//! Coroutine stacks.
+//! Coroutine stacks: a guarded slab allocator, per-thread pools, and
+//! stack-overflow diagnostics (design brief, decision 5).
 //!
-//! This first version hands out corosensei's `DefaultStack` (one mmap and one
-//! guard page per stack) through a small per-thread pool, so that spawn and
-//! exit cost no syscall in the steady state. The guarded slab allocator
-//! (design brief, decision 5) replaces the internals behind the same API:
+//! # Layout
 //!
-//! - [`alloc`] takes a stack of at least `size` usable bytes from the calling
-//!   thread's pool, or maps a new one; failure is an `io::Error` that says what
-//!   ran out;
-//! - [`free`] gives a stack back to the calling thread's pool;
-//! - [`worker_init`] runs once on each worker thread before it resumes any
-//!   coroutine; [`set_running`] is called by the worker before every resume
-//!   (and with `None` after it) so that a fault handler can name the coroutine.
+//! Stacks of one size class are carved out of large anonymous mappings
+//! ("slabs", see [`slab`]). Each slot is a 64 KiB guard region followed by
+//! the usable stack:
+//!
+//! ```text
+//! slab: | guard | stack 0 | guard | stack 1 | guard | stack 2 | ...
+//!       ^limit0 ^         ^base0 = limit1
+//! ```
+//!
+//! The guard is installed with `madvise(MADV_GUARD_INSTALL)` (Linux 6.13+):
+//! guard markers live in the page tables, so a slab of thousands of stacks is
+//! one memory mapping and costs no entry of `vm.max_map_count` per stack. On
+//! older kernels (the first install fails with `EINVAL`) the guards are
+//! `mprotect(PROT_NONE)` pages instead, which split the mapping (two VMAs per
+//! stack) but are otherwise equivalent. Memory is committed lazily: a stack
+//! that a coroutine touches lightly costs one or two resident pages.
+//!
+//! # Pools
+//!
+//! - Each thread keeps up to [`LOCAL_MAX`] free stacks. [`alloc`] and [`free`]
+//!   hit that pool in the steady state: no lock, no syscall.
+//! - When a thread's pool is full, the oldest [`LOCAL_BATCH`] stacks move to a
+//!   global pool; when it is empty, [`alloc`] takes up to [`LOCAL_BATCH`] from
+//!   the global pool at once, and carves a new stack only if that is empty.
+//! - The global pool keeps at most [`slab::DIRTY_MAX`] stacks per size class as
+//!   they are ("dirty", possibly resident down to their deepest use). Beyond
+//!   that the older half is given back to the kernel with `MADV_DONTNEED`
+//!   (adjacent slots coalesced into one call) and kept as clean address space.
+//!   We cannot cheaply tell how deep a stack was used (that would need a
+//!   `mincore` syscall, as dear as the `madvise` itself), so the bound is on
+//!   the number of possibly dirty stacks: at most `LOCAL_MAX` per thread plus
+//!   `DIRTY_MAX` per size class, whatever their depth.
+//! - A thread's pool moves to the global pool when the thread exits.
+//!
+//! Slabs are never unmapped; a stack's address range stays reserved for the
+//! life of the process, which also makes its guard permanent.
+//!
+//! # Overflow diagnostics
+//!
+//! See [`signal`]: [`worker_init`] gives each worker a signal stack and installs
+//! one process-wide SIGSEGV/SIGBUS handler; [`set_running`] records what the
+//! handler needs to name the coroutine whose guard was hit.
 
 use std::cell::RefCell;
+use std::fmt;
 use std::io;
 
-use corosensei::stack::{DefaultStack, StackPointer};
+use corosensei::stack::StackPointer;
 
-/// How many free stacks one thread keeps for reuse.
-const POOL_MAX: usize = 1024;
+mod signal;
+mod slab;
+#[cfg(test)]
+mod tests;
 
-/// A coroutine stack with a guard page below it.
+pub(crate) use signal::{set_running, worker_init, RunningInfo};
+pub(crate) use slab::GUARD_SIZE;
+
+/// Smallest usable stack size handed out.
+const MIN_SIZE: usize = 16 * 1024;
+
+/// Largest usable stack size accepted (larger requests are an error).
+const MAX_SIZE: usize = 1 << 40;
+
+/// How many free stacks one thread keeps.
+const LOCAL_MAX: usize = 64;
+
+/// How many stacks move between a thread's pool and the global pool at once.
+const LOCAL_BATCH: usize = 32;
+
+/// A coroutine stack carved from a slab, with a [`GUARD_SIZE`] guard below it.
+///
+/// Dropping a `Stack` (on any thread) is the same as [`free`]: it goes back to
+/// the dropping thread's pool.
 pub(crate) struct Stack {
-    inner: DefaultStack,
+    /// Highest address (exclusive): where the stack starts growing down.
+    top: usize,
+    /// Usable bytes below `top`; the guard lies below `top - size`.
     size: usize,
 }
 
-impl std::fmt::Debug for Stack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack").field("size", &self.size).finish()
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("base", &format_args!("{:#x}", self.top))
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -40,83 +99,164 @@ impl Stack {
     }
 }
 
-// SAFETY: delegates to DefaultStack, which upholds the trait's contract (a
-// guard page below `limit`, at least MIN_STACK_SIZE usable bytes, aligned ends).
+// SAFETY: `top` is page aligned (so 16-byte aligned) and `top - size` is the
+// upper end of a GUARD_SIZE region installed by `slab::carve` (guard markers
+// or PROT_NONE pages) that stays in place for the life of the process (slabs
+// are never unmapped and MADV_DONTNEED keeps guard markers). `limit()`
+// includes that guard, and `size >= MIN_SIZE >= MIN_STACK_SIZE`. The memory
+// belongs to this `Stack` alone until it is dropped.
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
-        self.inner.base()
+        // `top` is the end of a mapping, never zero.
+        StackPointer::new(self.top).expect("stack top is non-null")
     }
+
     #[inline]
     fn limit(&self) -> StackPointer {
-        self.inner.limit()
+        StackPointer::new(self.top - self.size - GUARD_SIZE).expect("stack limit is non-null")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        release(self.size, self.top);
+    }
+}
+
+/// A thread's free stacks as `(size, top)` pairs, hottest last.
+struct LocalPool {
+    slots: Vec<(usize, usize)>,
+}
+
+impl Drop for LocalPool {
+    fn drop(&mut self) {
+        slab::give(self.slots.drain(..));
     }
 }
 
 thread_local! {
-    static POOL: RefCell<Vec<Stack>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<LocalPool> = const { RefCell::new(LocalPool { slots: Vec::new() }) };
 }
 
-/// Rounds a requested size up to whole pages, with a sane minimum.
+/// The system page size, asked once.
+pub(crate) fn page_size() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let p = PAGE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let p = if p > 0 { p as usize } else { 4096 };
+    assert!(
+        p.is_power_of_two() && p <= GUARD_SIZE,
+        "unsupported page size {p}"
+    );
+    PAGE.store(p, Ordering::Relaxed);
+    p
+}
+
+/// Rounds a requested size up to whole pages, with a minimum of 16 KiB.
 pub(crate) fn round_size(size: usize) -> usize {
-    let page = 4096;
-    size.max(16 * 1024).div_ceil(page) * page
+    let page = page_size();
+    match size.max(MIN_SIZE).checked_add(page - 1) {
+        Some(s) => s & !(page - 1),
+        None => usize::MAX & !(page - 1),
+    }
 }
 
-/// Takes a stack with `size` usable bytes from this thread's pool or maps one.
+/// Takes a stack with at least `size` usable bytes: from this thread's pool,
+/// else from the global pool, else carved from a (possibly new) slab.
+///
+/// Fails with an `io::Error` that names what ran out (address space,
+/// `RLIMIT_AS`, `vm.max_map_count`, the commit limit) and what to raise.
 pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     let size = round_size(size);
-    let pooled = POOL
-        .try_with(|p| {
-            let mut p = p.borrow_mut();
-            let i = p.iter().rposition(|s| s.size == size)?;
-            Some(p.swap_remove(i))
-        })
-        .ok()
-        .flatten();
-    if let Some(s) = pooled {
-        return Ok(s);
+    if size > MAX_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("gopark: coroutine stack size {size} bytes is too large (at most 1 TiB)"),
+        ));
     }
-    match DefaultStack::new(size) {
-        Ok(inner) => Ok(Stack { inner, size }),
-        Err(e) => Err(io::Error::new(
-            e.kind(),
-            format!(
-                "gopark: cannot allocate a {} KiB coroutine stack: {e} \
-                 (raise vm.max_map_count or the address-space limit, or use smaller stacks)",
-                size / 1024
-            ),
-        )),
-    }
-}
-
-/// Returns a stack to this thread's pool (or unmaps it when the pool is full).
-pub(crate) fn free(stack: Stack) {
-    let _ = POOL.try_with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < POOL_MAX {
-            p.push(stack);
+    let from_pool = POOL.try_with(|p| {
+        let mut p = p.try_borrow_mut().ok()?;
+        let slots = &mut p.slots;
+        if let Some(top) = take_local(slots, size) {
+            return Some(Ok(top));
         }
+        if slots.capacity() == 0 {
+            slots.reserve_exact(LOCAL_MAX);
+        }
+        if let Err(e) = slab::take(size, LOCAL_BATCH, slots) {
+            return Some(Err(e));
+        }
+        take_local(slots, size).map(Ok)
     });
+    let top = match from_pool {
+        Ok(Some(r)) => r?,
+        // No usable thread-local pool (thread exiting, or re-entered):
+        // go straight to the global pool.
+        _ => {
+            let mut one = Vec::with_capacity(1);
+            slab::take(size, 1, &mut one)?;
+            one.pop().expect("slab::take returns a stack or an error").1
+        }
+    };
+    Ok(Stack { top, size })
 }
 
-/// Per-worker-thread set-up before the first resume (a no-op in this version).
-pub(crate) fn worker_init() {}
-
-/// What a fault handler needs to know about the coroutine a worker runs.
-#[derive(Debug, Clone, Copy)]
-#[allow(dead_code)] // read by the overflow handler of the slab allocator
-pub(crate) struct RunningInfo {
-    /// Coroutine id.
-    pub id: u64,
-    /// Usable stack size in bytes.
-    pub stack_size: usize,
-    /// Lowest address of the stack mapping including its guard.
-    pub limit: usize,
-    /// Pointer and length of the coroutine's name (valid while it runs).
-    pub name: Option<(*const u8, usize)>,
-}
-
-/// Records which coroutine this worker is about to run (a no-op in this version).
+/// Pops the most recently freed stack of `size` from a local pool.
 #[inline]
-pub(crate) fn set_running(_info: Option<RunningInfo>) {}
+fn take_local(slots: &mut Vec<(usize, usize)>, size: usize) -> Option<usize> {
+    match slots.last() {
+        Some(&(s, top)) if s == size => {
+            slots.pop();
+            Some(top)
+        }
+        Some(_) => {
+            let i = slots.iter().rposition(|&(s, _)| s == size)?;
+            Some(slots.remove(i).1)
+        }
+        None => None,
+    }
+}
+
+/// Gives a stack back to the calling thread's pool (the same as dropping it).
+pub(crate) fn free(stack: Stack) {
+    drop(stack);
+}
+
+/// Puts a free stack into this thread's pool, spilling to the global pool.
+fn release(size: usize, top: usize) {
+    let kept = POOL.try_with(|p| {
+        let Ok(mut p) = p.try_borrow_mut() else {
+            return false;
+        };
+        let slots = &mut p.slots;
+        if slots.len() >= LOCAL_MAX {
+            slab::give(slots.drain(..LOCAL_BATCH));
+        }
+        if slots.capacity() == 0 {
+            slots.reserve_exact(LOCAL_MAX);
+        }
+        slots.push((size, top));
+        true
+    });
+    if kept != Ok(true) {
+        slab::give(std::iter::once((size, top)));
+    }
+}
+
+/// Keeps `stack` out of every pool: its memory is never reused. Test helper.
+#[cfg(test)]
+fn leak(stack: Stack) {
+    let _ = std::mem::ManuallyDrop::new(stack);
+}
+
+/// Flushes this thread's pool into the global pool. Test helper.
+#[cfg(test)]
+fn flush_local() {
+    POOL.with(|p| slab::give(p.borrow_mut().slots.drain(..)));
+}

@@ -1,0 +1,345 @@
+//! Slabs: large anonymous mappings carved into guarded stack slots, and the
+//! global pool of free stacks shared by all threads.
+//!
+//! A slab is one `mmap(PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|
+//! MAP_NORESERVE|MAP_STACK)`: address space only, committed page by page when
+//! a coroutine touches it. Slabs of a size class grow geometrically (16 slots,
+//! then twice the previous slab, up to 1 GiB); when the kernel refuses a slab
+//! (`RLIMIT_AS`, `RLIMIT_DATA`, commit limit) a smaller one is tried before
+//! giving up. Slabs are never unmapped.
+
+use std::io;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Size of the guard region below every stack. It costs no memory (guard
+/// markers or PROT_NONE pages), and is large enough that a big frame cannot
+/// jump over it into the stack below.
+pub(crate) const GUARD_SIZE: usize = 64 * 1024;
+
+/// Free stacks per size class the global pool keeps without giving their
+/// memory back; beyond this the older half is `MADV_DONTNEED`ed.
+pub(super) const DIRTY_MAX: usize = 256;
+
+/// Slots in the first slab of a size class.
+const FIRST_SLAB_SLOTS: usize = 16;
+
+/// Largest slab mapping (slabs double up to this).
+const SLAB_MAX_BYTES: usize = 1 << 30;
+
+/// `madvise` advice installing guard markers (Linux 6.13+; not yet in libc).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Guard mode not detected yet.
+const GUARD_UNKNOWN: u8 = 0;
+/// Guards are installed with `MADV_GUARD_INSTALL`.
+const GUARD_MADVISE: u8 = 1;
+/// The kernel refused `MADV_GUARD_INSTALL`: guards are PROT_NONE pages.
+const GUARD_MPROTECT: u8 = 2;
+
+static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
+
+/// Slabs mapped so far (statistics).
+pub(super) static SLABS: AtomicUsize = AtomicUsize::new(0);
+/// Stacks carved so far (statistics).
+pub(super) static CARVED: AtomicUsize = AtomicUsize::new(0);
+
+/// The slabs and free stacks of one stack size.
+struct Class {
+    /// Usable bytes per stack.
+    size: usize,
+    /// Free stacks (tops) that may still have resident pages, hottest last.
+    dirty: Vec<usize>,
+    /// Free stacks whose memory was given back to the kernel.
+    clean: Vec<usize>,
+    /// Start of the next uncarved slot in the current slab.
+    next: usize,
+    /// End of the current slab.
+    end: usize,
+    /// Slots to ask for in the next slab.
+    slab_slots: usize,
+}
+
+impl Class {
+    fn slot_bytes(&self) -> usize {
+        self.size + GUARD_SIZE
+    }
+
+    /// Carves the next slot, mapping a slab if needed; returns the stack top.
+    fn carve(&mut self) -> io::Result<usize> {
+        let slot = self.slot_bytes();
+        if self.next == self.end {
+            self.map_slab()?;
+        }
+        let start = self.next;
+        install_guard(start)?;
+        self.next += slot;
+        CARVED.fetch_add(1, Ordering::Relaxed);
+        Ok(start + slot)
+    }
+
+    fn map_slab(&mut self) -> io::Result<()> {
+        let slot = self.slot_bytes();
+        let max_slots = (SLAB_MAX_BYTES / slot).max(1);
+        let mut slots = self.slab_slots.clamp(1, max_slots);
+        loop {
+            let len = slots * slot;
+            match map(len) {
+                Ok(start) => {
+                    SLABS.fetch_add(1, Ordering::Relaxed);
+                    self.next = start;
+                    self.end = start + len;
+                    self.slab_slots = (slots * 2).min(max_slots);
+                    return Ok(());
+                }
+                Err(e) if slots > 1 && e.raw_os_error() == Some(libc::ENOMEM) => slots /= 2,
+                Err(e) => {
+                    return Err(explain(
+                        e,
+                        &format!(
+                            "map {} KiB of address space for {} KiB coroutine stacks",
+                            len / 1024,
+                            self.size / 1024
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+static CLASSES: Mutex<Vec<Class>> = Mutex::new(Vec::new());
+
+fn lock() -> MutexGuard<'static, Vec<Class>> {
+    CLASSES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn class(classes: &mut Vec<Class>, size: usize) -> &mut Class {
+    let i = match classes.iter().position(|c| c.size == size) {
+        Some(i) => i,
+        None => {
+            classes.push(Class {
+                size,
+                dirty: Vec::new(),
+                clean: Vec::new(),
+                next: 0,
+                end: 0,
+                slab_slots: FIRST_SLAB_SLOTS,
+            });
+            classes.len() - 1
+        }
+    };
+    &mut classes[i]
+}
+
+/// Moves up to `want` free stacks of `size` from the global pool into `out`
+/// (as `(size, top)`), or carves one new stack if the pool has none.
+pub(super) fn take(size: usize, want: usize, out: &mut Vec<(usize, usize)>) -> io::Result<()> {
+    let mut classes = lock();
+    let c = class(&mut classes, size);
+    let mut n = 0;
+    while n < want.max(1) {
+        match c.dirty.pop().or_else(|| c.clean.pop()) {
+            Some(top) => out.push((size, top)),
+            None => break,
+        }
+        n += 1;
+    }
+    if n == 0 {
+        let top = c.carve()?;
+        out.push((size, top));
+    }
+    Ok(())
+}
+
+/// Puts free stacks `(size, top)` into the global pool, giving the memory of
+/// the older ones back to the kernel when a class has too many dirty stacks.
+pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>) {
+    let mut trims: Vec<(usize, Vec<usize>)> = Vec::new();
+    {
+        let mut classes = lock();
+        for (size, top) in stacks {
+            let c = class(&mut classes, size);
+            c.dirty.push(top);
+            if c.dirty.len() > DIRTY_MAX {
+                let old: Vec<usize> = c.dirty.drain(..DIRTY_MAX / 2).collect();
+                trims.push((size, old));
+            }
+        }
+    }
+    if trims.is_empty() {
+        return;
+    }
+    // The madvise calls run without the lock; meanwhile these stacks are in
+    // no pool, which at worst makes a concurrent `take` carve a new one.
+    for (size, tops) in &mut trims {
+        trim(*size, tops);
+    }
+    let mut classes = lock();
+    for (size, tops) in trims {
+        class(&mut classes, size).clean.extend(tops);
+    }
+}
+
+/// Gives the memory of free stacks back to the kernel (`MADV_DONTNEED`),
+/// one call per run of adjacent slots. Guards stay installed: guard markers
+/// survive `MADV_DONTNEED`, and PROT_NONE pages are never populated.
+fn trim(size: usize, tops: &mut [usize]) {
+    tops.sort_unstable();
+    let slot = size + GUARD_SIZE;
+    let mut run: Option<(usize, usize)> = None;
+    for &top in tops.iter() {
+        let start = top - slot;
+        run = match run {
+            Some((s, e)) if e == start => Some((s, top)),
+            Some((s, e)) => {
+                dontneed(s, e);
+                Some((start, top))
+            }
+            None => Some((start, top)),
+        };
+    }
+    if let Some((s, e)) = run {
+        dontneed(s, e);
+    }
+}
+
+fn dontneed(start: usize, end: usize) {
+    // SAFETY: [start, end) covers whole slots of free stacks owned by the
+    // caller (in no pool, used by no coroutine); discarding their contents
+    // affects nothing live.
+    let r = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    debug_assert_eq!(
+        r,
+        0,
+        "madvise(MADV_DONTNEED): {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// Maps a slab of `len` bytes; returns its start.
+fn map(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous mapping at an address of the kernel's choosing
+    // cannot alias any existing memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // Transparent huge pages would commit 2 MiB where a stack touches 4 KiB.
+    // (MAP_STACK already implies this on Linux 6.7+.) Failure is harmless.
+    // SAFETY: the range is the mapping just created, owned by no one else.
+    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+    Ok(p as usize)
+}
+
+/// Installs the guard region `[start, start + GUARD_SIZE)` of a fresh slot.
+fn install_guard(start: usize) -> io::Result<()> {
+    let addr = start as *mut libc::c_void;
+    if GUARD_MODE.load(Ordering::Relaxed) != GUARD_MPROTECT {
+        // SAFETY: the range lies in a slab we mapped and belongs to a slot
+        // not handed out yet; nothing reads or writes it.
+        let r = unsafe { libc::madvise(addr, GUARD_SIZE, MADV_GUARD_INSTALL) };
+        if r == 0 {
+            GUARD_MODE.store(GUARD_MADVISE, Ordering::Relaxed);
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            return Err(explain(e, "install a coroutine stack guard"));
+        }
+        // Kernel older than 6.13 (or a locked mapping): PROT_NONE from now on.
+        GUARD_MODE.store(GUARD_MPROTECT, Ordering::Relaxed);
+    }
+    // SAFETY: as above; the range is a whole number of pages of our slab.
+    let r = unsafe { libc::mprotect(addr, GUARD_SIZE, libc::PROT_NONE) };
+    if r != 0 {
+        return Err(explain(
+            io::Error::last_os_error(),
+            "install a coroutine stack guard page",
+        ));
+    }
+    Ok(())
+}
+
+/// Which guard mechanism is in use: "madvise", "mprotect" or "unknown".
+#[cfg(test)]
+pub(super) fn guard_mode() -> &'static str {
+    match GUARD_MODE.load(Ordering::Relaxed) {
+        GUARD_MADVISE => "madvise",
+        GUARD_MPROTECT => "mprotect",
+        _ => "unknown",
+    }
+}
+
+/// Forces the mprotect fallback, as on a kernel without guard markers.
+#[cfg(test)]
+pub(super) fn force_mprotect() {
+    GUARD_MODE.store(GUARD_MPROTECT, Ordering::Relaxed);
+}
+
+/// Wraps an OS error with what gopark tried, what ran out and what to raise.
+fn explain(err: io::Error, what: &str) -> io::Error {
+    let hint = if err.raw_os_error() == Some(libc::ENOMEM) {
+        what_ran_out()
+    } else {
+        String::new()
+    };
+    io::Error::new(err.kind(), format!("gopark: cannot {what}: {err}{hint}"))
+}
+
+/// Diagnoses an ENOMEM from mmap/madvise/mprotect.
+fn what_ran_out() -> String {
+    let mut limits = Vec::new();
+    for (res, name, flag) in [
+        (libc::RLIMIT_AS, "RLIMIT_AS", "ulimit -v"),
+        (libc::RLIMIT_DATA, "RLIMIT_DATA", "ulimit -d"),
+    ] {
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into the valid `rl`.
+        let ok = unsafe { libc::getrlimit(res, &mut rl) } == 0;
+        if ok && rl.rlim_cur != libc::RLIM_INFINITY {
+            limits.push(format!("{name} (`{flag}`) = {} MiB", rl.rlim_cur >> 20));
+        }
+    }
+    if !limits.is_empty() {
+        return format!(
+            "; the address-space limit ran out ({}): raise it, or use fewer or smaller coroutine stacks",
+            limits.join(", ")
+        );
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    let max_maps = read_sysctl("/proc/sys/vm/max_map_count");
+    if let Some(max) = max_maps {
+        if maps + 64 >= max {
+            return format!(
+                "; the process ran out of memory mappings ({maps} of vm.max_map_count = {max}): \
+                 raise vm.max_map_count (sysctl -w vm.max_map_count=...)"
+            );
+        }
+    }
+    if read_sysctl("/proc/sys/vm/overcommit_memory") == Some(2) {
+        return "; the kernel's commit limit ran out (vm.overcommit_memory = 2): raise \
+                vm.overcommit_ratio or vm.overcommit_kbytes, add swap, or use fewer or smaller \
+                coroutine stacks"
+            .to_string();
+    }
+    "; virtual memory ran out: use fewer or smaller coroutine stacks".to_string()
+}
+
+fn read_sysctl(path: &str) -> Option<usize> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,289 @@
+//! Stacks at scale: many coroutines alive at once on the default
+//! `vm.max_map_count`, stack exhaustion as an `io::Error`, stack reuse.
+//!
+//! The figures in the stack issue's closing note come from the ignored
+//! `idle_parked_memory` test, in a release build:
+//! `GOPARK_IDLE_N=1000000 cargo test --release --test stack_scale -- --ignored --nocapture`
+
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CHILD_ENV: &str = "GOPARK_TEST_CHILD";
+
+fn child(name: &str) -> Output {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .unwrap();
+    eprintln!(
+        "child {name}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn in_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == name)
+}
+
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// A field of /proc/self/status, in KiB.
+fn status_kib(field: &str) -> usize {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn max_map_count() -> usize {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Spawns `n` coroutines that park until released, waits until all of them
+/// are parked, calls `parked`, then releases and joins them all.
+fn park_many(rt: &gopark::Runtime, n: usize, parked: impl FnOnce()) {
+    let release = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicUsize::new(0));
+    let mut hs = Vec::with_capacity(n);
+    for i in 0..n {
+        let (release, started) = (release.clone(), started.clone());
+        hs.push(rt.spawn(move || {
+            started.fetch_add(1, Ordering::Relaxed);
+            while !release.load(Ordering::Acquire) {
+                gopark::park();
+            }
+            i
+        }));
+    }
+    let t = Instant::now();
+    while started.load(Ordering::Relaxed) < n {
+        std::thread::sleep(Duration::from_millis(5));
+        if t.elapsed() > Duration::from_secs(20) {
+            let before = started.load(Ordering::Relaxed);
+            rt.spawn(|| ()).join().unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            panic!(
+                "only {before} of {n} started; after a kick: {}",
+                started.load(Ordering::Relaxed)
+            );
+        }
+    }
+    // Every coroutine has run up to its first park (a spurious early return
+    // from park() only loops back into park()).
+    std::thread::sleep(Duration::from_millis(50));
+    parked();
+    release.store(true, Ordering::Release);
+    for h in &hs {
+        h.coroutine().unpark();
+    }
+    for (i, h) in hs.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), i);
+    }
+}
+
+#[test]
+fn two_hundred_thousand_parked_coroutines_on_default_map_count() {
+    const N: usize = 200_000;
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let maps0 = map_count();
+    let limit = max_map_count();
+    let t = Instant::now();
+    park_many(&rt, N, || {
+        let maps = map_count();
+        println!(
+            "{N} parked after {:?}: {} maps (+{}), vm.max_map_count {limit}",
+            t.elapsed(),
+            maps,
+            maps.saturating_sub(maps0)
+        );
+        // The old ceiling: two maps per stack, ~32,750 coroutines. (Other
+        // tests in this process map and unmap too: allow some slack.)
+        assert!(maps < maps0 + 2_000, "{maps0} -> {maps} maps");
+    });
+    println!("{N} released and joined after {:?}", t.elapsed());
+}
+
+#[test]
+fn sleeping_coroutines_at_scale() {
+    const N: usize = 50_000;
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let done = rt.run(|| {
+        let hs: Vec<_> = (0..N)
+            .map(|_| gopark::spawn(|| gopark::time::sleep(Duration::from_millis(20))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).count()
+    });
+    assert_eq!(done, N);
+}
+
+#[test]
+fn stack_exhaustion_is_an_io_error_from_builder_spawn() {
+    const NAME: &str = "stack_exhaustion_is_an_io_error_from_builder_spawn";
+    if in_child(NAME) {
+        let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+        // Warm the workers (thread stacks, malloc arenas) before the limit.
+        rt.run(|| (0..100).map(|i| gopark::spawn(move || i)).count());
+        let mut hs = Vec::with_capacity(100_000);
+        let release = Arc::new(AtomicBool::new(false));
+        let vm = status_kib("VmSize") * 1024;
+        let lim = libc::rlimit {
+            rlim_cur: (vm + 256 * 1024 * 1024) as libc::rlim_t,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: sets this process's address-space limit from a valid struct.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+        let err = loop {
+            let r = release.clone();
+            match gopark::Builder::new()
+                .stack_size(1024 * 1024)
+                .spawn_on(&rt, move || {
+                    while !r.load(Ordering::Acquire) {
+                        gopark::park();
+                    }
+                }) {
+                Ok(h) => hs.push(h),
+                Err(e) => break e,
+            }
+            assert!(hs.len() < 100_000, "the limit was never hit");
+        };
+        println!("spawned {} then: {err}", hs.len());
+        assert!(hs.len() >= 100, "only {} spawned", hs.len());
+        assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+        let msg = err.to_string();
+        assert!(msg.contains("RLIMIT_AS") && msg.contains("raise"), "{msg}");
+        // Nothing is broken: release, join, and spawn again (pooled stacks).
+        release.store(true, Ordering::Release);
+        for h in &hs {
+            h.coroutine().unpark();
+        }
+        let n = hs.len();
+        hs.into_iter().for_each(|h| h.join().unwrap());
+        // Up to 64 free stacks stay in each worker's pool, where a spawn on
+        // the other worker cannot reach them; ask for half.
+        let again = rt.run(move || {
+            (0..n / 2)
+                .map(|i| {
+                    gopark::Builder::new()
+                        .stack_size(1024 * 1024)
+                        .spawn(move || i)
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .count()
+        });
+        assert_eq!(again, n / 2);
+        println!("ok");
+        return;
+    }
+    let out = child(NAME);
+    assert!(out.status.success(), "{:?}", out.status.signal());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+}
+
+#[test]
+fn reused_stack_carries_nothing_that_matters() {
+    // One worker, spawns from inside a coroutine: each stack freed by a
+    // finished coroutine is the next one that worker allocates (LIFO pool).
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    rt.run(|| {
+        #[inline(never)]
+        fn scribble(seed: u8) -> usize {
+            let buf = black_box([seed; 64 * 1024]);
+            let local = 0u64;
+            black_box(&local) as *const u64 as usize + usize::from(buf[100] == seed)
+        }
+        let mut prev_addr = None;
+        let mut prev_id = None;
+        let mut reused = 0;
+        for round in 0..200u32 {
+            let name = format!("round-{round}");
+            let h = gopark::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    let me = gopark::current().unwrap();
+                    assert_eq!(
+                        me.name(),
+                        Some(name.as_str()),
+                        "identity is not on the stack"
+                    );
+                    if round % 3 == 0 {
+                        // A panic unwinds the stack; the next user must not care.
+                        std::panic::panic_any(round);
+                    }
+                    let addr = scribble(round as u8);
+                    // Fresh locals, whatever the stack held before.
+                    let v: Vec<u32> = (0..round).collect();
+                    assert_eq!(v.iter().sum::<u32>(), round * round.saturating_sub(1) / 2);
+                    (me.id(), addr)
+                })
+                .unwrap();
+            match h.join() {
+                Err(p) => assert_eq!(*p.downcast::<u32>().unwrap(), round),
+                Ok((id, addr)) => {
+                    assert_ne!(Some(id), prev_id);
+                    if prev_addr == Some(addr) {
+                        reused += 1;
+                    }
+                    prev_addr = Some(addr);
+                    prev_id = Some(id);
+                }
+            }
+        }
+        assert!(reused > 100, "stack reused in only {reused} rounds");
+    });
+}
+
+/// Memory and time figures for idle parked coroutines (N from
+/// `GOPARK_IDLE_N`, default 100,000). Run in release mode, see module docs.
+#[test]
+#[ignore]
+fn idle_parked_memory() {
+    let n: usize = std::env::var("GOPARK_IDLE_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    rt.run(|| (0..1000).map(|i| gopark::spawn(move || i)).count());
+    let (rss0, pte0, maps0) = (status_kib("VmRSS"), status_kib("VmPTE"), map_count());
+    let t = Instant::now();
+    park_many(&rt, n, || {
+        let (rss, pte, maps) = (status_kib("VmRSS"), status_kib("VmPTE"), map_count());
+        println!(
+            "{n} coroutines parked in {:?}: VmRSS +{} MiB = {:.2} KiB per coroutine, \
+             VmPTE +{:.2} KiB per coroutine, maps {maps} (+{}), vm.max_map_count {}",
+            t.elapsed(),
+            (rss - rss0) / 1024,
+            (rss - rss0) as f64 / n as f64,
+            (pte - pte0) as f64 / n as f64,
+            maps - maps0,
+            max_map_count(),
+        );
+    });
+    println!("all released and joined after {:?}", t.elapsed());
+    let rss = status_kib("VmRSS");
+    println!(
+        "VmRSS after join: +{} MiB over the start",
+        (rss as isize - rss0 as isize) / 1024
+    );
+}

@@ -50,6 +50,15 @@ fn status_kib(field: &str) -> usize {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// Spawns and joins `n` coroutines from inside the runtime.
+fn warm(rt: &gopark::Runtime, n: usize) {
+    let sum = rt.run(move || {
+        let hs: Vec<_> = (0..n).map(|i| gopark::spawn(move || i)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    });
+    assert_eq!(sum, (0..n).sum::<usize>());
+}
+
 fn max_map_count() -> usize {
     std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .unwrap()
@@ -130,7 +139,12 @@ fn sleeping_coroutines_at_scale() {
         let hs: Vec<_> = (0..N)
             .map(|_| gopark::spawn(|| gopark::time::sleep(Duration::from_millis(20))))
             .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).count()
+        let mut joined = 0;
+        for h in hs {
+            h.join().unwrap();
+            joined += 1;
+        }
+        joined
     });
     assert_eq!(done, N);
 }
@@ -141,7 +155,7 @@ fn stack_exhaustion_is_an_io_error_from_builder_spawn() {
     if in_child(NAME) {
         let rt = gopark::Runtime::builder().workers(2).build().unwrap();
         // Warm the workers (thread stacks, malloc arenas) before the limit.
-        rt.run(|| (0..100).map(|i| gopark::spawn(move || i)).count());
+        warm(&rt, 100);
         let mut hs = Vec::with_capacity(100_000);
         let release = Arc::new(AtomicBool::new(false));
         let vm = status_kib("VmSize") * 1024;
@@ -190,9 +204,9 @@ fn stack_exhaustion_is_an_io_error_from_builder_spawn() {
                 .collect::<Vec<_>>()
                 .into_iter()
                 .map(|h| h.join().unwrap())
-                .count()
+                .sum::<usize>()
         });
-        assert_eq!(again, n / 2);
+        assert_eq!(again, (0..n / 2).sum::<usize>());
         println!("ok");
         return;
     }
@@ -264,7 +278,7 @@ fn idle_parked_memory() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
     let rt = gopark::Runtime::builder().workers(2).build().unwrap();
-    rt.run(|| (0..1000).map(|i| gopark::spawn(move || i)).count());
+    warm(&rt, 1000);
     let (rss0, pte0, maps0) = (status_kib("VmRSS"), status_kib("VmPTE"), map_count());
     let t = Instant::now();
     park_many(&rt, n, || {

@@ -67,56 +67,120 @@ fn max_map_count() -> usize {
         .unwrap()
 }
 
+/// Where `park_many` spawns and joins from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum From {
+    /// A plain thread (`Runtime::spawn`, `JoinHandle::join` blocking it).
+    Thread,
+    /// A coroutine on the runtime (`gopark::spawn`, a parking join).
+    Coroutine,
+}
+
+/// Progress counters shared with the coroutines and the watchdog.
+#[derive(Default)]
+struct Progress {
+    release: AtomicBool,
+    started: AtomicUsize,
+    joined: AtomicUsize,
+    done: AtomicBool,
+}
+
 /// Spawns `n` coroutines that park until released, waits until all of them
 /// are parked, calls `parked`, then releases and joins them all.
-fn park_many(rt: &gopark::Runtime, n: usize, parked: impl FnOnce()) {
-    let release = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicUsize::new(0));
-    let mut hs = Vec::with_capacity(n);
-    for i in 0..n {
-        let (release, started) = (release.clone(), started.clone());
-        hs.push(rt.spawn(move || {
-            started.fetch_add(1, Ordering::Relaxed);
-            while !release.load(Ordering::Acquire) {
-                gopark::park();
+///
+/// Returns how often a watchdog had to "kick" the runtime (spawn an empty
+/// coroutine from another thread) because no coroutine started or finished
+/// for 5 s although some were runnable: that is a lost worker wake-up,
+/// which the tests report instead of hanging. Exits the process if kicks do
+/// not help either.
+fn park_many(
+    rt: &Arc<gopark::Runtime>,
+    n: usize,
+    from: From,
+    parked: impl FnOnce() + Send + 'static,
+) -> usize {
+    let p = Arc::new(Progress::default());
+    let kicks = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let progress = || p.started.load(Ordering::Relaxed) + p.joined.load(Ordering::Relaxed);
+            let (mut last, mut since) = (progress(), Instant::now());
+            while !p.done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = progress();
+                if now != last {
+                    (last, since) = (now, Instant::now());
+                } else if since.elapsed() > Duration::from_secs(5)
+                    && !p.done.load(Ordering::Relaxed)
+                {
+                    let k = kicks.fetch_add(1, Ordering::Relaxed) + 1;
+                    eprintln!(
+                        "watchdog: no progress for 5 s (started {}, joined {} of {n}): kick {k}",
+                        p.started.load(Ordering::Relaxed),
+                        p.joined.load(Ordering::Relaxed)
+                    );
+                    if k > 3 {
+                        eprintln!("watchdog: kicks do not help; giving up");
+                        std::process::exit(3);
+                    }
+                    drop(rt.spawn(|| ()));
+                    since = Instant::now();
+                }
             }
-            i
-        }));
-    }
-    let t = Instant::now();
-    while started.load(Ordering::Relaxed) < n {
-        std::thread::sleep(Duration::from_millis(5));
-        if t.elapsed() > Duration::from_secs(20) {
-            let before = started.load(Ordering::Relaxed);
-            rt.spawn(|| ()).join().unwrap();
-            std::thread::sleep(Duration::from_millis(500));
-            panic!(
-                "only {before} of {n} started; after a kick: {}",
-                started.load(Ordering::Relaxed)
-            );
+        });
+        let body = {
+            let p = p.clone();
+            let rt2 = (from == From::Thread).then(|| Arc::clone(rt));
+            move || {
+                let mut hs = Vec::with_capacity(n);
+                for i in 0..n {
+                    let p = p.clone();
+                    let f = move || {
+                        p.started.fetch_add(1, Ordering::Relaxed);
+                        while !p.release.load(Ordering::Acquire) {
+                            gopark::park();
+                        }
+                        i
+                    };
+                    hs.push(match &rt2 {
+                        Some(rt) => rt.spawn(f),
+                        None => gopark::spawn(f),
+                    });
+                }
+                while p.started.load(Ordering::Relaxed) < n {
+                    gopark::time::sleep(Duration::from_millis(5));
+                }
+                // Every coroutine has run up to its first park (a spurious
+                // early return from park() only loops back into park()).
+                gopark::time::sleep(Duration::from_millis(50));
+                parked();
+                p.release.store(true, Ordering::Release);
+                for h in &hs {
+                    h.coroutine().unpark();
+                }
+                for (i, h) in hs.into_iter().enumerate() {
+                    assert_eq!(h.join().unwrap(), i);
+                    p.joined.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        match from {
+            From::Thread => body(),
+            From::Coroutine => rt.run(body),
         }
-    }
-    // Every coroutine has run up to its first park (a spurious early return
-    // from park() only loops back into park()).
-    std::thread::sleep(Duration::from_millis(50));
-    parked();
-    release.store(true, Ordering::Release);
-    for h in &hs {
-        h.coroutine().unpark();
-    }
-    for (i, h) in hs.into_iter().enumerate() {
-        assert_eq!(h.join().unwrap(), i);
-    }
+        p.done.store(true, Ordering::Relaxed);
+    });
+    kicks.into_inner()
 }
 
 #[test]
 fn two_hundred_thousand_parked_coroutines_on_default_map_count() {
     const N: usize = 200_000;
-    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let rt = Arc::new(gopark::Runtime::builder().workers(2).build().unwrap());
     let maps0 = map_count();
     let limit = max_map_count();
     let t = Instant::now();
-    park_many(&rt, N, || {
+    let kicks = park_many(&rt, N, From::Thread, move || {
         let maps = map_count();
         println!(
             "{N} parked after {:?}: {} maps (+{}), vm.max_map_count {limit}",
@@ -129,6 +193,7 @@ fn two_hundred_thousand_parked_coroutines_on_default_map_count() {
         assert!(maps < maps0 + 2_000, "{maps0} -> {maps} maps");
     });
     println!("{N} released and joined after {:?}", t.elapsed());
+    assert_eq!(kicks, 0, "the runtime lost a worker wake-up (see stderr)");
 }
 
 #[test]
@@ -277,11 +342,15 @@ fn idle_parked_memory() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let from = match std::env::var("GOPARK_IDLE_FROM").as_deref() {
+        Ok("thread") => From::Thread,
+        _ => From::Coroutine,
+    };
+    let rt = Arc::new(gopark::Runtime::builder().workers(2).build().unwrap());
     warm(&rt, 1000);
     let (rss0, pte0, maps0) = (status_kib("VmRSS"), status_kib("VmPTE"), map_count());
     let t = Instant::now();
-    park_many(&rt, n, || {
+    let kicks = park_many(&rt, n, from, move || {
         let (rss, pte, maps) = (status_kib("VmRSS"), status_kib("VmPTE"), map_count());
         println!(
             "{n} coroutines parked in {:?}: VmRSS +{} MiB = {:.2} KiB per coroutine, \
@@ -294,7 +363,10 @@ fn idle_parked_memory() {
             max_map_count(),
         );
     });
-    println!("all released and joined after {:?}", t.elapsed());
+    println!(
+        "all released and joined after {:?} (watchdog kicks: {kicks})",
+        t.elapsed()
+    );
     let rss = status_kib("VmRSS");
     println!(
         "VmRSS after join: +{} MiB over the start",

@@ -30,11 +30,16 @@
 //! - The global pool keeps at most [`slab::DIRTY_MAX`] stacks per size class as
 //!   they are ("dirty", possibly resident down to their deepest use). Beyond
 //!   that the older half is given back to the kernel with `MADV_DONTNEED`
-//!   (adjacent slots coalesced into one call) and kept as clean address space.
-//!   We cannot cheaply tell how deep a stack was used (that would need a
-//!   `mincore` syscall, as dear as the `madvise` itself), so the bound is on
-//!   the number of possibly dirty stacks: at most `LOCAL_MAX` per thread plus
-//!   `DIRTY_MAX` per size class, whatever their depth.
+//!   (adjacent slots coalesced into one call) and kept as clean address space;
+//!   so are stacks that stayed unused in the global pool for
+//!   [`slab::SCAVENGE_AFTER`] (checked whenever stacks enter the pool, and by
+//!   [`scavenge`], which an idle worker may call). We cannot cheaply tell how
+//!   deep a stack was used (that would need a `mincore` syscall, as dear as
+//!   the `madvise` itself), so the bound is on the number of possibly dirty
+//!   stacks: at most `LOCAL_MAX` per thread plus `DIRTY_MAX` per size class,
+//!   whatever their depth. A clean stack costs a page fault or two when
+//!   reused, which is why a burst of spawns that fits in the pools is much
+//!   cheaper than one that does not (see `benches/stack.rs`).
 //! - A thread's pool moves to the global pool when the thread exits.
 //!
 //! Slabs are never unmapped; a stack's address range stays reserved for the
@@ -247,6 +252,14 @@ fn release(size: usize, top: usize) {
     if kept != Ok(true) {
         slab::give(std::iter::once((size, top)));
     }
+}
+
+/// Gives back the memory of free stacks that stayed unused in the global pool
+/// for a while (one second). Cheap when there is nothing to do: a worker may
+/// call it before it blocks for lack of work.
+#[allow(dead_code)] // for the worker's idle path; stacks entering the pool also trigger it
+pub(crate) fn scavenge() {
+    slab::scavenge();
 }
 
 /// Keeps `stack` out of every pool: its memory is never reused. Test helper.

@@ -10,7 +10,8 @@
 
 use std::io;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Size of the guard region below every stack. It costs no memory (guard
 /// markers or PROT_NONE pages), and is large enough that a big frame cannot
@@ -19,7 +20,12 @@ pub(crate) const GUARD_SIZE: usize = 64 * 1024;
 
 /// Free stacks per size class the global pool keeps without giving their
 /// memory back; beyond this the older half is `MADV_DONTNEED`ed.
-pub(super) const DIRTY_MAX: usize = 256;
+pub(super) const DIRTY_MAX: usize = 1024;
+
+/// A free stack that stayed unused in the global pool this long has its
+/// memory given back (checked when stacks enter the pool, and by
+/// [`scavenge`]).
+pub(super) const SCAVENGE_AFTER: Duration = Duration::from_secs(1);
 
 /// Slots in the first slab of a size class.
 const FIRST_SLAB_SLOTS: usize = 16;
@@ -48,8 +54,10 @@ pub(super) static CARVED: AtomicUsize = AtomicUsize::new(0);
 struct Class {
     /// Usable bytes per stack.
     size: usize,
-    /// Free stacks (tops) that may still have resident pages, hottest last.
-    dirty: Vec<usize>,
+    /// Free stacks that may still have resident pages, as (top, when freed
+    /// in ms since `epoch()`), oldest first: pushes append and `take` pops
+    /// the newest, so the order by time holds.
+    dirty: Vec<(usize, u64)>,
     /// Free stacks whose memory was given back to the kernel.
     clean: Vec<usize>,
     /// Start of the next uncarved slot in the current slab.
@@ -139,7 +147,7 @@ pub(super) fn take(size: usize, want: usize, out: &mut Vec<(usize, usize)>) -> i
     let c = class(&mut classes, size);
     let mut n = 0;
     while n < want.max(1) {
-        match c.dirty.pop().or_else(|| c.clean.pop()) {
+        match c.dirty.pop().map(|d| d.0).or_else(|| c.clean.pop()) {
             Some(top) => out.push((size, top)),
             None => break,
         }
@@ -152,26 +160,60 @@ pub(super) fn take(size: usize, want: usize, out: &mut Vec<(usize, usize)>) -> i
     Ok(())
 }
 
-/// Puts free stacks `(size, top)` into the global pool, giving the memory of
-/// the older ones back to the kernel when a class has too many dirty stacks.
+/// Puts free stacks `(size, top)` into the global pool. When a class holds
+/// more than [`DIRTY_MAX`] dirty stacks, the older half has its memory given
+/// back; so have stacks that stayed unused for [`SCAVENGE_AFTER`].
 pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>) {
+    let now = now_ms();
     let mut trims: Vec<(usize, Vec<usize>)> = Vec::new();
     {
         let mut classes = lock();
         for (size, top) in stacks {
             let c = class(&mut classes, size);
-            c.dirty.push(top);
+            c.dirty.push((top, now));
             if c.dirty.len() > DIRTY_MAX {
-                let old: Vec<usize> = c.dirty.drain(..DIRTY_MAX / 2).collect();
+                let old = c.dirty.drain(..DIRTY_MAX / 2).map(|d| d.0).collect();
                 trims.push((size, old));
             }
         }
+        for c in classes.iter_mut() {
+            collect_idle(c, now, &mut trims);
+        }
     }
+    trim_and_keep(trims);
+}
+
+/// Gives back the memory of free stacks that stayed unused in the global pool
+/// for [`SCAVENGE_AFTER`] (all size classes). Cheap when there is nothing to
+/// do; meant for a worker that is about to go idle.
+pub(super) fn scavenge() {
+    let now = now_ms();
+    let mut trims = Vec::new();
+    {
+        let mut classes = lock();
+        for c in classes.iter_mut() {
+            collect_idle(c, now, &mut trims);
+        }
+    }
+    trim_and_keep(trims);
+}
+
+/// Moves the stacks of `c` freed before `now - SCAVENGE_AFTER` into `trims`.
+fn collect_idle(c: &mut Class, now: u64, trims: &mut Vec<(usize, Vec<usize>)>) {
+    let cutoff = now.saturating_sub(SCAVENGE_AFTER.as_millis() as u64);
+    if c.dirty.first().is_some_and(|d| d.1 < cutoff) {
+        let n = c.dirty.partition_point(|d| d.1 < cutoff);
+        trims.push((c.size, c.dirty.drain(..n).map(|d| d.0).collect()));
+    }
+}
+
+/// Trims the collected stacks (without the lock; meanwhile they are in no
+/// pool, which at worst makes a concurrent `take` carve a new one) and files
+/// them as clean.
+fn trim_and_keep(mut trims: Vec<(usize, Vec<usize>)>) {
     if trims.is_empty() {
         return;
     }
-    // The madvise calls run without the lock; meanwhile these stacks are in
-    // no pool, which at worst makes a concurrent `take` carve a new one.
     for (size, tops) in &mut trims {
         trim(*size, tops);
     }
@@ -179,6 +221,12 @@ pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>) {
     for (size, tops) in trims {
         class(&mut classes, size).clean.extend(tops);
     }
+}
+
+/// Milliseconds since the first call (a coarse clock for pool ageing).
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// Gives the memory of free stacks back to the kernel (`MADV_DONTNEED`),

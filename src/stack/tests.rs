@@ -228,6 +228,36 @@ fn spill_and_trim_give_memory_back_and_keep_guards() {
 }
 
 #[test]
+fn idle_free_stacks_are_scavenged() {
+    let size = 76 * 1024; // a size class no other test uses
+    let stacks: Vec<Stack> = (0..LOCAL_MAX + 2 * LOCAL_BATCH)
+        .map(|_| alloc(size).unwrap())
+        .collect();
+    for s in &stacks {
+        // SAFETY: the top byte of a live stack.
+        unsafe { ((s.base().get() - 1) as *mut u8).write_volatile(0xCD) };
+    }
+    let tops: Vec<usize> = stacks.iter().map(|s| s.base().get()).collect();
+    drop(stacks);
+    flush_local();
+    let top_byte = |top: usize| {
+        // SAFETY: slabs stay mapped; these free stacks are used by no one
+        // (nothing else in this test binary uses this size).
+        unsafe { ((top - 1) as *const u8).read_volatile() }
+    };
+    assert!(
+        tops.iter().all(|&t| top_byte(t) == 0xCD),
+        "fewer than DIRTY_MAX: kept"
+    );
+    std::thread::sleep(slab::SCAVENGE_AFTER + std::time::Duration::from_millis(100));
+    scavenge();
+    assert!(
+        tops.iter().all(|&t| top_byte(t) == 0),
+        "idle stacks were given back"
+    );
+}
+
+#[test]
 fn guard_faults_after_trim() {
     if in_child("guard_faults_after_trim") {
         let size = 16 * 1024;

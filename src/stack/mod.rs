@@ -40,7 +40,10 @@
 //!   whatever their depth. A clean stack costs a page fault or two when
 //!   reused, which is why a burst of spawns that fits in the pools is much
 //!   cheaper than one that does not (see `benches/stack.rs`).
-//! - A thread's pool moves to the global pool when the thread exits.
+//! - A thread's pool moves to the global pool when the thread exits. While
+//!   the thread lives, its pooled stacks are out of reach of other threads:
+//!   near an address-space limit, a spawn on one worker can fail although
+//!   another worker holds up to `LOCAL_MAX` free stacks.
 //!
 //! Slabs are never unmapped; a stack's address range stays reserved for the
 //! life of the process, which also makes its guard permanent.
@@ -122,6 +125,12 @@ unsafe impl corosensei::stack::Stack for Stack {
         StackPointer::new(self.top - self.size - GUARD_SIZE).expect("stack limit is non-null")
     }
 }
+
+// The scheduler moves unstarted coroutines (with their stacks) between threads.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Stack>();
+};
 
 impl Drop for Stack {
     fn drop(&mut self) {

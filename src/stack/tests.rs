@@ -327,6 +327,17 @@ fn overflow_reported_with_mprotect_guards() {
         assert_eq!(slab::guard_mode(), "mprotect");
         assert!(after - before >= 150, "one split per guard");
         drop(v);
+        // Trimming (MADV_DONTNEED over runs of slots) also works across the
+        // PROT_NONE guard mappings (debug builds assert that madvise succeeds).
+        let many: Vec<Stack> = (0..LOCAL_MAX + 2 * slab::DIRTY_MAX)
+            .map(|_| alloc(20 * 1024).unwrap())
+            .collect();
+        for s in &many {
+            // SAFETY: the top word of a live stack.
+            unsafe { ((s.base().get() - 8) as *mut u64).write_volatile(1) };
+        }
+        drop(many);
+        flush_local();
         overflow_in_coroutine("mp", 24 * 1024);
         return;
     }

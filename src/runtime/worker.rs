@@ -395,6 +395,12 @@ impl WorkerCtx {
             let next = me.timers.next();
             let timeout = (next != u64::MAX)
                 .then(|| Duration::from_nanos(next.saturating_sub(sh.nanos(Instant::now()))));
+            // Free stacks left dirty by a burst go back to the kernel once
+            // they have aged: wake once for that, then sleep for good.
+            let timeout = match (timeout, stack::scavenge()) {
+                (Some(t), Some(s)) => Some(t.min(s)),
+                (t, s) => t.or(s),
+            };
             if polling {
                 let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
                 sh.poller.poll(timeout, &mut buf);

@@ -264,11 +264,13 @@ fn release(size: usize, top: usize) {
 }
 
 /// Gives back the memory of free stacks that stayed unused in the global pool
-/// for a while (one second). Cheap when there is nothing to do: a worker may
-/// call it before it blocks for lack of work.
-#[allow(dead_code)] // for the worker's idle path; stacks entering the pool also trigger it
-pub(crate) fn scavenge() {
-    slab::scavenge();
+/// for a while (one second). Cheap when there is nothing to do: an idle
+/// worker calls it before it blocks, and bounds its sleep by the returned
+/// delay (time until the next free stack is old enough; `None`: nothing
+/// left to give back), so memory returns after a burst without periodic
+/// wake-ups once everything is given back.
+pub(crate) fn scavenge() -> Option<std::time::Duration> {
+    slab::scavenge()
 }
 
 /// Keeps `stack` out of every pool: its memory is never reused. Test helper.

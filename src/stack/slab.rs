@@ -25,7 +25,12 @@ pub(crate) const GUARD_SIZE: usize = 64 * 1024;
 /// of coroutines ends; idle workers give it back after [`SCAVENGE_AFTER`].
 /// Reuse matters: a fresh page costs a page fault (about 1-2 us here, with
 /// memcg charging), an order of magnitude more than the whole spawn.
+#[cfg(not(test))]
 pub(super) const DIRTY_MAX: usize = 32 * 1024;
+/// Smaller in unit tests, so that trimming is exercised without tens of
+/// thousands of stacks (and, with mprotect guards, mappings).
+#[cfg(test)]
+pub(super) const DIRTY_MAX: usize = 1024;
 
 /// A free stack that stayed unused in the global pool this long has its
 /// memory given back (checked when stacks enter the pool, and by

@@ -5,7 +5,13 @@
 /// spawns a closure. Returns the [`JoinHandle`](crate::JoinHandle).
 ///
 /// The `Send + 'static` requirement is checked where you wrote `go!`, so the
-/// compiler points at your code.
+/// compiler points at your code. A coroutine may start on any worker, so
+/// what it captures must be `Send`:
+///
+/// ```compile_fail
+/// let rc = std::rc::Rc::new(1);
+/// gopark::go!(move || *rc + 1); // error: `Rc<i32>` cannot be sent between threads
+/// ```
 ///
 /// ```
 /// fn square(x: u64) -> u64 { x * x }

@@ -292,9 +292,12 @@ impl TcpStream {
     /// after `Shutdown::Write` the peer reads end-of-file.
     ///
     /// ```
+    /// use std::io::Read;
     /// use gopark::net::Shutdown;
     #[doc = stream_doc!()]
+    /// let (mut peer, _) = _l.accept().unwrap();
     /// s.shutdown(Shutdown::Write).unwrap();
+    /// assert_eq!(peer.read(&mut [0u8; 8]).unwrap(), 0); // end-of-file
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.get()?.shutdown(how)

@@ -53,6 +53,7 @@ pub struct UnixListener {
 /// a.write_all(b"x").unwrap();
 /// let mut c = [0u8; 1];
 /// b.read_exact(&mut c).unwrap();
+/// assert_eq!(&c, b"x");
 /// ```
 pub struct UnixStream {
     inner: NetFd<net::UnixStream>,
@@ -148,7 +149,11 @@ impl UnixListener {
     ///
     /// ```
     #[doc = listener_doc!()]
-    /// let _it = s.incoming();
+    /// // Each item is one `accept`; the iterator never ends. Non-blocking,
+    /// // with nobody connecting, the next item is an error instead.
+    /// s.set_nonblocking(true).unwrap();
+    /// let next = s.incoming().next().expect("never None");
+    /// assert_eq!(next.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }
@@ -399,9 +404,12 @@ impl UnixDatagram {
     /// use gopark::net::unix::UnixDatagram;
     /// let p = std::env::temp_dir().join(format!("gopark-doc-dc-{}", std::process::id()));
     /// let _ = std::fs::remove_file(&p);
-    /// let _rx = UnixDatagram::bind(&p).unwrap();
+    /// let rx = UnixDatagram::bind(&p).unwrap();
     /// let tx = UnixDatagram::unbound().unwrap();
     /// tx.connect(&p).unwrap();
+    /// tx.send(b"hi").unwrap(); // no address needed now
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(rx.recv(&mut buf).unwrap(), 2);
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
@@ -486,6 +494,7 @@ impl UnixDatagram {
     /// use gopark::net::Shutdown;
     #[doc = dgram_doc!()]
     /// s.shutdown(Shutdown::Both).unwrap();
+    /// assert!(s.send(b"x").is_err()); // EPIPE
     /// # drop(peer);
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {

@@ -53,8 +53,9 @@ impl Barrier {
     /// A barrier for `n` parties (`n == 0` behaves like 1).
     ///
     /// ```
-    /// let b = gopark::sync::Barrier::new(2);
-    /// # drop(b);
+    /// // A lone party is its own leader; `new(0)` is the same as `new(1)`.
+    /// assert!(gopark::sync::Barrier::new(1).wait().is_leader());
+    /// assert!(gopark::sync::Barrier::new(0).wait().is_leader());
     /// ```
     pub fn new(n: usize) -> Barrier {
         Barrier {

@@ -64,8 +64,12 @@ impl Condvar {
     /// A condition variable with no waiters.
     ///
     /// ```
+    /// use std::time::Duration;
+    /// let m = gopark::sync::Mutex::new(());
     /// let cv = gopark::sync::Condvar::new();
-    /// cv.notify_all(); // nobody waits: nothing happens
+    /// cv.notify_all(); // nobody waits: nothing happens, nothing is remembered
+    /// let (_g, r) = cv.wait_timeout(m.lock(), Duration::from_millis(1));
+    /// assert!(r.timed_out());
     /// ```
     pub fn new() -> Condvar {
         Condvar {
@@ -154,7 +158,21 @@ impl Condvar {
     /// Wakes the longest-waiting waiter, if any.
     ///
     /// ```
-    /// gopark::sync::Condvar::new().notify_one();
+    /// use std::sync::Arc;
+    /// use gopark::sync::{Condvar, Mutex};
+    /// let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+    /// let p = pair.clone();
+    /// let consumer = gopark::go!(move || {
+    ///     let mut items = p.0.lock();
+    ///     while *items == 0 {
+    ///         items = p.1.wait(items);
+    ///     }
+    ///     *items -= 1;
+    /// });
+    /// *pair.0.lock() += 1;
+    /// pair.1.notify_one();
+    /// consumer.join().unwrap();
+    /// assert_eq!(*pair.0.lock(), 0);
     /// ```
     pub fn notify_one(&self) {
         let mut q = lock(&self.queue);
@@ -170,7 +188,28 @@ impl Condvar {
     /// Wakes every waiter.
     ///
     /// ```
-    /// gopark::sync::Condvar::new().notify_all();
+    /// use std::sync::Arc;
+    /// use gopark::sync::{Condvar, Mutex};
+    /// // (go?, how many got through)
+    /// let pair = Arc::new((Mutex::new((false, 0)), Condvar::new()));
+    /// let waiters: Vec<_> = (0..4)
+    ///     .map(|_| {
+    ///         let p = pair.clone();
+    ///         gopark::go!(move || {
+    ///             let mut st = p.0.lock();
+    ///             while !st.0 {
+    ///                 st = p.1.wait(st);
+    ///             }
+    ///             st.1 += 1;
+    ///         })
+    ///     })
+    ///     .collect();
+    /// pair.0.lock().0 = true;
+    /// pair.1.notify_all();
+    /// for h in waiters {
+    ///     h.join().unwrap();
+    /// }
+    /// assert_eq!(pair.0.lock().1, 4);
     /// ```
     pub fn notify_all(&self) {
         let mut wakes = Vec::new();

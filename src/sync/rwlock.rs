@@ -62,6 +62,9 @@ pub struct RwLockReadGuard<'a, T: ?Sized> {
 /// let l = gopark::sync::RwLock::new(1);
 /// let mut g: gopark::sync::RwLockWriteGuard<'_, i32> = l.write();
 /// *g = 2;
+/// assert!(l.try_read().is_none()); // readers wait while the guard lives
+/// drop(g);
+/// assert_eq!(*l.read(), 2);
 /// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 pub struct RwLockWriteGuard<'a, T: ?Sized> {

@@ -60,6 +60,7 @@ impl WaitGroup {
     /// ```
     /// let wg = gopark::sync::WaitGroup::new();
     /// wg.add(2);
+    /// assert_eq!(wg.count(), 2);
     /// wg.done();
     /// wg.done();
     /// wg.wait();

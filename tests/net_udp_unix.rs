@@ -139,3 +139,21 @@ fn conversions_from_std_and_raw_descriptors() {
         assert_eq!(&one, b"!");
     });
 }
+
+/// After `shutdown(Read)`, a datagram receive returns 0 at once (as std's),
+/// in a coroutine and on a plain thread, instead of waiting forever.
+#[test]
+fn unix_datagram_recv_after_read_shutdown_returns_zero() {
+    use gopark::net::unix::UnixDatagram;
+    use gopark::net::Shutdown;
+    let (a, _b) = UnixDatagram::pair().unwrap();
+    a.shutdown(Shutdown::Read).unwrap();
+    assert_eq!(a.recv(&mut [0u8; 16]).unwrap(), 0);
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let n = rt.run(move || {
+        let (c, _d) = UnixDatagram::pair().unwrap();
+        c.shutdown(Shutdown::Both).unwrap();
+        c.recv(&mut [0u8; 16]).unwrap()
+    });
+    assert_eq!(n, 0);
+}

@@ -440,7 +440,15 @@ impl UnixDatagram {
     /// assert_eq!(s.recv_from(&mut [0u8; 4]).unwrap().0, 2);
     /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.io(Mode::Read, |s| s.recv_from(buf))
+        self.inner.io(Mode::Read, |s| match s.recv_from(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => {
+                Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "socket is shut down for reading",
+                ))
+            }
+            r => r,
+        })
     }
 
     /// Sends one datagram to the connected peer.
@@ -463,7 +471,10 @@ impl UnixDatagram {
     /// assert_eq!(s.recv(&mut [0u8; 8]).unwrap(), 3);
     /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.io(Mode::Read, |s| s.recv(buf))
+        self.inner.io(Mode::Read, |s| match s.recv(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => Ok(0),
+            r => r,
+        })
     }
 
     /// The local address.
@@ -495,6 +506,7 @@ impl UnixDatagram {
     #[doc = dgram_doc!()]
     /// s.shutdown(Shutdown::Both).unwrap();
     /// assert!(s.send(b"x").is_err()); // EPIPE
+    /// assert_eq!(s.recv(&mut [0u8; 8]).unwrap(), 0); // as std: no more data
     /// # drop(peer);
     /// ```
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -525,3 +537,20 @@ timeouts!(
     "let s = gopark::net::unix::UnixDatagram::unbound().unwrap();"
 );
 fd_traits!(UnixDatagram, net::UnixDatagram);
+
+/// True if the datagram socket's read side was shut down. After
+/// `shutdown(Read)` Linux answers a non-blocking receive with EAGAIN while
+/// poll(2) reports the socket readable (POLLRDHUP), where a blocking receive
+/// (std) returns 0 at once; without this check a receive would wait forever
+/// (spin, on a plain thread). Only asked when a receive would block.
+fn read_shut_down(s: &net::UnixDatagram) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd that outlives the call; zero timeout.
+    let r = unsafe { libc::poll(&mut pfd, 1, 0) };
+    r > 0 && pfd.revents & libc::POLLRDHUP != 0
+}

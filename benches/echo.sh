@@ -51,7 +51,7 @@ server_cmd() { # name port
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+if [ -n "${ECHO_KEEP:-}" ]; then echo "# raw outputs kept in $tmp"; else trap 'rm -rf "$tmp"' EXIT; fi
 have_perf=0
 perf stat -e 'syscalls:sys_enter_read' -- true >/dev/null 2>&1 && have_perf=1
 
@@ -75,6 +75,7 @@ for s in $servers; do
   if [ $have_perf = 1 ]; then
     perf stat -x, -e 'syscalls:sys_enter_*' -p "$pid" -o "$tmp/$s.perf" &
     perfpid=$!
+    sleep 1 # attaching ~350 tracepoints takes a moment; count the whole client run
   fi
   taskset -c "$ccpu" "$client" --addr "127.0.0.1:$port" --conns "$conns" --size "$size" --secs "$secs" >"$tmp/$s.client" 2>&1 || true
   t1=$(ticks "$pid")

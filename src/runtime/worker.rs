@@ -261,7 +261,15 @@ impl WorkerCtx {
             if let Some(t) = self.shared.global.quick_pop() {
                 return Some(t);
             }
-            if self.shared.poller.has_waiters() && !self.shared.polling.load(Ordering::Relaxed) {
+            // A single worker skips the non-blocking look: it is about to
+            // block in the poller itself, and a blocking poll with events
+            // pending returns at once, so the look would only add an empty
+            // epoll_wait per idle round (Go polls here because its idle M
+            // may not be the one that blocks in netpoll).
+            if self.shared.workers.len() > 1
+                && self.shared.poller.has_waiters()
+                && !self.shared.polling.load(Ordering::Relaxed)
+            {
                 self.netpoll(Some(Duration::ZERO));
                 if self.has_local_work() {
                     continue;

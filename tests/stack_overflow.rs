@@ -74,9 +74,20 @@ fn unnamed_coroutine_overflow_reports_default_size() {
         let sleepers: Vec<_> = (0..100)
             .map(|_| rt.spawn(|| gopark::time::sleep(std::time::Duration::from_secs(60))))
             .collect();
-        let h = rt.spawn(|| recurse(0));
+        // The coroutine waits until its id is printed: otherwise it could
+        // overflow (and abort the process) before the parent learns the id.
+        let printed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let p = printed.clone();
+        let h = rt.spawn(move || {
+            while !p.load(std::sync::atomic::Ordering::SeqCst) {
+                gopark::time::sleep(std::time::Duration::from_millis(1));
+            }
+            recurse(0)
+        });
         let id = h.coroutine().id().as_u64();
         println!("id {id}");
+        std::io::Write::flush(&mut std::io::stdout()).unwrap();
+        printed.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = h.join();
         drop(sleepers);
         return;

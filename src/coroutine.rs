@@ -46,6 +46,10 @@ pub(crate) type Co = corosensei::Coroutine<Resume, Suspend, (), Stack>;
 /// The yielder handed to a coroutine's entry function.
 pub(crate) type Yielder = corosensei::Yielder<Resume, Suspend>;
 /// A commit function (Go's `unlockf`): runs on the worker after the switch.
+///
+/// # Safety
+/// `arg` must be the pointer `park_commit` passed along with this function:
+/// it points into the suspended coroutine's frame, valid until it resumes.
 pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: &Arc<Task>, ctx: &WorkerCtx) -> bool;
 
 /// The command a coroutine suspends with.

@@ -283,6 +283,10 @@ macro_rules! fd_traits {
             ///
             /// # Panics
             /// If the descriptor cannot be registered with epoll.
+            ///
+            /// # Safety
+            /// `fd` must be an open socket of the right type that the caller
+            /// owns and hands over (std's `FromRawFd` contract).
             unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> Self {
                 // SAFETY: the caller hands over ownership of an open socket.
                 let s = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };

@@ -210,7 +210,7 @@ mod loom_tests {
         }
     }
     struct Q(WaitList<(), TB>);
-    // SAFETY (test): nodes are only touched under the loom mutex.
+    // SAFETY: (test) nodes are only touched under the loom mutex.
     unsafe impl Send for Q {}
     struct L {
         word: RwWord,

@@ -210,7 +210,7 @@ mod loom_tests {
         inside: AtomicUsize,
     }
     struct Q(WaitList<(), TestBlocker>);
-    // SAFETY (test): nodes are only touched under the loom mutex.
+    // SAFETY: (test) nodes are only touched under the loom mutex.
     unsafe impl Send for Q {}
 
     fn lock(m: &M) {

@@ -377,7 +377,7 @@ mod loom_tests {
         buf: VecDeque<u32>,
         recvq: WaitList<u32, TestBlocker>,
     }
-    // SAFETY (test): nodes are only touched under the loom mutex.
+    // SAFETY: (test) nodes are only touched under the loom mutex.
     unsafe impl Send for State {}
 
     /// The sender's side of `chan::channel::send` (buffered, never blocks

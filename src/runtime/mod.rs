@@ -79,7 +79,6 @@ pub(crate) struct Shared {
     /// Zero point of the timers' nanosecond clock.
     pub(crate) epoch: Instant,
     /// Round-robin choice of a worker for timers set from plain threads.
-    #[allow(dead_code)] // used by netpoll deadlines
     next_timer_worker: AtomicUsize,
 }
 
@@ -183,7 +182,6 @@ impl Shared {
     /// Arms a timer from any thread: on the calling worker if it belongs to
     /// this runtime, else on a worker chosen round-robin (woken if the timer
     /// is now its earliest).
-    #[allow(dead_code)] // used by netpoll deadlines
     pub(crate) fn add_timer(&self, when: Instant, action: timer::Action) {
         let nanos = self.nanos(when);
         let w = match worker::worker_here() {
@@ -204,7 +202,6 @@ impl Shared {
     }
 }
 
-#[allow(dead_code)] // used by add_timer
 fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
     std::ptr::eq(Arc::as_ptr(a), b)
 }
@@ -484,7 +481,6 @@ pub(crate) fn with_current_shared<R>(f: impl FnOnce(&Arc<Shared>) -> R) -> R {
 }
 
 /// The runtime of the calling worker, else the default one.
-#[allow(dead_code)] // used by the net types to pick a poller
 pub(crate) fn current_shared() -> Arc<Shared> {
     with_current_shared(Arc::clone)
 }

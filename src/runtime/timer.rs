@@ -24,7 +24,6 @@ pub(crate) enum Action {
     /// park of this generation.
     Unpark(Arc<Task>, u32),
     /// Anything else (netpoll deadlines); the closure does its own checks.
-    #[allow(dead_code)] // constructed by netpoll deadlines
     Call(Box<dyn FnOnce() + Send>),
 }
 

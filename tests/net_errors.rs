@@ -3,7 +3,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
-use std::process::Command;
+mod common;
 use std::time::Duration;
 
 use gopark::net::{Shutdown, TcpListener, TcpStream};
@@ -93,31 +93,20 @@ fn reset_scenario() {
     println!("reset-scenario-ok");
 }
 
-fn run_child(test: &str, env: &str) -> std::process::Output {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(env, "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Runs test `name` in a child process and checks that it succeeded.
+fn run_child(name: &str) -> std::process::Output {
+    let out = common::child(name);
+    assert!(out.status.success(), "child failed: {:?}", out.status);
     out
 }
 
 #[test]
 fn peer_reset_errors_then_epipe_and_no_sigpipe_death() {
-    if std::env::var_os("GOPARK_CHILD_RESET").is_some() {
+    const NAME: &str = "peer_reset_errors_then_epipe_and_no_sigpipe_death";
+    if common::in_child(NAME) {
         return reset_scenario();
     }
-    let out = run_child(
-        "peer_reset_errors_then_epipe_and_no_sigpipe_death",
-        "GOPARK_CHILD_RESET",
-    );
+    let out = run_child(NAME);
     assert!(String::from_utf8_lossy(&out.stdout).contains("reset-scenario-ok"));
 }
 
@@ -195,12 +184,10 @@ fn emfile_scenario() {
 
 #[test]
 fn accept_returns_emfile_and_the_server_recovers() {
-    if std::env::var_os("GOPARK_CHILD_EMFILE").is_some() {
+    const NAME: &str = "accept_returns_emfile_and_the_server_recovers";
+    if common::in_child(NAME) {
         return emfile_scenario();
     }
-    let out = run_child(
-        "accept_returns_emfile_and_the_server_recovers",
-        "GOPARK_CHILD_EMFILE",
-    );
+    let out = run_child(NAME);
     assert!(String::from_utf8_lossy(&out.stdout).contains("emfile-scenario-ok"));
 }

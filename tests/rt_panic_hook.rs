@@ -1,14 +1,15 @@
 //! A detached coroutine's panic is printed with the coroutine's name, like a
 //! thread's. Runs the panic in a child process and reads its stderr.
 
-use std::process::Command;
 use std::time::Duration;
 
-const CHILD: &str = "GOPARK_PANIC_HOOK_CHILD";
+mod common;
+
+const NAME: &str = "detached_panic_names_the_coroutine";
 
 #[test]
 fn detached_panic_names_the_coroutine() {
-    if std::env::var_os(CHILD).is_some() {
+    if common::in_child(NAME) {
         let rt = gopark::Runtime::builder().workers(1).build().unwrap();
         let h = gopark::Builder::new()
             .name("doomed-detached")
@@ -23,16 +24,7 @@ fn detached_panic_names_the_coroutine() {
         println!("child ok");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "detached_panic_names_the_coroutine",
-            "--nocapture",
-        ])
-        .env(CHILD, "1")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+    let out = common::child(NAME);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed: {stderr}");

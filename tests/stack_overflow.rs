@@ -3,32 +3,9 @@
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
 
-const CHILD_ENV: &str = "GOPARK_TEST_CHILD";
-
-/// Re-runs test `name` alone in a child process and returns its output.
-fn child(name: &str) -> Output {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .output()
-        .unwrap();
-    eprintln!(
-        "child {name}: {:?}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn in_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|v| v == name)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::{child, in_child, stderr};
 
 /// Recurses without bound, 1 KiB per frame.
 #[allow(unconditional_recursion)]

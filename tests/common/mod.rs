@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests: re-running one test alone in a
+//! child process (for crashes, process-wide limits and signal dispositions).
+//!
+//! The parent calls [`child`] with the test's own name; the re-run test sees
+//! [`in_child`] return true and does the dangerous part.
+
+#![allow(dead_code)] // each test binary uses a subset
+
+use std::process::{Command, Output};
+
+/// Names the test a child process was started for.
+pub const CHILD_ENV: &str = "GOPARK_TEST_CHILD";
+
+/// Re-runs test `name` of this test binary alone in a child process and
+/// returns its output (also echoed to the parent's stderr for diagnosis).
+pub fn child(name: &str) -> Output {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    eprintln!(
+        "child {name}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// True in the child process started by [`child`] for test `name`.
+pub fn in_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == name)
+}
+
+/// The child's stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The child's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

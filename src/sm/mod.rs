@@ -4,6 +4,9 @@
 //! Each file opens with its states and transitions. Under `--cfg loom` only
 //! this module is compiled, together with its loom models.
 
+// Under loom only the models use these; the runtime that uses them is not compiled.
+#![cfg_attr(loom, allow(dead_code))]
+
 pub(crate) mod join;
 pub(crate) mod park_token;
 pub(crate) mod poll_desc;

@@ -20,7 +20,6 @@
 //!   holder changes the word, so the handoff can simply store the new state.
 
 // Under loom only `sm` is compiled: the users of these items are not.
-#![cfg_attr(loom, allow(dead_code))]
 
 use crate::loom::{AtomicUsize, Ordering};
 
@@ -196,20 +195,10 @@ mod loom_tests {
     //! A writer and a reader contend with a reader holding the lock; the
     //! real word and wait list, waiters spinning on their woken flag.
     use super::*;
-    use crate::sm::waitq::{Blocker, Claim, Node, WaitList};
-    use loom::sync::atomic::AtomicBool;
+    use crate::sm::waitq::{Node, TestBlocker, WaitList};
     use loom::sync::{Arc, Mutex};
 
-    struct TB {
-        claim: Claim,
-        woken: AtomicBool,
-    }
-    impl Blocker for TB {
-        fn claim_word(&self) -> &Claim {
-            &self.claim
-        }
-    }
-    struct Q(WaitList<(), TB>);
+    struct Q(WaitList<(), TestBlocker>);
     // SAFETY: (test) nodes are only touched under the loom mutex.
     unsafe impl Send for Q {}
     struct L {
@@ -240,11 +229,8 @@ mod loom_tests {
         if got {
             return;
         }
-        let b = TB {
-            claim: Claim::new(),
-            woken: AtomicBool::new(false),
-        };
-        let n: Node<(), TB> = Node::new(None);
+        let b = TestBlocker::new();
+        let n: Node<(), TestBlocker> = Node::new(None);
         n.prepare(&b, kind);
         // SAFETY: stays on this frame until woken; popped before woken.
         unsafe { q.0.push_back(&n) };

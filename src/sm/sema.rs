@@ -31,7 +31,6 @@
 //! waiter: the fast path sees `W` and queues behind it.
 
 // Under loom only `sm` is compiled: the users of these items are not.
-#![cfg_attr(loom, allow(dead_code))]
 
 use crate::loom::{AtomicUsize, Ordering};
 
@@ -190,19 +189,9 @@ mod loom_tests {
     //! lock/unlock steps of `sync::Mutex`; waiters "park" by spinning on
     //! their woken flag.
     use super::*;
-    use crate::sm::waitq::{Blocker, Claim, Node, WaitList};
-    use loom::sync::atomic::{AtomicBool, AtomicUsize};
+    use crate::sm::waitq::{Node, TestBlocker, WaitList};
+    use loom::sync::atomic::AtomicUsize;
     use loom::sync::{Arc, Mutex};
-
-    struct TestBlocker {
-        claim: Claim,
-        woken: AtomicBool,
-    }
-    impl Blocker for TestBlocker {
-        fn claim_word(&self) -> &Claim {
-            &self.claim
-        }
-    }
 
     struct M {
         word: SemaWord,
@@ -221,10 +210,7 @@ mod loom_tests {
         if m.word.acquire_or_wait() {
             return;
         }
-        let b = TestBlocker {
-            claim: Claim::new(),
-            woken: AtomicBool::new(false),
-        };
+        let b = TestBlocker::new();
         let node: Node<(), TestBlocker> = Node::new(None);
         node.prepare(&b, 1);
         // SAFETY: the node stays on this frame until it is woken, and a

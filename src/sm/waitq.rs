@@ -43,7 +43,6 @@
 //! at runtime shutdown).
 
 // Under loom only `sm` is compiled: the users of these items are not.
-#![cfg_attr(loom, allow(dead_code))]
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
@@ -352,6 +351,31 @@ impl<T, B: Blocker> WaitList<T, B> {
     }
 }
 
+/// The blocker the loom models of this file, `sm::sema` and `sm::rwlock`
+/// share: its claim word, and a flag a waiter spins on instead of parking.
+#[cfg(all(test, loom))]
+pub(crate) struct TestBlocker {
+    pub(crate) claim: Claim,
+    pub(crate) woken: loom::sync::atomic::AtomicBool,
+}
+
+#[cfg(all(test, loom))]
+impl TestBlocker {
+    pub(crate) fn new() -> TestBlocker {
+        TestBlocker {
+            claim: Claim::new(),
+            woken: loom::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+#[cfg(all(test, loom))]
+impl Blocker for TestBlocker {
+    fn claim_word(&self) -> &Claim {
+        &self.claim
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_tests {
     //! Models of the channel wait queue: a one-slot buffered channel whose
@@ -359,19 +383,8 @@ mod loom_tests {
     //! "channel" here is the real [`WaitList`] and [`Claim`] under a loom
     //! mutex, with the same send/recv steps as `chan::channel`.
     use super::*;
-    use loom::sync::atomic::AtomicBool;
     use loom::sync::{Arc, Mutex};
     use std::collections::VecDeque;
-
-    struct TestBlocker {
-        claim: Claim,
-        woken: AtomicBool,
-    }
-    impl Blocker for TestBlocker {
-        fn claim_word(&self) -> &Claim {
-            &self.claim
-        }
-    }
 
     struct State {
         buf: VecDeque<u32>,
@@ -406,10 +419,7 @@ mod loom_tests {
                 buf: VecDeque::new(),
                 recvq: WaitList::new(),
             }));
-            let blocker = Arc::new(TestBlocker {
-                claim: Claim::new(),
-                woken: AtomicBool::new(false),
-            });
+            let blocker = Arc::new(TestBlocker::new());
             let node: Arc<Node<u32, TestBlocker>> = Arc::new(Node::new(None));
             node.prepare(&blocker, 1);
             {
@@ -460,10 +470,7 @@ mod loom_tests {
                 }))
             };
             let (a, b) = (mk(), mk());
-            let blocker = Arc::new(TestBlocker {
-                claim: Claim::new(),
-                woken: AtomicBool::new(false),
-            });
+            let blocker = Arc::new(TestBlocker::new());
             let na: Arc<Node<u32, TestBlocker>> = Arc::new(Node::new(None));
             let nb: Arc<Node<u32, TestBlocker>> = Arc::new(Node::new(None));
             na.prepare(&blocker, 1);

@@ -146,14 +146,22 @@ fn emfile_scenario() {
     let l = rt.run(|| TcpListener::bind("127.0.0.1:0").unwrap());
     let addr = l.local_addr().unwrap();
     let l = std::sync::Arc::new(l);
-    // Clients from a plain thread so their descriptors are counted too;
-    // open them first, then lower the limit just above the current use.
+    // Clients from a plain thread so their descriptors are counted too.
+    // RLIMIT_NOFILE bounds descriptor *numbers*, not their count (inherited
+    // descriptors can leave holes or sit far above the rest), so the limit
+    // is set from the lowest free number: at least one and at most three
+    // accepts fit under it.
     let clients: Vec<std::net::TcpStream> = (0..8)
         .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
-    let used = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    // SAFETY: F_DUPFD on stdin returns a new descriptor (the lowest free
+    // number) or -1; the probe descriptor is closed right away.
+    let lowest_free = unsafe { libc::fcntl(0, libc::F_DUPFD, 0) };
+    assert!(lowest_free >= 0);
+    // SAFETY: `lowest_free` was just opened above and is owned here.
+    unsafe { libc::close(lowest_free) };
     let lim = libc::rlimit {
-        rlim_cur: used + 2,
+        rlim_cur: lowest_free as u64 + 3,
         rlim_max: 20_000,
     };
     // SAFETY: `lim` is a valid rlimit.
@@ -173,9 +181,14 @@ fn emfile_scenario() {
     let n = accepted.len();
     drop(accepted); // free descriptors: the server keeps going
     let lp = l.clone();
+    // The rest one at a time (each needs only one free descriptor); every
+    // accepted stream is usable, then closed again.
     let more = rt.run(move || {
-        let got: Vec<TcpStream> = (0..8 - n).map(|_| lp.accept().unwrap().0).collect();
-        got.len()
+        for _ in 0..8 - n {
+            let (s, _) = lp.accept().unwrap();
+            (&s).write_all(b"k").unwrap();
+        }
+        8 - n
     });
     assert_eq!(more + n, 8);
     drop(clients);

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use gopark::net::{TcpListener, TcpStream};
 
+mod common;
+
 /// xorshift64: deterministic sizes and payloads.
 fn rng(mut x: u64) -> impl FnMut() -> u64 {
     move || {
@@ -35,6 +37,7 @@ fn serve(l: TcpListener) {
 #[test]
 fn thousand_connections_random_sizes_every_byte_verified() {
     const CONNS: u64 = 1000;
+    common::raise_fd_limit(2 * CONNS + 100);
     // Sizes are log-uniform (1 B ..= 1 MiB); the total is capped so that a
     // debug build stays fast (about 40 MiB are expected).
     const TOTAL_CAP: usize = 96 << 20;

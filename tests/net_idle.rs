@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use gopark::net::unix::UnixStream;
 
+mod common;
+
 /// User + system CPU time of the whole process.
 fn cpu_time() -> Duration {
     // SAFETY: all-zero bytes are a valid rusage; getrusage fills it.
@@ -21,6 +23,7 @@ fn cpu_time() -> Duration {
 #[test]
 fn ten_thousand_parked_readers_use_no_cpu() {
     const PAIRS: usize = 5_000; // both ends read: 10,000 parked readers
+    common::raise_fd_limit(2 * PAIRS as u64 + 100);
     let rt = gopark::Runtime::builder()
         .workers(2)
         .stack_size(32 * 1024)

@@ -43,3 +43,27 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// Raises this process's soft RLIMIT_NOFILE to at least `need` descriptors
+/// (as Go does at start-up); many shells default to 1024. Panics with the
+/// fix to apply if the hard limit is lower than `need`.
+pub fn raise_fd_limit(need: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_cur >= need {
+        return;
+    }
+    assert!(
+        lim.rlim_max >= need,
+        "this test needs {need} file descriptors but the hard RLIMIT_NOFILE is {}; \
+         raise it (ulimit -Hn {need}) and run again",
+        lim.rlim_max
+    );
+    lim.rlim_cur = need;
+    // SAFETY: `lim` is a valid rlimit within the hard limit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}

@@ -53,7 +53,7 @@ hz=$(getconf CLK_TCK)
 tmp=$(mktemp -d)
 if [ -n "${ECHO_KEEP:-}" ]; then echo "# raw outputs kept in $tmp"; else trap 'rm -rf "$tmp"' EXIT; fi
 have_perf=0
-perf stat -e 'syscalls:sys_enter_read' -- true >/dev/null 2>&1 && have_perf=1
+perf stat -e 'raw_syscalls:sys_enter' -- true >/dev/null 2>&1 && have_perf=1
 
 printf "# echo: %s conns x %s B, %s s, server on CPU %s (%s worker), client on CPU %s\n" \
   "$conns" "$size" "$secs" "$scpu" "$workers" "$ccpu"
@@ -73,9 +73,12 @@ for s in $servers; do
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   t0=$(ticks "$pid")
   if [ $have_perf = 1 ]; then
-    perf stat -x, -e 'syscalls:sys_enter_*' -p "$pid" -o "$tmp/$s.perf" &
+    # One tracepoint for every syscall: attaching the ~350 per-syscall ones
+    # costs so much at each context switch that a server with two threads
+    # on one CPU dropped from ~185k to ~24k req/s while counted.
+    perf stat -x, -e 'raw_syscalls:sys_enter' -p "$pid" -o "$tmp/$s.perf" &
     perfpid=$!
-    sleep 1 # attaching ~350 tracepoints takes a moment; count the whole client run
+    sleep 1 # let perf attach before the client starts
   fi
   taskset -c "$ccpu" "$client" --addr "127.0.0.1:$port" --conns "$conns" --size "$size" --secs "$secs" >"$tmp/$s.client" 2>&1 || true
   t1=$(ticks "$pid")
@@ -91,7 +94,7 @@ for s in $servers; do
   cpu_us=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$reqs" 'BEGIN{printf "%.3f", (b-a)/hz*1e6/n}')
   sys="n/a"
   if [ $have_perf = 1 ] && [ -f "$tmp/$s.perf" ]; then
-    sys=$(awk -F, -v n="$reqs" '$3 ~ /syscalls:sys_enter_/ && $1 ~ /^[0-9]+$/ {t+=$1} END{printf "%.2f", t/n}' "$tmp/$s.perf")
+    sys=$(awk -F, -v n="$reqs" '$3 ~ /syscalls:sys_enter/ && $1 ~ /^[0-9]+$/ {t+=$1} END{printf "%.2f", t/n}' "$tmp/$s.perf")
   fi
   cpureq[$s]=$cpu_us
   rows+=("$s|$rps|$p50|$p99|$cpu_us|$sys")

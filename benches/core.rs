@@ -87,11 +87,32 @@ fn sleep_storm(c: &mut Criterion) {
     g.finish();
 }
 
+/// One 100 us sleep on a single worker, which waits for its timer in
+/// `epoll_wait`: measures the poller's timeout resolution (whole
+/// milliseconds with `epoll_pwait`, nanoseconds with `epoll_pwait2`).
+fn short_sleep(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let mut g = c.benchmark_group("sleep");
+    g.bench_function("100us_1w", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    gopark::time::sleep(Duration::from_micros(100));
+                }
+                t.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     spawn_join,
     spawn_wait_all,
     yield_round_trip,
-    sleep_storm
+    sleep_storm,
+    short_sleep
 );
 criterion_main!(benches);

@@ -60,6 +60,9 @@ pub(crate) struct Poller {
     wake_sig: AtomicBool,
     /// Coroutines parked on descriptors of this poller (Go's netpollWaiters).
     waiters: AtomicUsize,
+    /// The kernel has `epoll_pwait2` (Linux 5.11+): timed waits have
+    /// nanosecond, not millisecond, resolution.
+    pwait2: bool,
     cache: Mutex<PollCache>,
 }
 
@@ -114,7 +117,15 @@ impl Poller {
             evfd,
             wake_sig: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
+            pwait2: false,
             cache: Mutex::new(PollCache::default()),
+        })
+        .map(|mut p| {
+            // Probe once with a zero timeout: older kernels say ENOSYS, some
+            // seccomp filters EPERM; either way fall back to epoll_pwait.
+            let mut ev = [std::mem::MaybeUninit::uninit()];
+            p.pwait2 = p.epoll_wait(Some(Duration::ZERO), true, &mut ev).is_ok();
+            p
         })
     }
 
@@ -188,45 +199,91 @@ impl Poller {
         self.waiters.load(Ordering::Relaxed) != 0
     }
 
+    /// One `epoll_wait` into `events`: with a timeout and `pwait2`,
+    /// `epoll_pwait2` with a nanosecond timeout; else `epoll_pwait` with the
+    /// timeout rounded up to whole milliseconds (so a timer is never woken
+    /// early; a 100 us sleep then lasts 1 ms, as Go's does on Linux).
+    fn epoll_wait(
+        &self,
+        timeout: Option<Duration>,
+        pwait2: bool,
+        events: &mut [std::mem::MaybeUninit<libc::epoll_event>],
+    ) -> io::Result<usize> {
+        let n = match timeout {
+            Some(d) if pwait2 => {
+                // Clamp to ~68 years: tv_sec must stay representable.
+                let ts = libc::timespec {
+                    tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+                    tv_nsec: d.subsec_nanos() as libc::c_long,
+                };
+                // SAFETY: `events` is writable for its length, `ts` outlives
+                // the call; no signal mask. Raw syscall: see below.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_epoll_pwait2,
+                        self.epfd.as_raw_fd(),
+                        events.as_mut_ptr(),
+                        events.len() as libc::c_int,
+                        &ts as *const libc::timespec,
+                        std::ptr::null::<libc::sigset_t>(),
+                        8usize,
+                    )
+                }
+            }
+            _ => {
+                let ms: libc::c_int = match timeout {
+                    None => -1,
+                    Some(d) if d.is_zero() => 0,
+                    // Round up; clamp to ~24 days.
+                    Some(d) => d
+                        .as_nanos()
+                        .div_ceil(1_000_000)
+                        .min(i32::MAX as u128 / 1000) as libc::c_int,
+                };
+                // SAFETY: `events` is writable for its length. The raw
+                // syscall (epoll_pwait with no signal mask, which aarch64
+                // has too) skips glibc's cancellation-point bookkeeping;
+                // gopark never cancels threads.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_epoll_pwait,
+                        self.epfd.as_raw_fd(),
+                        events.as_mut_ptr(),
+                        events.len() as libc::c_int,
+                        ms,
+                        std::ptr::null::<libc::sigset_t>(),
+                        8usize,
+                    )
+                }
+            }
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     /// Waits for events (see the module docs).
     pub(crate) fn poll(&self, timeout: Option<Duration>, out: &mut Vec<Arc<Task>>) {
-        let ms: libc::c_int = match timeout {
-            None => -1,
-            Some(d) if d.is_zero() => 0,
-            // Round up so a timer is never woken early; clamp to ~24 days.
-            Some(d) => d
-                .as_nanos()
-                .div_ceil(1_000_000)
-                .min(i32::MAX as u128 / 1000) as libc::c_int,
-        };
         // Uninitialised: the kernel writes the first `n` entries, and only
         // those are read (no 1.5 KiB memset per poll).
         let mut events = [const { std::mem::MaybeUninit::<libc::epoll_event>::uninit() }; EVENTS];
-        // SAFETY: `events` is a writable array of EVENTS entries. The raw
-        // syscall (epoll_pwait with no signal mask, which aarch64 has too)
-        // skips glibc's cancellation-point bookkeeping; gopark never
-        // cancels threads.
-        let n = unsafe {
-            libc::syscall(
-                libc::SYS_epoll_pwait,
-                self.epfd.as_raw_fd(),
-                events.as_mut_ptr(),
-                EVENTS as libc::c_int,
-                ms,
-                std::ptr::null::<libc::sigset_t>(),
-                8usize,
-            )
-        } as libc::c_int;
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            assert_eq!(
-                e.kind(),
-                io::ErrorKind::Interrupted,
-                "gopark: epoll_wait failed: {e}"
-            );
-            return;
-        }
-        for ev in &events[..n as usize] {
+        let blocking = timeout != Some(Duration::ZERO);
+        // Only timed waits gain from nanoseconds; `epoll_pwait` otherwise.
+        let pwait2 = self.pwait2 && blocking && timeout.is_some();
+        let n = match self.epoll_wait(timeout, pwait2, &mut events) {
+            Ok(n) => n,
+            Err(e) => {
+                assert_eq!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted,
+                    "gopark: epoll_wait failed: {e}"
+                );
+                return;
+            }
+        };
+        for ev in &events[..n] {
             // SAFETY: the kernel initialised the first `n` entries.
             let ev = unsafe { ev.assume_init_read() };
             let data = ev.u64;
@@ -235,7 +292,7 @@ impl Poller {
                 // non-blocking poll by a busy worker that raced with another
                 // worker starting to block would otherwise swallow the wake
                 // meant for it (the eventfd stays readable until drained).
-                if ms != 0 {
+                if blocking {
                     self.drain_wake();
                 }
                 continue;

@@ -70,11 +70,12 @@ impl<T> QuickPop<T> for crossbeam_queue::ArrayQueue<T> {
 const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
 const STEAL_ROUNDS: usize = 4;
-/// How long an idle worker of a multi-worker runtime looks for work before
-/// it blocks, when its last idle spell was at most this long and ended with
-/// a hand-off: coroutines readied by another worker, or poller events (see
-/// [`WorkerCtx::spin_before_sleep`]).
-const IDLE_SPIN: Duration = Duration::from_micros(40);
+/// The longest an idle worker of a multi-worker runtime looks for work
+/// before it blocks (see [`WorkerCtx::spin_before_sleep`]); hand-offs that
+/// take longer are not worth a spin.
+const IDLE_SPIN_MAX: Duration = Duration::from_micros(40);
+/// Spins shorter than this are not worth starting.
+const IDLE_SPIN_MIN: Duration = Duration::from_micros(4);
 
 thread_local! {
     /// The worker context of this thread (null on plain threads). Set once
@@ -148,9 +149,9 @@ pub(crate) struct WorkerCtx {
     registry: RefCell<Registry>,
     tick: Cell<u32>,
     spinning: Cell<bool>,
-    /// The last idle spell was a hand-off within [`IDLE_SPIN`]: spin before
-    /// the next.
-    idle_spin: Cell<bool>,
+    /// How long the next idle spell spins before blocking (zero: not at
+    /// all); learnt by [`WorkerCtx::learn_spin`].
+    idle_spin: Cell<Duration>,
     rng: Cell<u32>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
@@ -168,7 +169,7 @@ impl WorkerCtx {
             registry: RefCell::new(Registry::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
-            idle_spin: Cell::new(false),
+            idle_spin: Cell::new(Duration::ZERO),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
@@ -419,7 +420,8 @@ impl WorkerCtx {
                 (t, s) => t.or(s),
             };
             let start = Instant::now();
-            let spin = self.idle_spin.get() && sh.workers.len() > 1 && sh.poller.has_waiters();
+            let spin =
+                !self.idle_spin.get().is_zero() && sh.workers.len() > 1 && sh.poller.has_waiters();
             if polling {
                 let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
                 if !(spin && self.spin_before_sleep(start, timeout, Some(&mut buf))) {
@@ -463,20 +465,36 @@ impl WorkerCtx {
         }
     }
 
-    /// Decides whether the next idle spell spins: yes after a short one that
-    /// ended with a hand-off, no after a long one; a short spell ended by
-    /// something else (a wakep, a spawn) changes nothing.
+    /// Learns how long the next idle spell spins, from how this one ended
+    /// after `start`: a hand-off (coroutines readied into the inbox by
+    /// another worker, or poller events) within [`IDLE_SPIN_MAX`] sets the
+    /// spin to twice the time it took; a spell that outlasted the spin
+    /// halves it (below [`IDLE_SPIN_MIN`]: off); a short spell ended by
+    /// something else (a wakep, a spawn) changes nothing. So a worker spins
+    /// while hand-offs keep coming quickly, and a quiet one stops: when short
+    /// hand-offs and long gaps alternate, each gap wastes at most the
+    /// (halving) spin.
     fn learn_spin(&self, start: Instant, handoff: bool) {
-        if start.elapsed() > IDLE_SPIN {
-            self.idle_spin.set(false);
-        } else if handoff {
-            self.idle_spin.set(true);
-        }
+        let took = start.elapsed();
+        let spin = self.idle_spin.get();
+        let next = if handoff && took <= IDLE_SPIN_MAX {
+            (2 * took).clamp(IDLE_SPIN_MIN, IDLE_SPIN_MAX)
+        } else if took > spin {
+            spin / 2
+        } else {
+            spin
+        };
+        self.idle_spin.set(if next < IDLE_SPIN_MIN {
+            Duration::ZERO
+        } else {
+            next
+        });
     }
 
-    /// Looks for work for up to [`IDLE_SPIN`] (or `timeout`) before the
-    /// worker blocks; true if work came. Only workers of multi-worker
-    /// runtimes whose last idle spell was that short spin.
+    /// Looks for work for up to the learnt spin time (or `timeout`) before
+    /// the worker blocks; true if work came. Only workers of multi-worker
+    /// runtimes with descriptors registered spin, and only after quick
+    /// hand-offs ([`WorkerCtx::learn_spin`]).
     ///
     /// Why: a coroutine never changes workers, so a wake-up found by one
     /// worker (the poller, or a coroutine sending on a channel) for a
@@ -500,7 +518,8 @@ impl WorkerCtx {
     ) -> bool {
         let sh = &*self.shared;
         let me = self.shared_part();
-        let limit = timeout.map_or(IDLE_SPIN, |t| t.min(IDLE_SPIN));
+        let spin = self.idle_spin.get();
+        let limit = timeout.map_or(spin, |t| t.min(spin));
         while start.elapsed() < limit {
             if let Some(buf) = buf.as_deref_mut().filter(|_| sh.poller.has_waiters()) {
                 sh.poller.poll(Some(Duration::ZERO), buf);

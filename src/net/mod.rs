@@ -44,6 +44,14 @@
 //! - Plain threads: ops block in poll(2); a close or a deadline set by
 //!   another thread is noticed within 50 ms.
 //!
+//! ## Not kept: the descriptor limit
+//! Go raises the soft `RLIMIT_NOFILE` to the hard limit when a program
+//! starts; gopark, a library, leaves process-wide limits alone (as std and
+//! tokio do). Many shells start programs with a soft limit of 1024, so a
+//! server expecting more connections raises it itself, e.g. with
+//! `libc::setrlimit(libc::RLIMIT_NOFILE, ..)` at start-up or `ulimit -n`;
+//! past the limit, `accept` returns EMFILE ("Too many open files").
+//!
 //! Every socket is registered with the runtime it was created in (the
 //! default runtime on a plain thread), whose workers must keep running
 //! while it is used. Conversions from std types and `FromRawFd` switch the

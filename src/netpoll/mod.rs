@@ -337,3 +337,41 @@ impl Poller {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::MaybeUninit;
+    use std::time::Instant;
+
+    /// Both wait paths (nanosecond `epoll_pwait2`, millisecond
+    /// `epoll_pwait` fallback) wait at least the timeout — a timer is never
+    /// woken early — and report no events on an idle poller.
+    #[test]
+    fn timed_waits_never_return_early_on_either_path() {
+        let p = Poller::new().unwrap();
+        for pwait2 in [false, p.pwait2] {
+            for timeout in [Duration::from_micros(300), Duration::from_millis(3)] {
+                let mut ev = [MaybeUninit::uninit(); 4];
+                let t = Instant::now();
+                let n = p.epoll_wait(Some(timeout), pwait2, &mut ev).unwrap();
+                assert_eq!(n, 0, "pwait2={pwait2}");
+                assert!(t.elapsed() >= timeout, "pwait2={pwait2} woke early");
+            }
+        }
+    }
+
+    /// A zero timeout only looks; a pending wake is reported to a blocking
+    /// wait, which drains it.
+    #[test]
+    fn wake_breaks_a_blocking_poll_and_is_drained() {
+        let p = Poller::new().unwrap();
+        p.wake();
+        let mut out = Vec::new();
+        p.poll(Some(Duration::ZERO), &mut out); // looks, does not drain
+        assert!(p.wake_sig.load(Ordering::SeqCst));
+        p.poll(None, &mut out); // returns at once: the wake is pending
+        assert!(out.is_empty());
+        assert!(!p.wake_sig.load(Ordering::SeqCst), "drained");
+    }
+}

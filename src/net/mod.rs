@@ -261,6 +261,81 @@ macro_rules! timeouts {
     };
 }
 
+/// `Read` and `Write` for a stream type and for a shared reference to it
+/// (one coroutine may read while another writes), through `NetFd::stream_io`.
+macro_rules! stream_io {
+    ($ty:ident) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let len = buf.len();
+                self.inner
+                    .stream_io($crate::sm::poll_desc::Mode::Read, len, |fd| {
+                        $crate::net::sys::sys_read(fd, buf)
+                    })
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                let len = $crate::net::sys::total(bufs);
+                self.inner
+                    .stream_io($crate::sm::poll_desc::Mode::Read, len, |fd| {
+                        $crate::net::sys::sys_readv(fd, bufs)
+                    })
+            }
+        }
+
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.inner
+                    .stream_io($crate::sm::poll_desc::Mode::Write, buf.len(), |fd| {
+                        $crate::net::sys::sys_send(fd, buf)
+                    })
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                let len = $crate::net::sys::total(bufs);
+                self.inner
+                    .stream_io($crate::sm::poll_desc::Mode::Write, len, |fd| {
+                        $crate::net::sys::sys_sendv(fd, bufs)
+                    })
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                (&*self).read(buf)
+            }
+
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                (&*self).read_vectored(bufs)
+            }
+        }
+
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                (&*self).write(buf)
+            }
+
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                (&*self).write_vectored(bufs)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 /// Raw descriptor traits and the conversion from the std type.
 macro_rules! fd_traits {
     ($ty:ident, $std:ty) => {
@@ -329,4 +404,5 @@ macro_rules! fd_traits {
 
 use closable;
 use fd_traits;
+use stream_io;
 use timeouts;

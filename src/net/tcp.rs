@@ -1,18 +1,16 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 use super::fd::NetFd;
-use super::{closable, each_addr, fd_traits, sys, timeouts};
+use super::{closable, each_addr, fd_traits, stream_io, sys, timeouts};
 use crate::sm::poll_desc::Mode;
 
 /// Backlog passed to listen(2); the kernel caps it at `net.core.somaxconn`.
 const BACKLOG: libc::c_int = 4096;
-/// Most buffers one vectored call passes to the kernel.
-const IOV_MAX: usize = 1024;
 
 /// A TCP listening socket, like `std::net::TcpListener`: `accept` parks the
 /// calling coroutine until a connection arrives. `SO_REUSEADDR` is set.
@@ -391,110 +389,4 @@ timeouts!(
 );
 fd_traits!(TcpStream, net::TcpStream);
 
-// The hot-path calls below go through `syscall(2)` rather than glibc's
-// wrappers: in a multi-threaded process every `read`/`send` wrapper is a
-// pthread cancellation point that toggles async cancellation around the
-// syscall (about 60 user-space instructions per request measured with
-// callgrind on the echo example); gopark never cancels threads.
-
-/// One `read(2)` into `buf`.
-pub(crate) fn sys_read(fd: std::os::fd::RawFd, buf: &mut [u8]) -> libc::ssize_t {
-    // SAFETY: `buf` is valid for writes of its length; read(2) takes
-    // (int, void *, size_t).
-    unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) as libc::ssize_t }
-}
-
-/// One `readv(2)` into `bufs`.
-pub(crate) fn sys_readv(fd: std::os::fd::RawFd, bufs: &mut [IoSliceMut<'_>]) -> libc::ssize_t {
-    let n = bufs.len().min(IOV_MAX);
-    // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix and each one
-    // is valid for writes of its length.
-    unsafe { libc::readv(fd, bufs.as_mut_ptr().cast(), n as libc::c_int) }
-}
-
-/// One `send(2)` of `buf`, without SIGPIPE.
-pub(crate) fn sys_send(fd: std::os::fd::RawFd, buf: &[u8]) -> libc::ssize_t {
-    // SAFETY: `buf` is valid for reads of its length; sendto(2) with no
-    // address is send(2).
-    unsafe {
-        libc::syscall(
-            libc::SYS_sendto,
-            fd,
-            buf.as_ptr(),
-            buf.len(),
-            libc::MSG_NOSIGNAL,
-            std::ptr::null::<libc::sockaddr>(),
-            0 as libc::socklen_t,
-        ) as libc::ssize_t
-    }
-}
-
-/// One `sendmsg(2)` of `bufs`, without SIGPIPE.
-pub(crate) fn sys_sendv(fd: std::os::fd::RawFd, bufs: &[IoSlice<'_>]) -> libc::ssize_t {
-    // SAFETY: all-zero bytes are a valid msghdr (no name, no control).
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-    msg.msg_iovlen = bufs.len().min(IOV_MAX) as _;
-    // SAFETY: IoSlice is ABI-compatible with iovec; the kernel only reads
-    // the buffers, each valid for reads of its length.
-    unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) }
-}
-
-pub(crate) fn total<T: std::ops::Deref<Target = [u8]>>(bufs: &[T]) -> usize {
-    bufs.iter().take(IOV_MAX).map(|b| b.len()).sum()
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.inner
-            .stream_io(Mode::Read, len, |fd| sys_read(fd, buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = total(bufs);
-        self.inner
-            .stream_io(Mode::Read, len, |fd| sys_readv(fd, bufs))
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .stream_io(Mode::Write, buf.len(), |fd| sys_send(fd, buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let len = total(bufs);
-        self.inner
-            .stream_io(Mode::Write, len, |fd| sys_sendv(fd, bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_io!(TcpStream);

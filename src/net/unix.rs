@@ -16,14 +16,13 @@
 //! `UnixStream::connect` issues a plain `connect(2)`, which on Linux blocks
 //! the worker only while the listener's backlog is full.
 
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 
 use super::fd::NetFd;
-use super::tcp::{sys_read, sys_readv, sys_send, sys_sendv, total};
-use super::{closable, fd_traits, timeouts};
+use super::{closable, fd_traits, stream_io, timeouts};
 use crate::sm::poll_desc::Mode;
 
 /// A Unix stream listener, like `std::os::unix::net::UnixListener`.
@@ -286,60 +285,7 @@ timeouts!(
 );
 fd_traits!(UnixStream, net::UnixStream);
 
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let len = buf.len();
-        self.inner
-            .stream_io(Mode::Read, len, |fd| sys_read(fd, buf))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = total(bufs);
-        self.inner
-            .stream_io(Mode::Read, len, |fd| sys_readv(fd, bufs))
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .stream_io(Mode::Write, buf.len(), |fd| sys_send(fd, buf))
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let len = total(bufs);
-        self.inner
-            .stream_io(Mode::Write, len, |fd| sys_sendv(fd, bufs))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        (&*self).read_vectored(bufs)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+stream_io!(UnixStream);
 
 macro_rules! dgram_doc {
     () => {

@@ -12,24 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{child, in_child};
-
-fn map_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .count()
-}
-
-/// A field of /proc/self/status, in KiB.
-fn status_kib(field: &str) -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s
-        .lines()
-        .find(|l| l.starts_with(&format!("{field}:")))
-        .unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use common::{child, in_child, map_count, status_kib};
 
 /// Spawns and joins `n` coroutines from inside the runtime.
 fn warm(rt: &gopark::Runtime, n: usize) {

@@ -1,44 +1,24 @@
 //! Unit tests of the stack allocator and the overflow handler. Tests that
 //! fault, measure the whole process or lower its limits re-run this test
-//! binary as a child process (`child()`), selected by `GOPARK_STACK_CHILD`.
+//! binary as a child process (`child()`, from tests/common).
 
 use std::collections::HashSet;
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
 
 use corosensei::stack::Stack as _;
 use corosensei::{Coroutine, CoroutineResult};
 
 use super::*;
 
-const CHILD_ENV: &str = "GOPARK_STACK_CHILD";
+#[path = "../../tests/common/mod.rs"]
+mod common;
+use common::{in_child, map_count, status_kib, stderr};
 
 /// Re-runs test `name` (in this module) alone in a child process.
-fn child(name: &str) -> Output {
+fn child(name: &str) -> std::process::Output {
     let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    let full = format!("{module}::{name}");
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &full, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .output()
-        .unwrap();
-    eprintln!(
-        "child {full}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// True in the child process started by `child(name)`.
-fn in_child(name: &str) -> bool {
-    std::env::var(CHILD_ENV).is_ok_and(|v| v == name)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::child_at(&format!("{module}::{name}"), name)
 }
 
 /// Recurses until the stack runs out; each frame holds 1 KiB.
@@ -57,24 +37,6 @@ fn use_stack(bytes: usize) -> u8 {
         return buf[3];
     }
     black_box(use_stack(bytes - 1024)).wrapping_add(buf[5])
-}
-
-/// Maps currently in /proc/self/maps.
-fn map_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps")
-        .unwrap()
-        .lines()
-        .count()
-}
-
-/// A field of /proc/self/status in KiB (e.g. "VmRSS").
-fn status_kib(field: &str) -> usize {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = s
-        .lines()
-        .find(|l| l.starts_with(&format!("{field}:")))
-        .unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! Helpers shared by the integration tests: re-running one test alone in a
-//! child process (for crashes, process-wide limits and signal dispositions).
+//! Helpers shared by the integration tests (and the stack unit tests, which
+//! include this file): re-running one test alone in a child process (for
+//! crashes, process-wide limits and signal dispositions), and reading the
+//! process's memory figures.
 //!
 //! The parent calls [`child`] with the test's own name; the re-run test sees
 //! [`in_child`] return true and does the dangerous part.
@@ -14,14 +16,21 @@ pub const CHILD_ENV: &str = "GOPARK_TEST_CHILD";
 /// Re-runs test `name` of this test binary alone in a child process and
 /// returns its output (also echoed to the parent's stderr for diagnosis).
 pub fn child(name: &str) -> Output {
+    child_at(name, name)
+}
+
+/// [`child`] for a test whose full path differs from its name, as in unit
+/// test modules: `path` selects the test (`--exact`), `name` is what
+/// [`in_child`] sees.
+pub fn child_at(path: &str, name: &str) -> Output {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .args(["--exact", path, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
         .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap();
     eprintln!(
-        "child {name}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        "child {path}: {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status,
         stdout(&out),
         stderr(&out)
@@ -66,4 +75,22 @@ pub fn raise_fd_limit(need: u64) {
     lim.rlim_cur = need;
     // SAFETY: `lim` is a valid rlimit within the hard limit.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+}
+
+/// Memory mappings of this process (lines of /proc/self/maps).
+pub fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// A field of /proc/self/status in KiB (e.g. "VmRSS").
+pub fn status_kib(field: &str) -> usize {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s
+        .lines()
+        .find(|l| l.starts_with(&format!("{field}:")))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

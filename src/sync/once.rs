@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex as StdMutex;
 
-use super::waiter::{self, lock, Node, OnDrop, Parker, WaitList};
+use super::waiter::{self, lock, OnDrop, WaitList};
 
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -124,25 +124,13 @@ impl Once {
 
     /// Parks until the running initialiser has finished.
     fn wait_running(&self) {
-        let mut q = lock(&self.queue);
+        let q = lock(&self.queue);
         // `finish` stores the state before it takes the queue lock: seeing
         // RUNNING here means it will find us.
         if self.state.load(Ordering::Acquire) != RUNNING {
             return;
         }
-        let parker = Parker::new(None);
-        let node = Node::new(None);
-        node.prepare(parker.waiter(), 1);
-        // SAFETY: `node` stays in this frame until popped by `finish` or
-        // unlinked by `cleanup` (declared after it, dropped first, also on
-        // unwind).
-        unsafe { q.push_back(&node) };
-        let cleanup = OnDrop::new(|| {
-            // SAFETY: the node was only ever linked in this queue.
-            unsafe { lock(&self.queue).remove(&node) };
-        });
-        parker.park(q);
-        cleanup.disarm();
+        waiter::wait_in(&self.queue, q);
     }
 }
 

@@ -337,3 +337,27 @@ impl<F: FnMut()> fmt::Debug for OnDrop<F> {
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The plain untimed wait of `Once` and `WaitGroup`: links a value-less
+/// node into `queue`, whose lock the caller holds as `q` (having just seen
+/// under it that it must wait), and parks until a waker pops it. If the
+/// frame is unwound while parked (runtime shutdown), the node leaves the
+/// queue.
+pub(crate) fn wait_in(
+    queue: &std::sync::Mutex<WaitList<()>>,
+    mut q: std::sync::MutexGuard<'_, WaitList<()>>,
+) {
+    let parker = Parker::new(None);
+    let node = Node::new(None);
+    node.prepare(parker.waiter(), 1);
+    // SAFETY: `node` stays in this frame until popped by a waker or
+    // unlinked by `cleanup` (declared after it, dropped first, also on
+    // unwind).
+    unsafe { q.push_back(&node) };
+    let cleanup = OnDrop::new(|| {
+        // SAFETY: the node was only ever linked in this queue.
+        unsafe { lock(queue).remove(&node) };
+    });
+    parker.park(q);
+    cleanup.disarm();
+}

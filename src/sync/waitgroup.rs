@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
-use super::waiter::{self, lock, Node, OnDrop, Parker, WaitList};
+use super::waiter::{self, lock, WaitList};
 
 /// Waits for a collection of tasks to finish (Go's `sync.WaitGroup`):
 /// [`add`](Self::add) before starting work, [`done`](Self::done) when a
@@ -122,25 +122,13 @@ impl WaitGroup {
         if self.inner.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        let mut q = lock(&self.inner.queue);
+        let q = lock(&self.inner.queue);
         // The last `done` takes the queue lock after its decrement, so
         // checking again under the lock cannot miss it.
         if self.inner.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        let parker = Parker::new(None);
-        let node = Node::new(None);
-        node.prepare(parker.waiter(), 1);
-        // SAFETY: `node` stays in this frame until popped by the last
-        // `done` or unlinked by `cleanup` (declared after it, dropped
-        // first, also on unwind).
-        unsafe { q.push_back(&node) };
-        let cleanup = OnDrop::new(|| {
-            // SAFETY: the node was only ever linked in this queue.
-            unsafe { lock(&self.inner.queue).remove(&node) };
-        });
-        parker.park(q);
-        cleanup.disarm();
+        waiter::wait_in(&self.inner.queue, q);
     }
 
     /// The current count (a snapshot).

@@ -44,6 +44,10 @@
 )))]
 compile_error!("gopark supports Linux on x86_64 and aarch64 only");
 
+// The stack unit tests include tests/common, which names the crate `gopark`.
+#[cfg(all(test, not(loom)))]
+extern crate self as gopark;
+
 mod loom;
 mod sm;
 

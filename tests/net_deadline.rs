@@ -8,16 +8,11 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream};
 
+mod common;
+use common::tcp_pair;
+
 fn rt() -> gopark::Runtime {
     gopark::Runtime::builder().workers(2).build().unwrap()
-}
-
-/// A connected pair (client, server side).
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
 }
 
 const SLACK: Duration = Duration::from_millis(1500);
@@ -25,7 +20,7 @@ const SLACK: Duration = Duration::from_millis(1500);
 #[test]
 fn read_deadline_fires_within_tolerance() {
     rt().run(|| {
-        let (mut c, _s) = pair();
+        let (mut c, _s) = tcp_pair();
         let d = Duration::from_millis(100);
         let t = Instant::now();
         c.set_read_deadline(Some(t + d)).unwrap();
@@ -52,7 +47,7 @@ fn read_deadline_fires_within_tolerance() {
 #[test]
 fn deadline_moved_into_the_past_by_another_coroutine_wakes_at_once() {
     rt().run(|| {
-        let (c, _s) = pair();
+        let (c, _s) = tcp_pair();
         let c = Arc::new(c);
         c.set_read_deadline(Some(Instant::now() + Duration::from_secs(60)))
             .unwrap();
@@ -77,7 +72,7 @@ fn deadline_moved_into_the_past_by_another_coroutine_wakes_at_once() {
 #[test]
 fn deadline_moved_earlier_from_a_plain_thread() {
     let rt = rt();
-    let (c, _s) = rt.run(pair);
+    let (c, _s) = rt.run(tcp_pair);
     let c = Arc::new(c);
     c.set_read_deadline(Some(Instant::now() + Duration::from_secs(60)))
         .unwrap();
@@ -101,7 +96,7 @@ fn deadline_moved_earlier_from_a_plain_thread() {
 #[test]
 fn deadline_moved_later_while_parked_and_cleared_lets_the_read_succeed() {
     rt().run(|| {
-        let (c, s) = pair();
+        let (c, s) = tcp_pair();
         let c = Arc::new(c);
         c.set_read_deadline(Some(Instant::now() + Duration::from_millis(100)))
             .unwrap();
@@ -127,7 +122,7 @@ fn deadline_moved_later_while_parked_and_cleared_lets_the_read_succeed() {
 #[test]
 fn write_deadline_stops_a_blocked_writer() {
     rt().run(|| {
-        let (c, _s) = pair();
+        let (c, _s) = tcp_pair();
         c.set_write_deadline(Some(Instant::now() + Duration::from_millis(200)))
             .unwrap();
         let chunk = vec![7u8; 1 << 20];
@@ -146,7 +141,7 @@ fn write_deadline_stops_a_blocked_writer() {
 #[test]
 fn std_read_timeout_bounds_each_read() {
     rt().run(|| {
-        let (mut c, s) = pair();
+        let (mut c, s) = tcp_pair();
         c.set_read_timeout(Some(Duration::from_millis(80))).unwrap();
         for _ in 0..3 {
             let t = Instant::now();
@@ -216,7 +211,7 @@ fn accept_loop_stopped_by_close_from_another_coroutine() {
 #[test]
 fn parked_read_woken_by_close() {
     rt().run(|| {
-        let (c, _s) = pair();
+        let (c, _s) = tcp_pair();
         let c = Arc::new(c);
         let r = {
             let c = c.clone();

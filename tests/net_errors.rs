@@ -4,6 +4,7 @@
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 mod common;
+use common::tcp_pair;
 use std::time::Duration;
 
 use gopark::net::{Shutdown, TcpListener, TcpStream};
@@ -12,17 +13,10 @@ fn rt() -> gopark::Runtime {
     gopark::Runtime::builder().workers(2).build().unwrap()
 }
 
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
-}
-
 #[test]
 fn read_after_peer_close_is_eof() {
     rt().run(|| {
-        let (mut c, s) = pair();
+        let (mut c, s) = tcp_pair();
         (&s).write_all(b"bye").unwrap();
         drop(s);
         let mut got = Vec::new();
@@ -35,7 +29,7 @@ fn read_after_peer_close_is_eof() {
 #[test]
 fn parked_read_sees_eof_when_the_peer_closes() {
     rt().run(|| {
-        let (mut c, s) = pair();
+        let (mut c, s) = tcp_pair();
         let closer = gopark::go!(move || {
             gopark::time::sleep(Duration::from_millis(30));
             drop(s);
@@ -69,7 +63,7 @@ fn reset_scenario() {
     // SAFETY: restoring a default signal disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     rt().run(|| {
-        let (mut c, s) = pair();
+        let (mut c, s) = tcp_pair();
         set_linger_zero(&s);
         drop(s); // RST
         gopark::time::sleep(Duration::from_millis(50));
@@ -81,7 +75,7 @@ fn reset_scenario() {
         assert_eq!(e.kind(), ErrorKind::BrokenPipe, "{e}");
 
         // Write first: ECONNRESET, then EPIPE.
-        let (mut c, s) = pair();
+        let (mut c, s) = tcp_pair();
         set_linger_zero(&s);
         drop(s);
         gopark::time::sleep(Duration::from_millis(50));
@@ -113,7 +107,7 @@ fn peer_reset_errors_then_epipe_and_no_sigpipe_death() {
 #[test]
 fn half_close() {
     rt().run(|| {
-        let (c, s) = pair();
+        let (c, s) = tcp_pair();
         (&c).write_all(b"request").unwrap();
         c.shutdown(Shutdown::Write).unwrap();
         let mut req = Vec::new();

@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 use gopark::net::unix::UnixStream;
 
 mod common;
-
-/// User + system CPU time of the whole process.
-fn cpu_time() -> Duration {
-    // SAFETY: all-zero bytes are a valid rusage; getrusage fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` outlives the call.
-    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
+use common::process_cpu;
 
 #[test]
 fn ten_thousand_parked_readers_use_no_cpu() {
@@ -57,9 +48,9 @@ fn ten_thousand_parked_readers_use_no_cpu() {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(300)); // let them all park
-    let (c0, w0) = (cpu_time(), Instant::now());
+    let (c0, w0) = (process_cpu(), Instant::now());
     std::thread::sleep(Duration::from_secs(1));
-    let (cpu, wall) = (cpu_time() - c0, w0.elapsed());
+    let (cpu, wall) = (process_cpu() - c0, w0.elapsed());
     eprintln!(
         "idle: {cpu:?} CPU over {wall:?} with {} parked readers",
         2 * PAIRS

@@ -94,3 +94,21 @@ pub fn status_kib(field: &str) -> usize {
         .unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// A connected TCP pair on loopback: (client side, server side).
+pub fn tcp_pair() -> (gopark::net::TcpStream, gopark::net::TcpStream) {
+    let l = gopark::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = gopark::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// User + system CPU time of the whole process.
+pub fn process_cpu() -> std::time::Duration {
+    // SAFETY: all-zero bytes are a valid rusage; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` outlives the call.
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}

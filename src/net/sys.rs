@@ -239,6 +239,7 @@ pub(crate) const IOV_MAX: usize = 1024;
 // callgrind on the echo example); gopark never cancels threads.
 
 /// One `read(2)` into `buf`.
+#[inline]
 pub(crate) fn sys_read(fd: std::os::fd::RawFd, buf: &mut [u8]) -> libc::ssize_t {
     // SAFETY: `buf` is valid for writes of its length; read(2) takes
     // (int, void *, size_t).
@@ -246,6 +247,7 @@ pub(crate) fn sys_read(fd: std::os::fd::RawFd, buf: &mut [u8]) -> libc::ssize_t 
 }
 
 /// One `readv(2)` into `bufs`.
+#[inline]
 pub(crate) fn sys_readv(fd: std::os::fd::RawFd, bufs: &mut [IoSliceMut<'_>]) -> libc::ssize_t {
     let n = bufs.len().min(IOV_MAX);
     // SAFETY: IoSliceMut is ABI-compatible with iovec on Unix and each one
@@ -254,6 +256,7 @@ pub(crate) fn sys_readv(fd: std::os::fd::RawFd, bufs: &mut [IoSliceMut<'_>]) -> 
 }
 
 /// One `send(2)` of `buf`, without SIGPIPE.
+#[inline]
 pub(crate) fn sys_send(fd: std::os::fd::RawFd, buf: &[u8]) -> libc::ssize_t {
     // SAFETY: `buf` is valid for reads of its length; sendto(2) with no
     // address is send(2).
@@ -271,6 +274,7 @@ pub(crate) fn sys_send(fd: std::os::fd::RawFd, buf: &[u8]) -> libc::ssize_t {
 }
 
 /// One `sendmsg(2)` of `bufs`, without SIGPIPE.
+#[inline]
 pub(crate) fn sys_sendv(fd: std::os::fd::RawFd, bufs: &[IoSlice<'_>]) -> libc::ssize_t {
     // SAFETY: all-zero bytes are a valid msghdr (no name, no control).
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -283,6 +287,7 @@ pub(crate) fn sys_sendv(fd: std::os::fd::RawFd, bufs: &[IoSlice<'_>]) -> libc::s
 
 /// Bytes the vectored call would transfer at most (the first
 /// [`IOV_MAX`] buffers).
+#[inline]
 pub(crate) fn total<T: std::ops::Deref<Target = [u8]>>(bufs: &[T]) -> usize {
     bufs.iter().take(IOV_MAX).map(|b| b.len()).sum()
 }

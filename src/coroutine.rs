@@ -27,7 +27,7 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::ptr;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -38,9 +38,17 @@ use crate::sm::join::JoinCell;
 use crate::sm::park_token::ParkToken;
 use crate::stack::Stack;
 
-/// What a worker passes into a coroutine when it resumes it: the worker's
-/// context, so code after a park never needs a thread-local lookup.
-pub(crate) type Resume = *const WorkerCtx;
+/// What a worker tells a coroutine when it resumes it.
+pub(crate) enum Resume {
+    /// Carry on: the park's event came (or the yield is over).
+    Run,
+    /// The runtime is shutting down: unwind from the park point (see
+    /// [`Cancelled`]).
+    Cancel,
+    /// The park's commit function panicked on the worker: re-raise the panic
+    /// in the coroutine, where the code that parked can see it.
+    Panic(Box<dyn Any + Send>),
+}
 /// The corosensei coroutine type used for every gopark coroutine.
 pub(crate) type Co = corosensei::Coroutine<Resume, Suspend, (), Stack>;
 /// The yielder handed to a coroutine's entry function.
@@ -70,6 +78,16 @@ pub(crate) const WAITING: u8 = 2;
 /// `home` before the coroutine first runs.
 pub(crate) const NO_HOME: usize = usize::MAX;
 
+/// `Task::cancel`: no cancellation.
+pub(crate) const CANCEL_NONE: u8 = 0;
+/// `Task::cancel`: the runtime is shutting down; the next resume unwinds.
+pub(crate) const CANCEL_REQUESTED: u8 = 1;
+/// `Task::cancel`: the [`Cancelled`] unwind has been raised in the coroutine.
+pub(crate) const CANCEL_DELIVERED: u8 = 2;
+/// `Task::cancel`: the coroutine caught the [`Cancelled`] unwind and dropped
+/// it; its next park or yield leaks it (see the worker's shutdown).
+pub(crate) const CANCEL_SWALLOWED: u8 = 3;
+
 /// Owner-only part of a task (see the module docs).
 pub(crate) struct TaskLocal {
     /// The coroutine; `None` once finished (or dropped at shutdown).
@@ -78,6 +96,9 @@ pub(crate) struct TaskLocal {
     pub(crate) yielder: *const Yielder,
     /// Index in the home worker's registry of live coroutines.
     pub(crate) slot: usize,
+    /// A panic of this coroutine's commit function, to re-raise in the
+    /// coroutine at its next resume.
+    pub(crate) pending_panic: Option<Box<dyn Any + Send>>,
 }
 
 /// A coroutine record (Go's `g`).
@@ -96,6 +117,16 @@ pub(crate) struct Task {
     pub(crate) status: AtomicU8,
     /// Token for the public park/unpark API.
     pub(crate) token: ParkToken,
+    /// `CANCEL_NONE` .. `CANCEL_SWALLOWED`; written by the home worker and,
+    /// for `CANCEL_SWALLOWED`, by the drop of the [`Cancelled`] payload.
+    pub(crate) cancel: AtomicU8,
+    /// Set (before the status CAS that makes it so) when the home worker
+    /// resumed the coroutine without a waker: at shutdown, or after its
+    /// commit panicked. A waker that took the task from a wait slot just
+    /// before may then find it not parked, or parked again in a later wait:
+    /// `ready` drops the first kind, and every wait re-checks its condition
+    /// after a resume, so the second is a spurious wake-up.
+    pub(crate) stale_wakes: AtomicBool,
     /// Completion and the joiner waiting for it.
     pub(crate) join: JoinCell<Waiter, Box<dyn Any + Send + 'static>>,
     pub(crate) local: UnsafeCell<TaskLocal>,
@@ -120,11 +151,14 @@ impl Task {
             home: AtomicUsize::new(NO_HOME),
             status: AtomicU8::new(RUNNABLE),
             token: ParkToken::new(),
+            cancel: AtomicU8::new(CANCEL_NONE),
+            stale_wakes: AtomicBool::new(false),
             join: JoinCell::new(),
             local: UnsafeCell::new(TaskLocal {
                 co: None,
                 yielder: ptr::null(),
                 slot: usize::MAX,
+                pending_panic: None,
             }),
         }
     }
@@ -140,11 +174,83 @@ impl Task {
         unsafe { &mut *self.local.get() }
     }
 
-    /// Marks the task finished and wakes its joiner.
-    pub(crate) fn complete(&self, panic: Option<Box<dyn Any + Send>>) {
-        if let Some(w) = self.join.complete(panic) {
+    /// Marks the task finished and wakes its joiner. If the join handle was
+    /// dropped already, returns the panic payload for the caller to drop
+    /// (user code: see `worker::drop_payload`).
+    #[must_use = "a returned payload must be dropped with care"]
+    pub(crate) fn complete(
+        &self,
+        panic: Option<Box<dyn Any + Send>>,
+    ) -> Option<Box<dyn Any + Send>> {
+        let (w, unclaimed) = self.join.complete(panic);
+        if let Some(w) = w {
             w.wake();
         }
+        unclaimed
+    }
+
+    /// Claims a parked coroutine for its home worker, as a waker would, but
+    /// for a resume that no waker asked for (shutdown, a panicking commit):
+    /// true if it was parked and is now the caller's to run.
+    pub(crate) fn claim_parked(&self) -> bool {
+        self.stale_wakes.store(true, Ordering::Relaxed);
+        // Release: a waker whose CAS fails on the new status sees
+        // `stale_wakes` (see `ready`).
+        self.status
+            .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        let local = self.local.get_mut();
+        if let Some(co) = local.co.take() {
+            if co.started() && !co.done() {
+                // A suspended coroutine is unwound only on its home worker
+                // (docs/SAFETY.md); the home worker always finishes or
+                // leaks its coroutines before it lets go of them, so this is
+                // a last line of defence: never unwind a stack here, on a
+                // thread that may not be its home; leak it instead.
+                std::mem::forget(co);
+            }
+        }
+    }
+}
+
+/// The unwind that shutdown raises in a parked coroutine, at its park point.
+///
+/// Its payload is consumed by the home worker when the unwind reaches the
+/// coroutine's entry. A coroutine that catches it (`catch_unwind`) and drops
+/// it has swallowed the cancellation: dropping the payload records that, and
+/// the worker leaks the coroutine at its next park instead of unwinding it
+/// again forever.
+pub(crate) struct Cancelled {
+    pub(crate) task: Arc<Task>,
+    /// Set by the worker that received the payload at the coroutine's entry.
+    pub(crate) consumed: bool,
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if !self.consumed {
+            self.task.cancel.store(CANCEL_SWALLOWED, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Acts on what the worker said when it resumed the current coroutine.
+pub(crate) fn on_resume(input: Resume, ctx: &WorkerCtx) {
+    match input {
+        Resume::Run => {}
+        Resume::Cancel => {
+            let task = ctx.current_task().clone();
+            std::panic::resume_unwind(Box::new(Cancelled {
+                task,
+                consumed: false,
+            }))
+        }
+        Resume::Panic(p) => std::panic::resume_unwind(p),
     }
 }
 
@@ -168,9 +274,13 @@ impl fmt::Debug for Task {
 pub(crate) fn ready(task: Arc<Task>) {
     if task
         .status
-        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
+        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
+        // Acquire above: pairs with the release in `claim_parked`.
+        if task.stale_wakes.load(Ordering::Relaxed) {
+            return; // its worker resumed it without us (see `stale_wakes`)
+        }
         panic!("gopark: ready of a coroutine that is not parked (double wake-up)");
     }
     worker::ready_runnable(task);
@@ -203,10 +313,11 @@ where
     // SAFETY: `yielder` is the running coroutine's yielder, alive for as long
     // as the coroutine (set by the entry function; see worker::current_yielder).
     let y = unsafe { &*yielder };
-    y.suspend(Suspend::Park {
+    let input = y.suspend(Suspend::Park {
         commit: trampoline::<F>,
         arg: (&mut slot as *mut Option<F>).cast(),
     });
+    on_resume(input, ctx);
 }
 
 /// A unique identifier of a coroutine, like `std::thread::ThreadId`.
@@ -394,6 +505,8 @@ fn park_inner(deadline: Option<Instant>) {
             return;
         }
     }
+    // Resumed without an unpark (at shutdown), or unwinding: leave PARKED.
+    let _abandon = crate::sync::waiter::OnDrop::new(|| task.token.abandon());
     park_commit(ctx, move |task, ctx| match task.token.commit_park() {
         None => false,
         Some(gen) => {
@@ -427,7 +540,8 @@ pub fn yield_now() {
         Some(ctx) => {
             // SAFETY: as in park_commit: the yielder of the running coroutine.
             let y = unsafe { &*ctx.current_yielder() };
-            y.suspend(Suspend::Yield);
+            let input = y.suspend(Suspend::Yield);
+            on_resume(input, ctx);
         }
         None => thread::yield_now(),
     }
@@ -460,6 +574,16 @@ impl Waiter {
                 t.thread.unpark();
             }
         }
+    }
+}
+
+/// Parks the current coroutine while `waiting()` holds, for a wait whose
+/// waker is already registered: a resume that finds `waiting()` still true
+/// was spurious (see `Task::stale_wakes`), and the coroutine parks again.
+/// The waker must make `waiting()` false before it readies the coroutine.
+pub(crate) fn park_while(ctx: &WorkerCtx, waiting: impl Fn() -> bool) {
+    while waiting() {
+        park_commit(ctx, |_, _| waiting());
     }
 }
 

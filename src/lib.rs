@@ -69,6 +69,11 @@ mod spawn;
 mod stack;
 #[cfg(not(loom))]
 pub mod sync;
+/// The integration tests' helpers, for unit tests that re-run themselves in
+/// a child process.
+#[cfg(all(test, not(loom)))]
+#[path = "../tests/common/mod.rs"]
+mod test_common;
 #[cfg(not(loom))]
 pub mod time;
 

@@ -52,6 +52,10 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         if !self.task.join.is_done() {
             coroutine::block_on(|w| self.task.join.register(w));
+            if let Some(ctx) = crate::runtime::worker::current_ctx() {
+                // The waiter stays registered across a spurious resume.
+                coroutine::park_while(ctx, || !self.task.join.is_done());
+            }
         }
         match self.task.join.take_panic() {
             Some(p) => Err(p),
@@ -88,6 +92,15 @@ impl<T> JoinHandle<T> {
         Coroutine {
             task: self.task.clone(),
         }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    /// Detaches the coroutine. If it has already ended with a panic that
+    /// nobody joined, its payload is dropped here, by the caller; otherwise
+    /// its home worker drops the payload when the coroutine ends.
+    fn drop(&mut self) {
+        drop(self.task.join.detach());
     }
 }
 
@@ -277,12 +290,23 @@ where
     T: Send + 'static,
 {
     let tp = TaskPtr(Arc::as_ptr(task));
-    Co::with_stack(stack, move |y: &Yielder, _ctx: Resume| {
+    Co::with_stack(stack, move |y: &Yielder, input: Resume| {
         let tp = tp;
         // SAFETY: the task owns this coroutine, so it outlives the
         // coroutine's execution; the running coroutine is owned by its
         // worker, the only one touching `local` (coroutine module docs).
         unsafe { (*(*tp.0).local.get()).yielder = y };
+        if let Resume::Cancel = input {
+            // Cancelled before it started (runtime shutdown): drop the
+            // closure here, as a coroutine (its destructors may park), then
+            // end the way a cancelled parked coroutine does.
+            drop(f);
+            drop(packet);
+            if let Some(ctx) = runtime::worker::current_ctx() {
+                coroutine::on_resume(input, ctx);
+            }
+            return;
+        }
         let v = f();
         // SAFETY: the slot is written once, before completion; the joiner
         // reads it only after completion (see Packet).

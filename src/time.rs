@@ -69,6 +69,9 @@ pub fn sleep_until(deadline: Instant) {
     }
     // Go's resetForSleep: the timer is armed by the commit, after the switch,
     // so it cannot fire before the coroutine has parked.
+    // The timer is the only waker. A resume without it (spurious, see
+    // `Task::stale_wakes`) happens only during runtime shutdown, when every
+    // timer is due anyway: the sleep then ends early.
     park_commit(ctx, move |task, ctx| {
         ctx.add_timer(deadline, Action::Ready(task.clone()));
         true

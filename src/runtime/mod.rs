@@ -75,6 +75,13 @@ pub(crate) struct Shared {
     pub(crate) polling: AtomicBool,
     pub(crate) poller: Poller,
     pub(crate) shutdown: AtomicBool,
+    /// Workers that have not finished their shutdown (see
+    /// `worker::shutdown`).
+    pub(crate) shutdown_active: AtomicUsize,
+    /// Workers in their shutdown with nothing to run.
+    pub(crate) shutdown_idle: AtomicUsize,
+    /// Set when no worker in its shutdown can make progress any more.
+    pub(crate) shutdown_stuck: AtomicBool,
     pub(crate) stack_size: usize,
     /// Zero point of the timers' nanosecond clock.
     pub(crate) epoch: Instant,
@@ -109,6 +116,12 @@ impl Shared {
             _ => self.global.push(task),
         }
         self.wakep();
+        // After the push (SeqCst, as the store in `Runtime::drop`): either
+        // the workers' shutdown drains see the task, or we see the flag and
+        // drop it here; a join handle never waits for a runtime that is gone.
+        if self.shutdown.load(Ordering::SeqCst) {
+            worker::cancel_queued(self, false);
+        }
     }
 
     /// Go's `wakep`: if a worker is idle and none is spinning, wake one to
@@ -330,6 +343,9 @@ impl RuntimeBuilder {
             polling: AtomicBool::new(false),
             poller: Poller::new()?,
             shutdown: AtomicBool::new(false),
+            shutdown_active: AtomicUsize::new(n),
+            shutdown_idle: AtomicUsize::new(0),
+            shutdown_stuck: AtomicBool::new(false),
             stack_size: self.stack_size,
             epoch: Instant::now(),
             next_timer_worker: AtomicUsize::new(0),
@@ -458,7 +474,7 @@ impl Drop for Runtime {
             let _ = t.join();
         }
         // Whatever is still queued never started (or was cancelled already).
-        worker::cancel_queued(&self.shared);
+        worker::cancel_queued(&self.shared, true);
     }
 }
 

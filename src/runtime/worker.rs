@@ -21,6 +21,7 @@
 //! `CTX`, set once per thread; since a started coroutine never leaves its
 //! thread, that lookup is valid before and after any park.
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
@@ -34,8 +35,16 @@ use corosensei::CoroutineResult;
 
 use super::timer::Action;
 use super::{Shared, WorkerShared};
-use crate::coroutine::{Suspend, Task, Yielder, NO_HOME, RUNNABLE, RUNNING, WAITING};
+use crate::coroutine::{
+    Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
+    CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
+};
 use crate::stack;
+
+mod shutdown;
+#[cfg(all(test, not(loom)))]
+mod tests;
+pub(crate) use shutdown::cancel_queued;
 
 /// `pop` that first checks emptiness with plain loads: crossbeam's `pop` on
 /// an empty queue costs tens of instructions (about 80 per yield for the
@@ -129,6 +138,11 @@ impl Registry {
         }
     }
 
+    /// Number of live coroutines.
+    fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     fn remove(&mut self, i: usize) -> Option<Arc<Task>> {
         let t = self.slots.get_mut(i)?.take();
         if t.is_some() {
@@ -149,6 +163,9 @@ pub(crate) struct WorkerCtx {
     registry: RefCell<Registry>,
     tick: Cell<u32>,
     spinning: Cell<bool>,
+    /// Set when the worker enters its shutdown: every coroutine it resumes
+    /// from then on is cancelled first.
+    shutting_down: Cell<bool>,
     /// How long the next idle spell spins before blocking (zero: not at
     /// all); learnt by [`WorkerCtx::learn_spin`].
     idle_spin: Cell<Duration>,
@@ -169,6 +186,7 @@ impl WorkerCtx {
             registry: RefCell::new(Registry::default()),
             tick: Cell::new(0),
             spinning: Cell::new(false),
+            shutting_down: Cell::new(false),
             idle_spin: Cell::new(Duration::ZERO),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             due: RefCell::new(Vec::new()),
@@ -540,6 +558,10 @@ impl WorkerCtx {
     }
 
     /// Runs `task` until it parks, yields or ends (Go's `execute`).
+    ///
+    /// User code runs here only inside `resume` and the commit function,
+    /// each under `catch_unwind`, and in the drop of a panic payload
+    /// ([`drop_payload`]): no panic of user code unwinds the worker loop.
     fn execute(&self, task: Arc<Task>) {
         if self.spinning.get() {
             self.reset_spinning();
@@ -551,6 +573,18 @@ impl WorkerCtx {
             // one that touches `local` from here on (coroutine module docs).
             unsafe { task.local().slot = slot };
         }
+        // SAFETY: owner-only field of a task this worker owns.
+        if unsafe { task.local().co.is_none() } {
+            // Only a coroutine leaked at shutdown can be readied after it
+            // lost its stack (a waker that found it in a wait slot).
+            assert_ne!(
+                task.cancel.load(Ordering::Relaxed),
+                CANCEL_NONE,
+                "gopark: resumed a finished coroutine"
+            );
+            return;
+        }
+        let mut input = self.resume_input(&task);
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
             self.current.set((&task as *const Arc<Task>).cast());
@@ -565,12 +599,16 @@ impl WorkerCtx {
                 limit: task.stack_limit,
                 name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
             }));
-            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(self as *const WorkerCtx)));
+            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
             stack::set_running(None);
             self.current.set(ptr::null());
             match r {
                 Ok(CoroutineResult::Yield(Suspend::Yield)) => {
                     task.status.store(RUNNABLE, Ordering::Relaxed);
+                    if swallowed(&task) {
+                        self.leak(task, LEAK_SWALLOWED);
+                        return;
+                    }
                     self.requeue_yielded(task);
                     return;
                 }
@@ -581,10 +619,34 @@ impl WorkerCtx {
                     // SAFETY: `commit` and `arg` come from `park_commit` in
                     // the coroutine, which is suspended inside it: `arg`
                     // points to its live slot (see park_commit).
-                    if unsafe { commit(arg, &task, self) } {
-                        return;
+                    let parked = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+                        commit(arg, &task, self)
+                    }));
+                    match parked {
+                        Ok(parked) if swallowed(&task) => {
+                            // Published or not, it is never resumed again; a
+                            // waker that readies it later finds no stack.
+                            let _ = parked;
+                            self.leak(task, LEAK_SWALLOWED);
+                            return;
+                        }
+                        Ok(true) => return,
+                        // The event already came: run it again at once.
+                        Ok(false) => input = self.resume_input(&task),
+                        // The commit panicked, maybe after publishing the
+                        // task: claim it back as a waker would, and re-raise
+                        // the panic inside the coroutine, at its park.
+                        Err(p) => {
+                            if !task.claim_parked() {
+                                // A waker readied it first: deliver the panic
+                                // when it runs.
+                                // SAFETY: owner-only field, task not running.
+                                unsafe { task.local().pending_panic = Some(p) };
+                                return;
+                            }
+                            input = Resume::Panic(p);
+                        }
                     }
-                    // The event already came: run it again at once.
                 }
                 Ok(CoroutineResult::Return(())) => {
                     self.finish(task, None);
@@ -596,6 +658,21 @@ impl WorkerCtx {
                 }
             }
         }
+    }
+
+    /// What to tell `task` when it is resumed: a panic of its commit to
+    /// re-raise, a cancellation to unwind from (once), or carry on.
+    fn resume_input(&self, task: &Arc<Task>) -> Resume {
+        // SAFETY: owner-only field of a task this worker owns, not running.
+        if let Some(p) = unsafe { task.local().pending_panic.take() } {
+            return Resume::Panic(p);
+        }
+        let c = task.cancel.load(Ordering::Relaxed);
+        if c == CANCEL_REQUESTED || (c == CANCEL_NONE && self.shutting_down.get()) {
+            task.cancel.store(CANCEL_DELIVERED, Ordering::Relaxed);
+            return Resume::Cancel;
+        }
+        Resume::Run
     }
 
     /// Go's Gosched: the yielding coroutine goes behind the others. Readied
@@ -621,7 +698,7 @@ impl WorkerCtx {
     }
 
     /// A coroutine ended: recycle its stack, hand the result to the joiner.
-    fn finish(&self, task: Arc<Task>, panic: Option<Box<dyn std::any::Any + Send>>) {
+    fn finish(&self, task: Arc<Task>, panic: Option<Box<dyn Any + Send>>) {
         // SAFETY: owner-only fields of a task this worker owns; it no longer
         // runs, so nothing else borrows them.
         let local = unsafe { task.local() };
@@ -632,60 +709,68 @@ impl WorkerCtx {
         }
         let slot = local.slot;
         let held = self.registry.borrow_mut().remove(slot);
-        task.complete(panic);
+        let panic = panic.map(|mut p| match p.downcast_mut::<Cancelled>() {
+            Some(c) => {
+                // The unwind this worker raised came back: not swallowed.
+                c.consumed = true;
+                drop(p);
+                Box::new(CANCELLED_MSG) as Box<dyn Any + Send>
+            }
+            None => p,
+        });
+        drop_payload(task.complete(panic));
         drop(held);
     }
 
-    /// Runtime shutdown: cancel everything queued here and unwind every
-    /// coroutine that lives here, on this thread.
-    fn shutdown(&self) {
-        let me = self.shared_part();
-        loop {
-            let mut batch: Vec<Arc<Task>> = Vec::new();
-            batch.extend(self.runnext.take());
-            batch.extend(self.runq.borrow_mut().drain(..));
-            while let Some(t) = me.inbox.pop() {
-                batch.push(t);
-            }
-            while let Some(t) = me.spawnq.pop() {
-                batch.push(t);
-            }
-            let mut due = Vec::new();
-            me.timers.take_all(&mut due);
-            drop(due);
-            let live: Vec<Arc<Task>> = {
-                let mut reg = self.registry.borrow_mut();
-                reg.free.clear();
-                reg.slots.drain(..).flatten().collect()
-            };
-            if batch.is_empty() && live.is_empty() {
-                break;
-            }
-            for t in batch.into_iter().chain(live) {
-                self.cancel(&t);
-            }
+    /// Stops running `task` for good without unwinding it: its stack is
+    /// never freed or reused (so whatever still points into it stays valid)
+    /// and its remaining destructors never run. Sound, unlike resuming it on
+    /// another thread or unwinding it forever.
+    fn leak(&self, task: Arc<Task>, why: &str) {
+        // SAFETY: owner-only fields of a task this worker owns, not running.
+        let local = unsafe { task.local() };
+        if let Some(co) = local.co.take() {
+            std::mem::forget(co);
         }
+        let held = self.registry.borrow_mut().remove(local.slot);
+        let name = task
+            .name
+            .as_deref()
+            .map_or_else(String::new, |n| format!(" '{n}'"));
+        eprintln!(
+            "gopark: coroutine {}{name} {why}; it is leaked: its stack stays allocated and its remaining destructors do not run",
+            task.id
+        );
+        drop_payload(task.complete(Some(Box::new(LEAKED_MSG))));
+        drop(held);
     }
+}
 
-    /// Drops a coroutine that will never run again (unwinding its stack on
-    /// this thread if it had started) and fails its join.
-    fn cancel(&self, task: &Arc<Task>) {
-        let home = task.home.load(Ordering::Relaxed);
-        if home != NO_HOME && home != self.index {
-            return; // not ours to unwind; its home worker does it
+/// The join error of a coroutine cancelled by runtime shutdown.
+pub(crate) const CANCELLED_MSG: &str =
+    "gopark: the runtime was dropped before the coroutine finished";
+/// The join error of a coroutine leaked at runtime shutdown.
+const LEAKED_MSG: &str =
+    "gopark: the runtime was dropped and the coroutine could not be unwound (leaked)";
+const LEAK_SWALLOWED: &str =
+    "caught the unwind that runtime shutdown raised in it and went on running";
+
+/// True if `task` caught and dropped its shutdown unwind.
+fn swallowed(task: &Task) -> bool {
+    task.cancel.load(Ordering::Relaxed) == CANCEL_SWALLOWED
+}
+
+/// Drops a panic payload that nobody will join (user data: its `Drop` may
+/// panic). A panicking drop is contained; if the payload of that second
+/// panic panics too, the process aborts with a message, as std does for a
+/// thread result that panics on drop: the worker must not unwind.
+pub(crate) fn drop_payload(p: Option<Box<dyn Any + Send>>) {
+    let Some(p) = p else { return };
+    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        if panic::catch_unwind(AssertUnwindSafe(move || drop(p))).is_err() {
+            eprintln!("gopark: a coroutine's panic payload kept panicking when dropped; aborting");
+            std::process::abort();
         }
-        // SAFETY: a task is cancelled by its owner: an unstarted one by the
-        // queue holder, a started one by its home worker (checked above).
-        let co = unsafe { task.local().co.take() };
-        let Some(co) = co else { return };
-        self.current.set((task as *const Arc<Task>).cast());
-        // Dropping a suspended coroutine unwinds its stack: destructors run.
-        let r = panic::catch_unwind(AssertUnwindSafe(|| drop(co)));
-        self.current.set(ptr::null());
-        drop(r);
-        task.complete(Some(Box::new(
-            "gopark: the runtime was dropped before the coroutine finished",
-        )));
     }
 }
 
@@ -705,28 +790,30 @@ pub(crate) fn ready_runnable(task: Arc<Task>) {
     shared.wake_worker(home);
 }
 
-/// Cancels what is left in the global queue after every worker stopped.
-pub(crate) fn cancel_queued(shared: &Arc<Shared>) {
-    let ctx = WorkerCtx::new(shared.clone(), usize::MAX);
-    while let Some(t) = shared.global.pop() {
-        ctx.cancel(&t);
-    }
-    for w in shared.workers.iter() {
-        while let Some(t) = w.spawnq.pop() {
-            ctx.cancel(&t);
-        }
-    }
-}
-
 /// A worker thread's body.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) {
+    /// Armed while the worker loop runs: a panic that escapes it (a bug in
+    /// gopark: user code is contained, see `execute`) would leave this
+    /// worker's coroutines with no thread allowed to run or unwind them.
+    struct AbortOnUnwind(usize);
+    impl Drop for AbortOnUnwind {
+        fn drop(&mut self) {
+            eprintln!(
+                "gopark: worker {} panicked outside any coroutine; aborting, since its coroutines can run on no other thread",
+                self.0
+            );
+            std::process::abort();
+        }
+    }
     let _ = shared.workers[index].thread.set(thread::current());
     stack::worker_init();
     let ctx = WorkerCtx::new(shared, index);
     CTX.with(|c| c.set(&ctx));
+    let guard = AbortOnUnwind(index);
     while let Some(task) = ctx.find_runnable() {
         ctx.execute(task);
     }
     ctx.shutdown();
+    std::mem::forget(guard);
     CTX.with(|c| c.set(ptr::null()));
 }

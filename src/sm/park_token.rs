@@ -18,6 +18,7 @@
 //! | (g, PARKED)     | `unpark`                 | (g, EMPTY)      | caller must ready it        |
 //! | (g, EMPTY)      | `unpark`                 | (g, NOTIFIED)   | next park returns at once   |
 //! | (g, PARKED)     | `unpark_gen(g)` (timer)  | (g, EMPTY)      | caller must ready it        |
+//! | (g, PARKED)     | `abandon` (coroutine)    | (g, EMPTY)      | park ended without a wake   |
 //!
 //! `commit_park` runs on the worker after the coroutine has switched off its
 //! stack (design brief, decision 2), so whoever observes PARKED may ready the
@@ -99,6 +100,21 @@ impl ParkToken {
                 Ok(_) => return cur & STATE == PARKED,
                 Err(actual) => cur = actual,
             }
+        }
+    }
+
+    /// The park ended without an unpark (its coroutine was resumed by its
+    /// worker without a waker, or is unwinding out of the park): leave
+    /// PARKED so that the next `commit_park` is not mistaken for a double
+    /// park. An `unpark` racing with this either took PARKED first (and
+    /// readies a coroutine that is no longer parked there: a stale wake-up
+    /// the scheduler drops) or finds EMPTY and leaves a notification.
+    pub(crate) fn abandon(&self) {
+        let cur = self.word.load(Ordering::Relaxed);
+        if cur & STATE == PARKED {
+            let _ =
+                self.word
+                    .compare_exchange(cur, cur & !STATE, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -192,5 +208,22 @@ mod tests {
         let g = t.commit_park().unwrap();
         assert!(t.unpark());
         assert!(!t.unpark_gen(g), "already readied");
+    }
+
+    #[test]
+    fn abandoned_park_can_park_again() {
+        let t = ParkToken::new();
+        let g = t.commit_park().unwrap();
+        t.abandon();
+        assert!(!t.unpark_gen(g), "the abandoned park's timer is stale");
+        let g2 = t.commit_park().expect("parks again, no double-park panic");
+        assert_ne!(g, g2);
+        assert!(t.unpark());
+        t.abandon();
+        assert!(
+            !t.unpark(),
+            "leaves a notification after an abandon on EMPTY"
+        );
+        assert!(t.try_consume());
     }
 }

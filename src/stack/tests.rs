@@ -11,8 +11,7 @@ use corosensei::{Coroutine, CoroutineResult};
 
 use super::*;
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use crate::test_common as common;
 use common::{in_child, map_count, status_kib, stderr};
 
 /// Re-runs test `name` (in this module) alone in a child process.

@@ -220,9 +220,9 @@ impl Parker {
                     self.arm_timer(ctx);
                     true
                 });
-                let s = self.state();
-                debug_assert_ne!(s, WAITING, "resumed unclaimed");
-                s
+                // Still unclaimed: a spurious resume (`Task::stale_wakes`).
+                coroutine::park_while(ctx, || self.state() == WAITING);
+                self.state()
             }
             None => {
                 drop(guard);
@@ -244,6 +244,7 @@ impl Parker {
                     }
                     park
                 });
+                coroutine::park_while(ctx, || self.state() == WAITING);
                 self.state()
             }
             None => {

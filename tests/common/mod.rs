@@ -38,6 +38,63 @@ pub fn child_at(path: &str, name: &str) -> Output {
     out
 }
 
+/// [`child`] with a time limit: a child still running after `limit` is
+/// killed (its status then shows SIGKILL), so a hang fails the test instead
+/// of hanging the suite.
+pub fn child_within(name: &str, limit: std::time::Duration) -> Output {
+    child_at_within(name, name, limit)
+}
+
+/// [`child_within`] for a test whose full path differs from its name (see
+/// [`child_at`]).
+pub fn child_at_within(path: &str, name: &str, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    let mut c = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", path, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain both pipes on threads so a chatty child never blocks on them.
+    let mut so = c.stdout.take().unwrap();
+    let mut se = c.stderr.take().unwrap();
+    let to = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let te = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = c.kill();
+            break c.wait().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let out = Output {
+        status,
+        stdout: to.join().unwrap(),
+        stderr: te.join().unwrap(),
+    };
+    eprintln!(
+        "child {path}: {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
 /// True in the child process started by [`child`] for test `name`.
 pub fn in_child(name: &str) -> bool {
     std::env::var(CHILD_ENV).is_ok_and(|v| v == name)

@@ -71,6 +71,39 @@ pub use std::net::Shutdown;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
+/// The error inside the [`io::Error`] of an op on a socket that was closed
+/// (Go's `net.ErrClosed`): its kind is [`NotConnected`](io::ErrorKind::NotConnected)
+/// and it reads "use of closed network connection". Test for it with
+/// [`is_closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrClosed;
+
+impl std::fmt::Display for ErrClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("use of closed network connection")
+    }
+}
+
+impl std::error::Error for ErrClosed {}
+
+/// True if `err` is the error of an op on a socket that was closed (Go's
+/// `errors.Is(err, net.ErrClosed)`): it carries [`ErrClosed`]. Other errors
+/// of the same kind, [`NotConnected`](io::ErrorKind::NotConnected) (a read
+/// on a socket that was never connected, say), are not.
+///
+/// ```
+/// use std::io::Read;
+/// let (a, b) = gopark::net::unix::UnixStream::pair().unwrap();
+/// a.close().unwrap();
+/// let err = (&a).read(&mut [0u8; 8]).unwrap_err();
+/// assert!(gopark::net::is_closed(&err));
+/// b.set_read_timeout(Some(std::time::Duration::from_millis(1))).unwrap();
+/// # drop(a);
+/// ```
+pub fn is_closed(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotConnected && err.get_ref().is_some_and(|e| e.is::<ErrClosed>())
+}
+
 /// Maps "no address resolved" the way std does.
 fn no_addr() -> io::Error {
     io::Error::new(

@@ -380,14 +380,20 @@ macro_rules! fd_traits {
 
         impl std::os::fd::AsFd for $ty {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                // SAFETY: the descriptor stays open while `self` is borrowed
-                // (it is closed by Drop, or after `close` once no op is in
-                // flight, and a borrow is not an op).
+                // SAFETY: the number stays open and owned by `self` until
+                // `self` is dropped, which the borrow outlives: `close` only
+                // re-points it at a placeholder (net::fd, "Closing keeps the
+                // number"), and only Drop closes it.
                 unsafe { std::os::fd::BorrowedFd::borrow_raw(self.inner.raw()) }
             }
         }
 
         impl std::os::fd::IntoRawFd for $ty {
+            /// Hands the descriptor to the caller, restored to blocking mode
+            /// and deregistered from the runtime. After
+            /// [`close`](Self::close) the connection is gone: the descriptor
+            /// handed out is then a placeholder socket that is not connected,
+            /// still the caller's to close.
             fn into_raw_fd(self) -> std::os::fd::RawFd {
                 self.inner.into_raw()
             }

@@ -9,8 +9,6 @@ use std::io::{Read, Write};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use gopark::net::TcpStream;
-
 /// Runs `f` on a thread and fails if it has not returned after 5 s.
 fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();

@@ -1,5 +1,5 @@
 //! The netpoller: one epoll instance per runtime, polled by the workers
-//! themselves (design brief, decision 4), and one eventfd to break a blocked
+//! themselves (as Go's are), and one eventfd to break a blocked
 //! `epoll_wait` (Go's `netpollBreak`).
 //!
 //! Contract with the scheduler (Go's netpoll.go backend contract):

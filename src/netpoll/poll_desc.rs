@@ -62,10 +62,7 @@ pub(crate) fn err_closed() -> io::Error {
 /// The error of a coroutine's op that would have to wait for readiness on
 /// a descriptor whose runtime has shut down (nobody polls it any more).
 pub(crate) fn err_runtime_gone() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Other,
-        "gopark: the runtime this socket was registered with has shut down",
-    )
+    io::Error::other("gopark: the runtime this socket was registered with has shut down")
 }
 
 /// The error of an op whose deadline expired (Go's `ErrDeadlineExceeded`).

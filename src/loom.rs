@@ -7,12 +7,24 @@
 #[cfg(loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
+
+/// A mutex loom can model.
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::Mutex;
+
+/// A mutex loom can model (std version).
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) use std::sync::Mutex;
 
 #[cfg(not(loom))]
 #[allow(unused_imports)]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 /// `UnsafeCell` with loom's closure-based API, so loom can track accesses.
 #[cfg(loom)]

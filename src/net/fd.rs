@@ -20,6 +20,18 @@
 //! Writes do the same after a short write (the send buffer was full, and the
 //! kernel reports EPOLLOUT when space frees up).
 //!
+//! ## Closing keeps the number
+//! [`NetFd::close`] is Go's `Close`: later ops fail with [`ErrClosed`](super::ErrClosed),
+//! parked ops wake with it, and once the last op in flight has returned the
+//! socket is released: deregistered from the poller, and the descriptor
+//! number re-pointed (`dup3`) at a placeholder socket that is not connected,
+//! which closes the connection (the peer sees it, as after `close(2)`) but
+//! keeps the *number* allocated and owned by the `NetFd` until it is dropped.
+//! So a `BorrowedFd` from `as_fd`, which lives as long as a `&self` and
+//! therefore may outlive `close(&self)`, always refers to an open descriptor
+//! that no file opened later can share; and `into_raw_fd` after a close
+//! hands out a descriptor the caller really owns. Drop closes the number.
+//!
 //! ## Plain threads
 //! Outside a coroutine the same ops block the thread in poll(2), bounded by
 //! the deadlines, in slices of at most [`THREAD_SLICE`] so that a close or a
@@ -48,10 +60,12 @@ pub(crate) const THREAD_SLICE: Duration = Duration::from_millis(50);
 /// A registered socket (see the module docs). `S` is the std type that
 /// owns the descriptor and provides the non-I/O methods.
 pub(crate) struct NetFd<S: AsRawFd> {
-    /// Never dropped: the descriptor is closed by [`NetFd::destroy`] once the
-    /// last op has finished.
+    /// Never dropped: the socket is released by [`NetFd::destroy`] once the
+    /// last op has finished, and the number closed by Drop.
     sock: ManuallyDrop<S>,
     fd: RawFd,
+    /// False once `into_raw` handed the descriptor out: Drop leaves it.
+    owns: bool,
     shared: Arc<Shared>,
     pd: NonNull<PollDesc>,
     mu: FdMutex,
@@ -140,6 +154,7 @@ impl<S: AsRawFd> NetFd<S> {
         Ok(NetFd {
             sock: ManuallyDrop::new(sock),
             fd,
+            owns: true,
             shared,
             pd,
             mu: FdMutex::default(),
@@ -176,15 +191,18 @@ impl<S: AsRawFd> NetFd<S> {
         Ok(Locked { fd: self, mode })
     }
 
-    /// Last reference gone after a close: deregister, recycle, close.
+    /// Last reference gone after a close: deregister, recycle, and release
+    /// the socket but keep the number (module docs). Without a placeholder
+    /// (out of descriptors) the socket itself stays open until Drop.
     fn destroy(&self) {
         self.shared.poller.close(self.fd, self.pd);
-        sys::close(self.fd);
+        sys::release_keep_number(self.fd);
     }
 
     /// Go's `Close`: later ops fail, parked ops wake with "use of closed
-    /// network connection"; the descriptor itself is closed when the last op
-    /// in flight returns. Errors if already closed.
+    /// network connection"; the socket is released when the last op in
+    /// flight returns, the number when the `NetFd` is dropped (module
+    /// docs). Errors if already closed.
     pub(crate) fn close(&self) -> io::Result<()> {
         if !self.mu.incref_and_close() {
             return Err(crate::netpoll::err_closed());
@@ -196,14 +214,18 @@ impl<S: AsRawFd> NetFd<S> {
         Ok(())
     }
 
-    /// Gives up the descriptor (restored to blocking mode) without closing it.
-    pub(crate) fn into_raw(self) -> RawFd {
+    /// Gives up the descriptor (restored to blocking mode) without closing
+    /// it. After a close it is the placeholder the socket was swapped for
+    /// (module docs): still a descriptor the caller owns, no longer the
+    /// connection.
+    pub(crate) fn into_raw(mut self) -> RawFd {
         let fd = self.fd;
         if self.mu.incref_and_close() {
-            // Exclusive owner: no op is in flight. Drop will see `closed`.
+            // Exclusive owner: no op is in flight.
             self.shared.poller.close(fd, self.pd);
             let _ = sys::set_nonblocking(fd, false);
         }
+        self.owns = false;
         fd
     }
 
@@ -441,6 +463,16 @@ impl<S: AsRawFd> NetFd<S> {
 
 impl<S: AsRawFd> Drop for NetFd<S> {
     fn drop(&mut self) {
-        let _ = self.close();
+        if !self.owns {
+            return;
+        }
+        // `&mut self`: no op is in flight and no `BorrowedFd` is alive.
+        if self.mu.incref_and_close() {
+            // Never closed: nobody can be parked on it either.
+            self.mu.decref();
+            self.shared.poller.close(self.fd, self.pd);
+        }
+        // Else closed earlier and released when its last op returned.
+        sys::close(self.fd);
     }
 }

@@ -1,75 +1,51 @@
-//! Go's `fdMutex` (internal/poll/fd_mutex.go): serialises the readers and
-//! the writers of one descriptor and counts the ops in flight, so that the
-//! descriptor is closed only when the last op has finished.
-//!
-//! ```text
-//!  63          43 42          23 22                3  2   1   0
-//! +--------------+--------------+-------------------+---+---+---+
-//! | write waiters| read waiters |  references       | W | R | C |
-//! +--------------+--------------+-------------------+---+---+---+
-//! ```
-//! `C` closed, `R`/`W` the read/write lock, references = ops in flight
-//! (lock holders included) plus one for the close in progress.
-//!
-//! Fast path: one CAS to lock (set the bit, add a reference) and one to
-//! unlock; no lock, no allocation. A second reader (or writer) that finds
-//! the bit set queues: under the `queues` mutex it adds itself to the
-//! waiter count with a CAS and pushes its [`Waiter`]; the unlocker that
-//! takes a waiter count off (in its unlocking CAS) pops one waiter and wakes
-//! it, and the woken op competes for the lock again. Close sets `C`, clears
-//! the waiter counts and wakes every queued op; they see `C` and fail. The
-//! op whose unlock (or the close whose decref) drops the references to zero
-//! with `C` set must destroy the descriptor.
+//! The fdMutex of a socket: the state machine in [`crate::sm::fd_mutex`]
+//! (Go's `fdMutex`), with real waiters: a queued op blocks its coroutine or
+//! thread with `block_on` and is woken with `Waiter::wake`.
 //!
 //! One op per direction holds the lock while it is blocked in the poller,
 //! which is what makes Go's "double wait" impossible here.
+//!
+//! A coroutine queued for the lock can be unwound instead of woken (it is
+//! dropped with its runtime while it waits on a socket that outlives it); an
+//! unwind guard then takes its waiter and its count out of the state machine
+//! (`sm::fd_mutex`, *cancel*), or passes the turn an unlock gave it on to
+//! the next waiter, so no live op is left asleep on a free lock.
 
-use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use crate::coroutine::{block_on, Waiter};
+use crate::coroutine::{block_on, Task, Waiter};
 use crate::netpoll::err_closed;
+use crate::runtime::worker::current_ctx;
+use crate::sm::fd_mutex::{self, Closed, Lock};
 use crate::sm::poll_desc::Mode;
 
-const CLOSED: u64 = 1;
-const RLOCK: u64 = 1 << 1;
-const WLOCK: u64 = 1 << 2;
-const REF: u64 = 1 << 3;
-const REF_MASK: u64 = ((1 << 20) - 1) << 3;
-const RWAIT: u64 = 1 << 23;
-const RWAIT_MASK: u64 = ((1 << 20) - 1) << 23;
-const WWAIT: u64 = 1 << 43;
-const WWAIT_MASK: u64 = ((1 << 20) - 1) << 43;
-
-fn bits(mode: Mode) -> (u64, u64, u64) {
-    match mode {
-        Mode::Read => (RLOCK, RWAIT, RWAIT_MASK),
-        Mode::Write => (WLOCK, WWAIT, WWAIT_MASK),
-    }
-}
-
-fn too_many() -> ! {
-    panic!("gopark: too many concurrent operations on one descriptor")
-}
-
 /// See the module docs.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct FdMutex {
-    state: AtomicU64,
-    /// Queued readers and writers.
-    queues: Mutex<[VecDeque<Waiter>; 2]>,
+    sm: fd_mutex::FdMutex<Waiter>,
 }
 
-impl std::fmt::Debug for FdMutex {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FdMutex")
-            .field(
-                "state",
-                &format_args!("{:#x}", self.state.load(Ordering::Relaxed)),
-            )
-            .finish()
+fn closed(_: Closed) -> io::Error {
+    err_closed()
+}
+
+/// Armed while a coroutine is queued: see the module docs. Disarmed with
+/// `mem::forget` once the wait returns normally.
+struct Dequeue<'a> {
+    mu: &'a FdMutex,
+    mode: Mode,
+    task: *const Task,
+}
+
+impl Drop for Dequeue<'_> {
+    fn drop(&mut self) {
+        let task = self.task;
+        let mine = |w: &Waiter| matches!(w, Waiter::Co(t) if Arc::as_ptr(t) == task);
+        if let Some(next) = self.mu.sm.cancel(self.mode, mine) {
+            next.wake();
+        }
     }
 }
 
@@ -77,28 +53,12 @@ impl FdMutex {
     /// Adds a reference for an op that needs no lock (options, addresses,
     /// shutdown). Fails once closed.
     pub(crate) fn incref(&self) -> io::Result<()> {
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            if s & CLOSED != 0 {
-                return Err(err_closed());
-            }
-            if s & REF_MASK == REF_MASK {
-                too_many();
-            }
-            match self
-                .state
-                .compare_exchange_weak(s, s + REF, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return Ok(()),
-                Err(v) => s = v,
-            }
-        }
+        self.sm.incref().map_err(closed)
     }
 
-    /// Drops a reference; true if the caller must now destroy the descriptor.
+    /// Drops a reference; true if the caller must now release the descriptor.
     pub(crate) fn decref(&self) -> bool {
-        let new = self.state.fetch_sub(REF, Ordering::AcqRel) - REF;
-        new & (CLOSED | REF_MASK) == CLOSED
+        self.sm.decref()
     }
 
     /// Takes the read or write lock (and a reference), queuing behind the
@@ -106,16 +66,7 @@ impl FdMutex {
     #[inline]
     pub(crate) fn rwlock(&self, mode: Mode) -> io::Result<()> {
         // Fast path, uncontended: one load and one CAS, inlined into the op.
-        let (lock, _, _) = bits(mode);
-        let s = self.state.load(Ordering::Relaxed);
-        if s & (CLOSED | lock) == 0
-            && s & REF_MASK != REF_MASK
-            // Acquire: pairs with the previous holder's Release unlock.
-            && self
-                .state
-                .compare_exchange_weak(s, (s | lock) + REF, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.sm.try_lock_fast(mode) {
             return Ok(());
         }
         self.rwlock_slow(mode)
@@ -124,79 +75,42 @@ impl FdMutex {
     #[cold]
     #[inline(never)]
     fn rwlock_slow(&self, mode: Mode) -> io::Result<()> {
-        let (lock, wait, wait_mask) = bits(mode);
         loop {
-            let s = self.state.load(Ordering::Relaxed);
-            if s & CLOSED != 0 {
-                return Err(err_closed());
-            }
-            if s & lock == 0 {
-                if s & REF_MASK == REF_MASK {
-                    too_many();
-                }
-                // Acquire: pairs with the previous holder's Release unlock.
-                if self
-                    .state
-                    .compare_exchange_weak(
-                        s,
-                        (s | lock) + REF,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    return Ok(());
-                }
-                continue;
+            if self.sm.try_lock(mode).map_err(closed)? == Lock::Taken {
+                return Ok(());
             }
             // Contended: queue, then compete again once woken.
-            block_on(|w| {
-                let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-                let mut s = self.state.load(Ordering::Relaxed);
-                loop {
-                    if s & CLOSED != 0 || s & lock == 0 {
-                        return false; // retry at once
-                    }
-                    if s & wait_mask == wait_mask {
-                        too_many();
-                    }
-                    match self.state.compare_exchange_weak(
-                        s,
-                        s + wait,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) => break,
-                        Err(v) => s = v,
-                    }
-                }
-                q[mode as usize].push_back(w);
-                true
+            let guard = current_ctx().map(|ctx| Dequeue {
+                mu: self,
+                mode,
+                task: Arc::as_ptr(ctx.current_task()),
             });
+            block_on(|w| self.sm.enqueue(mode, w));
+            if let Some(g) = guard {
+                // A coroutine its worker resumed without a waker (only at
+                // runtime shutdown, see `Task::stale_wakes`) may still be
+                // queued: leave the queue before competing again.
+                let stale = current_ctx()
+                    .is_some_and(|c| c.current_task().stale_wakes.load(Ordering::Relaxed));
+                if stale {
+                    let task = g.task;
+                    self.sm.dequeue_if_queued(
+                        mode,
+                        |w| matches!(w, Waiter::Co(t) if Arc::as_ptr(t) == task),
+                    );
+                }
+                std::mem::forget(g);
+            }
         }
     }
 
     /// Releases the lock taken by [`rwlock`](Self::rwlock); true if the
-    /// caller must now destroy the descriptor.
+    /// caller must now release the descriptor.
     #[inline]
     pub(crate) fn rwunlock(&self, mode: Mode) -> bool {
         // Fast path, nobody queued: one load and one CAS, inlined.
-        let (lock, _, wait_mask) = bits(mode);
-        let s = self.state.load(Ordering::Relaxed);
-        if s & wait_mask == 0 {
-            debug_assert!(
-                s & lock != 0 && s & REF_MASK != 0,
-                "gopark: inconsistent fdMutex"
-            );
-            let new = (s & !lock) - REF;
-            // Release: publishes the holder's writes to the next holder.
-            if self
-                .state
-                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return new & (CLOSED | REF_MASK) == CLOSED;
-            }
+        if let Some(destroy) = self.sm.rwunlock_fast(mode) {
+            return destroy;
         }
         self.rwunlock_slow(mode)
     }
@@ -204,96 +118,41 @@ impl FdMutex {
     #[cold]
     #[inline(never)]
     fn rwunlock_slow(&self, mode: Mode) -> bool {
-        let (lock, wait, wait_mask) = bits(mode);
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            debug_assert!(
-                s & lock != 0 && s & REF_MASK != 0,
-                "gopark: inconsistent fdMutex"
-            );
-            let mut new = (s & !lock) - REF;
-            let wake = s & wait_mask != 0;
-            if wake {
-                new -= wait;
-            }
-            // Release: publishes the holder's writes to the next holder.
-            match self
-                .state
-                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => {
-                    if wake {
-                        let w = {
-                            let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-                            q[mode as usize].pop_front()
-                        };
-                        // None: a close woke every waiter in between.
-                        if let Some(w) = w {
-                            w.wake();
-                        }
-                    }
-                    return new & (CLOSED | REF_MASK) == CLOSED;
-                }
-                Err(v) => s = v,
-            }
+        let (destroy, next) = self.sm.rwunlock(mode);
+        if let Some(w) = next {
+            w.wake();
         }
+        destroy
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), wakes every
     /// queued op, and takes a reference the caller drops with
     /// [`decref`](Self::decref). False if it was already closed.
     pub(crate) fn incref_and_close(&self) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            if s & CLOSED != 0 {
-                return false;
-            }
-            let new = ((s | CLOSED) + REF) & !(RWAIT_MASK | WWAIT_MASK);
-            match self
-                .state
-                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => break,
-                Err(v) => s = v,
+        match self.sm.incref_and_close() {
+            None => false,
+            Some(woken) => {
+                for w in woken {
+                    w.wake();
+                }
+                true
             }
         }
-        let woken: Vec<Waiter> = {
-            let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-            q.iter_mut().flat_map(|q| q.drain(..)).collect()
-        };
-        for w in woken {
-            w.wake();
-        }
-        true
     }
 
     /// True once closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
+        self.sm.is_closed()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_unlock_close() {
-        let m = FdMutex::default();
-        m.rwlock(Mode::Read).unwrap();
-        m.rwlock(Mode::Write).unwrap();
-        assert!(!m.rwunlock(Mode::Write));
-        assert!(m.incref_and_close());
-        assert!(!m.incref_and_close());
-        assert!(m.rwlock(Mode::Write).is_err());
-        assert!(!m.decref(), "the reader still holds a reference");
-        assert!(m.rwunlock(Mode::Read), "last reference of a closed fd");
-    }
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn second_reader_queues_on_a_thread() {
-        use std::sync::atomic::AtomicBool;
-        use std::sync::Arc;
         let m = Arc::new(FdMutex::default());
         let got = Arc::new(AtomicBool::new(false));
         m.rwlock(Mode::Read).unwrap();

@@ -36,8 +36,39 @@
 //!   timeout") until it is set again. std's `set_read_timeout` and
 //!   `set_write_timeout` bound each op instead, with the same error.
 //! - `close()` wakes the ops parked on the socket with "use of closed
-//!   network connection" ([`io::ErrorKind::NotConnected`]); the descriptor
-//!   is closed when the last of them returns. Dropping closes too.
+//!   network connection" ([`io::ErrorKind::NotConnected`]), and later ops
+//!   fail the same way; the connection is released (the peer sees it) when
+//!   the last of them returns. The descriptor *number* stays allocated until
+//!   the socket is dropped, so a `BorrowedFd` from `as_fd` stays valid across
+//!   a `close` (it then refers to a placeholder socket that is not
+//!   connected). Dropping closes too. `incoming()` ends after a close.
+//! - Recognise the closed-socket error (Go's `errors.Is(err, net.ErrClosed)`)
+//!   with [`is_closed`]; it carries [`ErrClosed`]:
+//!
+//! ```
+//! use std::io::Read;
+//! use gopark::net::TcpListener;
+//!
+//! gopark::run(|| {
+//!     let listener = std::sync::Arc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+//!     let l = listener.clone();
+//!     let server = gopark::go!(move || match l.accept() {
+//!         Err(e) if gopark::net::is_closed(&e) => "closed while accepting",
+//!         Err(_) => "another error",
+//!         Ok(_) => "a connection",
+//!     });
+//!     gopark::time::sleep(std::time::Duration::from_millis(10));
+//!     listener.close().unwrap();
+//!     assert_eq!(server.join().unwrap(), "closed while accepting");
+//!
+//!     // A closed stream: same error, recognisable the same way.
+//!     let (a, _b) = gopark::net::unix::UnixStream::pair().unwrap();
+//!     a.close().unwrap();
+//!     let err = (&a).read(&mut [0u8; 4]).unwrap_err();
+//!     assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+//!     assert!(gopark::net::is_closed(&err));
+//! });
+//! ```
 //! - Accepted and connected TCP streams have `TCP_NODELAY` on (as in Go);
 //!   listeners set `SO_REUSEADDR`; accept retries ECONNABORTED and EINTR
 //!   and returns EMFILE to the caller.
@@ -53,8 +84,13 @@
 //! past the limit, `accept` returns EMFILE ("Too many open files").
 //!
 //! Every socket is registered with the runtime it was created in (the
-//! default runtime on a plain thread), whose workers must keep running
-//! while it is used. Conversions from std types and `FromRawFd` switch the
+//! default runtime on a plain thread): its poller reports the readiness that
+//! parked coroutines (of any runtime) wait for. Once that runtime has been
+//! dropped, plain threads can keep using the socket (they wait in poll(2)),
+//! and an op of a coroutine succeeds if it need not wait; one that would have
+//! to wait fails instead with [`io::ErrorKind::Other`], "gopark: the runtime
+//! this socket was registered with has shut down" — also a coroutine of
+//! another runtime that was parked on it when the runtime was dropped. Conversions from std types and `FromRawFd` switch the
 //! descriptor to non-blocking mode, which is shared with its duplicates;
 //! `into_raw_fd` hands it back still non-blocking.
 
@@ -70,6 +106,38 @@ pub mod unix;
 pub use std::net::Shutdown;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+
+/// The error inside the [`io::Error`] of an op on a socket that was closed
+/// (Go's `net.ErrClosed`): its kind is [`NotConnected`](io::ErrorKind::NotConnected)
+/// and it reads "use of closed network connection". Test for it with
+/// [`is_closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrClosed;
+
+impl std::fmt::Display for ErrClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("use of closed network connection")
+    }
+}
+
+impl std::error::Error for ErrClosed {}
+
+/// True if `err` is the error of an op on a socket that was closed (Go's
+/// `errors.Is(err, net.ErrClosed)`): it carries [`ErrClosed`]. Other errors
+/// of the same kind, [`NotConnected`](io::ErrorKind::NotConnected) (a send
+/// on a socket that was never connected, say), are not.
+///
+/// ```
+/// use std::io::{ErrorKind, Read};
+/// let (a, _b) = gopark::net::unix::UnixStream::pair().unwrap();
+/// a.close().unwrap();
+/// let err = (&a).read(&mut [0u8; 8]).unwrap_err();
+/// assert!(gopark::net::is_closed(&err));
+/// assert!(!gopark::net::is_closed(&ErrorKind::NotConnected.into()));
+/// ```
+pub fn is_closed(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::NotConnected && err.get_ref().is_some_and(|e| e.is::<ErrClosed>())
+}
 
 /// Maps "no address resolved" the way std does.
 fn no_addr() -> io::Error {
@@ -101,9 +169,13 @@ macro_rules! closable {
         impl $ty {
             /// Closes the socket, Go style: ops parked on it (in any coroutine)
             /// wake with a "use of closed network connection" error
-            /// ([`NotConnected`](std::io::ErrorKind::NotConnected)), later ops
-            /// fail the same way, and the descriptor is closed once the last
-            /// op in flight has returned. Dropping the socket closes it too.
+            /// ([`NotConnected`](std::io::ErrorKind::NotConnected), see
+            /// [`is_closed`](crate::net::is_closed)), later ops fail the same
+            /// way, and the connection is released once the last op in flight
+            /// has returned. The descriptor number stays reserved (pointing at
+            /// a placeholder socket that is not connected) until the socket is
+            /// dropped, so descriptors borrowed with `as_fd` stay valid.
+            /// Dropping the socket closes it too.
             ///
             /// # Errors
             /// If it was already closed.
@@ -347,14 +419,20 @@ macro_rules! fd_traits {
 
         impl std::os::fd::AsFd for $ty {
             fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-                // SAFETY: the descriptor stays open while `self` is borrowed
-                // (it is closed by Drop, or after `close` once no op is in
-                // flight, and a borrow is not an op).
+                // SAFETY: the number stays open and owned by `self` until
+                // `self` is dropped, which the borrow outlives: `close` only
+                // re-points it at a placeholder (net::fd, "Closing keeps the
+                // number"), and only Drop closes it.
                 unsafe { std::os::fd::BorrowedFd::borrow_raw(self.inner.raw()) }
             }
         }
 
         impl std::os::fd::IntoRawFd for $ty {
+            /// Hands the descriptor to the caller, restored to blocking mode
+            /// and deregistered from the runtime. After
+            /// [`close`](Self::close) the connection is gone: the descriptor
+            /// handed out is then a placeholder socket that is not connected,
+            /// still the caller's to close.
             fn into_raw_fd(self) -> std::os::fd::RawFd {
                 self.inner.into_raw()
             }

@@ -138,6 +138,43 @@ pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     cvt(unsafe { libc::ioctl(fd, libc::FIONBIO, &mut v) }).map(drop)
 }
 
+/// Replaces the open file `fd` refers to with a placeholder: a Unix stream
+/// socket that is not connected (reads and writes on it fail with
+/// ENOTCONN/EINVAL, without SIGPIPE). The socket `fd` referred to is
+/// released (closed, unless duplicates of it remain) while the number stays
+/// allocated and owned by the caller, so a `BorrowedFd` of it never sees
+/// another file. False if no placeholder could be created (out of
+/// descriptors): `fd` is left as it is.
+pub(crate) fn release_keep_number(fd: RawFd) -> bool {
+    use std::sync::atomic::{AtomicI32, Ordering};
+    // One placeholder for the process, created on first use, never closed.
+    static PLACEHOLDER: AtomicI32 = AtomicI32::new(-1);
+    let mut p = PLACEHOLDER.load(Ordering::Acquire);
+    if p < 0 {
+        let Ok(new) = socket(libc::AF_UNIX, libc::SOCK_STREAM) else {
+            return false;
+        };
+        p = match PLACEHOLDER.compare_exchange(-1, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => new,
+            Err(theirs) => {
+                close(new);
+                theirs
+            }
+        };
+    }
+    loop {
+        // SAFETY: `p` is the placeholder, open for the life of the process;
+        // the caller owns `fd`, which dup3 atomically re-points at it.
+        let r = unsafe { libc::dup3(p, fd, libc::O_CLOEXEC) };
+        if r >= 0 {
+            return true;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
+}
+
 /// Closes `fd`, ignoring errors (the descriptor is gone either way on Linux).
 pub(crate) fn close(fd: RawFd) {
     // SAFETY: the caller owns `fd` and never uses it again.

@@ -61,7 +61,9 @@ pub struct TcpStream {
 }
 
 /// An iterator over the connections of a [`TcpListener`], from
-/// [`TcpListener::incoming`]; it never returns `None`.
+/// [`TcpListener::incoming`]: each item is one `accept`. It ends (returns
+/// `None`) once the listener is closed, so a loop that skips errors does not
+/// spin on "use of closed network connection"; other errors are yielded.
 ///
 /// ```
 /// use gopark::net::{TcpListener, TcpStream};
@@ -81,7 +83,10 @@ pub struct Incoming<'a> {
 impl Iterator for Incoming<'_> {
     type Item = io::Result<TcpStream>;
     fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
+        match self.listener.accept() {
+            Err(e) if super::is_closed(&e) => None,
+            r => Some(r.map(|(s, _)| s)),
+        }
     }
 }
 
@@ -138,7 +143,9 @@ impl TcpListener {
         ))
     }
 
-    /// An endless iterator over accepted connections.
+    /// An iterator over accepted connections; it ends once the listener is
+    /// [closed](Self::close) (from any coroutine or thread, also while it
+    /// waits).
     ///
     /// ```
     /// use gopark::net::{TcpListener, TcpStream};
@@ -147,6 +154,8 @@ impl TcpListener {
     ///     let addr = l.local_addr().unwrap();
     ///     gopark::go!(move || for _ in 0..2 { TcpStream::connect(addr).unwrap(); });
     ///     assert_eq!(l.incoming().take(2).filter(|c| c.is_ok()).count(), 2);
+    ///     l.close().unwrap();
+    ///     assert!(l.incoming().next().is_none());
     /// });
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {

@@ -71,7 +71,8 @@ pub struct UnixDatagram {
 }
 
 /// An iterator over the connections of a [`UnixListener`], from
-/// [`UnixListener::incoming`]; it never returns `None`.
+/// [`UnixListener::incoming`]: each item is one `accept`; it ends (returns
+/// `None`) once the listener is closed.
 ///
 /// ```
 /// use gopark::net::unix::{UnixListener, UnixStream};
@@ -90,7 +91,10 @@ pub struct Incoming<'a> {
 impl Iterator for Incoming<'_> {
     type Item = io::Result<UnixStream>;
     fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
+        match self.listener.accept() {
+            Err(e) if super::is_closed(&e) => None,
+            r => Some(r.map(|(s, _)| s)),
+        }
     }
 }
 
@@ -144,15 +148,18 @@ impl UnixListener {
         ))
     }
 
-    /// An endless iterator over accepted connections.
+    /// An iterator over accepted connections; it ends once the listener is
+    /// [closed](Self::close).
     ///
     /// ```
     #[doc = listener_doc!()]
-    /// // Each item is one `accept`; the iterator never ends. Non-blocking,
-    /// // with nobody connecting, the next item is an error instead.
+    /// // Each item is one `accept`. Non-blocking, with nobody connecting,
+    /// // the next item is an error instead.
     /// s.set_nonblocking(true).unwrap();
-    /// let next = s.incoming().next().expect("never None");
+    /// let next = s.incoming().next().expect("an item while open");
     /// assert_eq!(next.unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    /// s.close().unwrap();
+    /// assert!(s.incoming().next().is_none());
     /// ```
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming { listener: self }

@@ -1,5 +1,5 @@
 //! The netpoller: one epoll instance per runtime, polled by the workers
-//! themselves (design brief, decision 4), and one eventfd to break a blocked
+//! themselves (as Go's are), and one eventfd to break a blocked
 //! `epoll_wait` (Go's `netpollBreak`).
 //!
 //! Contract with the scheduler (Go's netpoll.go backend contract):
@@ -23,6 +23,8 @@ mod poll_desc;
 
 pub(crate) use poll_desc::{err_closed, err_timeout, PollDesc};
 
+use crate::runtime::Shared;
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -31,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::coroutine::Task;
+use crate::sm::poll_desc::Mode;
 
 /// epoll data value of the eventfd.
 const WAKE_TOKEN: u64 = 0;
@@ -64,6 +67,10 @@ pub(crate) struct Poller {
     /// nanosecond, not millisecond, resolution.
     pwait2: bool,
     cache: Mutex<PollCache>,
+    /// The runtime's workers have all stopped: nobody polls any more.
+    dead: AtomicBool,
+    /// Workers of the runtime that have stopped.
+    stopped: AtomicUsize,
 }
 
 impl Drop for Poller {
@@ -119,6 +126,8 @@ impl Poller {
             waiters: AtomicUsize::new(0),
             pwait2: false,
             cache: Mutex::new(PollCache::default()),
+            dead: AtomicBool::new(false),
+            stopped: AtomicUsize::new(0),
         })
         .map(|mut p| {
             // Probe once with a zero timeout: older kernels say ENOSYS, some
@@ -150,6 +159,12 @@ impl Poller {
         // SAFETY: type-stable memory owned by this poller (see PollCache).
         let pd = unsafe { p.as_ref() };
         let seq = pd.open();
+        // SeqCst, after `open`'s SeqCst reset of the info bits: either this
+        // load sees `dead`, or `shutdown`'s `set_dead` on this PollDesc comes
+        // after the reset (Dekker with the store of `dead` in `shutdown`).
+        if self.dead.load(Ordering::SeqCst) {
+            pd.state.set_dead();
+        }
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
             u64: p.as_ptr() as u64 | (u64::from(seq & 0xffff) << TAG_SHIFT),
@@ -179,6 +194,49 @@ impl Poller {
         unsafe { pd.as_ref() }.open();
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.free.push(pd);
+    }
+
+    /// Called by each worker of the runtime `own` (whose poller this is) once
+    /// it has stopped; the last one shuts the poller down: every descriptor is
+    /// marked dead, so that coroutines (of other runtimes) waiting on one wake
+    /// with an error and later ones do not park (nobody would poll for them).
+    /// Every coroutine of `own` has been unwound by then.
+    pub(crate) fn worker_stopped(&self, own: &Shared) {
+        if self.stopped.fetch_add(1, Ordering::AcqRel) + 1 < own.workers.len() {
+            return;
+        }
+        // SeqCst: see `open`.
+        self.dead.store(true, Ordering::SeqCst);
+        let all = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .all
+            .clone();
+        let mut parked = Vec::new();
+        for p in all {
+            // SAFETY: type-stable memory owned by this poller (PollCache).
+            let pd = unsafe { p.as_ref() };
+            pd.state.set_dead();
+            for mode in [Mode::Read, Mode::Write] {
+                if let Some(t) = pd.state.unblock(mode, false) {
+                    self.remove_waiter();
+                    // SAFETY: as in `PollDesc::unblock_and_ready`: the slot's
+                    // reference, taken out exactly once by `unblock`.
+                    parked.push(unsafe { Arc::from_raw(t as *const Task) });
+                }
+            }
+        }
+        for t in parked {
+            if std::ptr::eq(Arc::as_ptr(&t.shared), own) {
+                // One of this runtime's own coroutines: not expected (each
+                // was unwound, and its unwind guard emptied its slot), and
+                // there is nobody to run it: drop the reference.
+                drop(t);
+            } else {
+                crate::coroutine::ready(t);
+            }
+        }
     }
 
     /// A coroutine parked on a descriptor (Go's `netpollAdjustWaiters(1)`).

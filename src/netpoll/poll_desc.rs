@@ -47,18 +47,27 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Poller;
-use crate::coroutine::{self, park_commit, Task};
+use crate::coroutine::{self, park_commit, Task, CANCEL_NONE};
 use crate::runtime::timer::Action;
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
 
-/// The error of an op on a closed descriptor (Go's `ErrNetClosing`).
+/// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
+/// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
 pub(crate) fn err_closed() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "use of closed network connection",
-    )
+    io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
+}
+
+/// The error of a coroutine's op that would have to wait for readiness on
+/// a descriptor whose runtime has shut down (nobody polls it any more).
+pub(crate) fn err_runtime_gone() -> io::Error {
+    io::Error::other("gopark: the runtime this socket was registered with has shut down")
+}
+
+/// The error of an op that would wait while its runtime is shutting down.
+pub(crate) fn err_shutting_down() -> io::Error {
+    io::Error::other("gopark: the runtime is shutting down; socket operations no longer wait")
 }
 
 /// The error of an op whose deadline expired (Go's `ErrDeadlineExceeded`).
@@ -186,6 +195,17 @@ impl PollDesc {
             Mode::Read => &self.rd,
             Mode::Write => &self.wd,
         }
+    }
+
+    /// [`check_err`](Self::check_err) for a coroutine about to park: also
+    /// fails if the runtime owning this descriptor's poller has shut down.
+    #[inline]
+    fn check_wait(&self, mode: Mode) -> io::Result<()> {
+        self.check_err(mode)?;
+        if self.state.dead() {
+            return Err(err_runtime_gone());
+        }
+        Ok(())
     }
 
     /// Go's `netpollcheckerr`: closed, or a deadline expired.
@@ -431,12 +451,17 @@ impl PollDesc {
     /// ready (the notification is consumed), or fails with a closed or
     /// timeout error.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
-        self.check_err(mode)?;
+        self.check_wait(mode)?;
         loop {
+            // Runtime shutdown cancelled this coroutine, and its destructors
+            // are running: nobody polls the network any more, fail at once.
+            if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
+                return Err(err_shutting_down());
+            }
             if self.netpollblock(shared, ctx, mode) {
                 return Ok(());
             }
-            self.check_err(mode)?;
+            self.check_wait(mode)?;
             // Woken with no notification and no error: a deadline that
             // expired was moved again. Wait on.
         }
@@ -448,9 +473,19 @@ impl PollDesc {
             return true;
         }
         // Re-check errors after publishing WAIT (race 3, sm::poll_desc).
-        if self.check_err(mode).is_ok() {
+        if self.check_wait(mode).is_ok() {
             let state = &self.state;
             let poller = &shared.poller;
+            // Armed across the park: if the coroutine is unwound while parked
+            // (it is dropped with its runtime), take the task back out of the
+            // slot (Cancellation in sm::poll_desc).
+            let me = Arc::as_ptr(ctx.current_task()) as usize;
+            let guard = Unpark {
+                state,
+                poller,
+                mode,
+                task: me,
+            };
             park_commit(ctx, move |task, _| {
                 let raw = Arc::into_raw(task.clone()) as usize;
                 // Count the waiter before it can be seen (and uncounted).
@@ -465,8 +500,43 @@ impl PollDesc {
                     false
                 }
             });
+            std::mem::forget(guard);
+            return match self.state.finish_block_as(mode, me) {
+                Ok(ready) => ready,
+                Err(()) => {
+                    // A spurious resume (`Task::stale_wakes`): we took our
+                    // task back out of the slot, as the unwind guard would.
+                    poller.remove_waiter();
+                    // SAFETY: the slot held the count the commit made with
+                    // `Arc::into_raw`; the swap took it out, so it is ours.
+                    drop(unsafe { Arc::from_raw(me as *const Task) });
+                    false
+                }
+            };
         }
         self.state.finish_block(mode)
+    }
+}
+
+/// The unwind guard of a parked op (see `netpollblock`); disarmed with
+/// `mem::forget` when the park returns normally.
+struct Unpark<'a> {
+    state: &'a PdState,
+    poller: &'a Poller,
+    mode: Mode,
+    /// The parked task as the commit publishes it (`Arc::into_raw`).
+    task: usize,
+}
+
+impl Drop for Unpark<'_> {
+    fn drop(&mut self) {
+        if self.state.cancel_block(self.mode, self.task) {
+            self.poller.remove_waiter();
+            // SAFETY: the slot held the count the commit made with
+            // `Arc::into_raw` (same pointer as `Arc::as_ptr` of the task);
+            // the successful CAS took it out, so it is ours to drop.
+            drop(unsafe { Arc::from_raw(self.task as *const Task) });
+        }
     }
 }
 

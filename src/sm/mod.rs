@@ -7,6 +7,7 @@
 // Under loom only the models use these; the runtime that uses them is not compiled.
 #![cfg_attr(loom, allow(dead_code))]
 
+pub(crate) mod fd_mutex;
 pub(crate) mod join;
 pub(crate) mod park_token;
 pub(crate) mod poll_desc;

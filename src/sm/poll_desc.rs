@@ -22,6 +22,7 @@
 //! | NIL        | [`unblock`]`(io)` (netpollready)           | READY     | the next op consumes it       |
 //! | NIL, READY | [`unblock`]`(!io)` (deadline, close)       | unchanged | the op re-checks errors       |
 //! | any ≤ WAIT | [`finish_block`] (the op, after the park)  | NIL       | returns whether it was READY  |
+//! | own task   | [`cancel_block`] (the op, unwound parked)  | NIL       | the op takes its reference back |
 //!
 //! A slot is owned, for blocking, by the one op holding the direction's
 //! fdMutex lock (`net::fd_mutex`); a second `prepare_block` on a slot that is
@@ -42,11 +43,25 @@
 //! 4. *Readiness or timeout after the commit*: `unblock` swaps the task out
 //!    with a CAS, so exactly one waker gets it and readies it once.
 //!
+//! ## Cancellation
+//! A parked coroutine can be unwound without ever running again (its runtime
+//! is dropped while it waits on a socket that outlives it). Its unwind guard
+//! calls [`cancel_block`], a CAS from its own task back to NIL, racing the
+//! wakers' `unblock` CAS on the same word: exactly one of them takes the task
+//! out and owns its reference. If the guard wins, nothing stale is left for
+//! the next op ("double wait") or for a recycled PollDesc; if a waker wins,
+//! it readies a coroutine that is being dropped, which its runtime discards.
+//!
 //! ## Info bits
-//! `closing` (Go's `pd.closing`, set once by close) and `hup` (a hang-up,
+//! `closing` (Go's `pd.closing`, set once by close), `hup` (a hang-up,
 //! read-shutdown or error event was seen: the descriptor stays readable, so
-//! the read path's "short read means drained" shortcut must not be used).
-//! Both are sticky until the PollDesc is recycled ([`reset`]).
+//! the read path's "short read means drained" shortcut must not be used) and
+//! `dead` (the runtime whose poller owns the descriptor has shut down: no
+//! readiness will ever be reported, so a coroutine must not park; it also
+//! sets `hup`, turning the shortcut off). A `dead` store followed by
+//! `unblock` pairs with the parking op's WAIT store and re-check exactly as
+//! `closing` does (race 3). All are sticky until the PollDesc is recycled
+//! ([`reset`]).
 
 use crate::loom::{AtomicU32, AtomicUsize, Ordering};
 
@@ -61,6 +76,8 @@ pub(crate) const PD_WAIT: usize = 2;
 const CLOSING: u32 = 1;
 /// Info bit: a hang-up / error event was seen.
 const HUP: u32 = 2;
+/// Info bit: the owning runtime's poller has shut down.
+const DEAD: u32 = 4;
 
 /// Direction of an operation: reads use `rg`, writes use `wg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,6 +209,34 @@ impl PdState {
         old == PD_READY
     }
 
+    /// [`finish_block`](Self::finish_block) for an op that parked as `task`
+    /// and may have been resumed without a waker (a coroutine resumed by its
+    /// worker at runtime shutdown): if the slot still holds `task`, the
+    /// resume was spurious; the slot becomes NIL, `Err(())` tells the caller
+    /// it owns the slot's reference again, and no waker will ready the task
+    /// for this park. Otherwise as `finish_block`.
+    pub(crate) fn finish_block_as(&self, mode: Mode, task: usize) -> Result<bool, ()> {
+        let old = self.slot(mode).swap(PD_NIL, Ordering::SeqCst);
+        if old == task {
+            return Err(());
+        }
+        assert!(old <= PD_WAIT, "gopark: corrupted PollDesc ({mode:?})");
+        Ok(old == PD_READY)
+    }
+
+    /// The unwind clean-up of an op parked as `task` whose coroutine is
+    /// being dropped (see Cancellation in the module docs): task->NIL. True
+    /// if the task was still there: the caller owns that reference again.
+    /// False if a waker took it (and readies it).
+    pub(crate) fn cancel_block(&self, mode: Mode, task: usize) -> bool {
+        debug_assert!(task > PD_WAIT);
+        // Acquire pairs with `commit`'s Release; SeqCst like every other
+        // transition of the slot.
+        self.slot(mode)
+            .compare_exchange(task, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
     /// Go's `netpollunblock`: READY stays; NIL stays unless `ioready`;
     /// otherwise the slot becomes READY (`ioready`) or NIL and the parked
     /// task, if one was there, is returned for the caller to ready.
@@ -236,6 +281,18 @@ impl PdState {
     #[inline]
     pub(crate) fn closing(&self) -> bool {
         self.info.load(Ordering::SeqCst) & CLOSING != 0
+    }
+
+    /// Marks the descriptor's poller as gone (before unblocking both slots).
+    pub(crate) fn set_dead(&self) {
+        // SeqCst: as `set_closing`.
+        self.info.fetch_or(DEAD | HUP, Ordering::SeqCst);
+    }
+
+    /// True once the owning poller has shut down.
+    #[inline]
+    pub(crate) fn dead(&self) -> bool {
+        self.info.load(Ordering::SeqCst) & DEAD != 0
     }
 
     /// Records a hang-up / error event (netpoll, before unblocking `rg`).
@@ -332,6 +389,76 @@ mod loom_tests {
             assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
             assert!(!pd.finish_block(Mode::Read));
             assert!(pd.closing());
+        });
+    }
+
+    /// Cancellation: the parked op's coroutine is unwound while a waker
+    /// (readiness, or a deadline/close) races to take it out. Exactly one
+    /// side gets the reference, and the slot is left free for the next op.
+    #[test]
+    fn unwind_races_wakers() {
+        for io in [true, false] {
+            loom::model(move || {
+                let pd = Arc::new(PdState::new());
+                assert_eq!(pd.prepare_block(Mode::Read), Prepare::Wait);
+                assert!(pd.commit(Mode::Read, TASK));
+                let readied = Arc::new(Counter::new(0));
+                let t = {
+                    let (pd, readied) = (pd.clone(), readied.clone());
+                    loom::thread::spawn(move || {
+                        if io {
+                            if let Some(task) = pd.unblock(Mode::Read, true) {
+                                assert_eq!(task, TASK);
+                                readied.fetch_add(1, Ordering::SeqCst);
+                            }
+                        } else {
+                            pd.set_closing();
+                            if pd.unblock(Mode::Read, false).is_some() {
+                                readied.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    })
+                };
+                let taken_back = pd.cancel_block(Mode::Read, TASK);
+                t.join().unwrap();
+                assert_eq!(
+                    usize::from(taken_back) + readied.load(Ordering::SeqCst),
+                    1,
+                    "the reference must be taken out exactly once"
+                );
+                // No stale task: the next op may block (no "double wait"),
+                // and a recycle finds no waiter.
+                let expect = if io { Prepare::Ready } else { Prepare::Wait };
+                assert_eq!(pd.prepare_block(Mode::Read), expect);
+                let _ = pd.finish_block(Mode::Read);
+                pd.reset();
+            });
+        }
+    }
+
+    /// The runtime's shutdown (dead + unblock) against an op about to park:
+    /// the op never stays parked on a poller nobody polls.
+    #[test]
+    fn dead_races_park() {
+        loom::model(|| {
+            let pd = Arc::new(PdState::new());
+            let readied = Arc::new(Counter::new(0));
+            let t = {
+                let (pd, readied) = (pd.clone(), readied.clone());
+                loom::thread::spawn(move || {
+                    pd.set_dead();
+                    for mode in [Mode::Read, Mode::Write] {
+                        if pd.unblock(mode, false).is_some() {
+                            readied.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                })
+            };
+            let pd2 = pd.clone();
+            let (parked, _) = block_once(&pd, Mode::Read, move || !pd2.dead());
+            t.join().unwrap();
+            assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
+            assert!(pd.dead() && pd.hup());
         });
     }
 

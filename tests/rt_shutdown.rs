@@ -341,3 +341,43 @@ fn spawn_during_shutdown_is_cancelled() {
     }
     in_child_ok(NAME);
 }
+
+/// A destructor that reads a socket while shutdown unwinds its coroutine
+/// gets an error at once (nobody polls the network any more) instead of
+/// blocking the shutdown.
+#[test]
+fn socket_op_in_a_destructor_during_shutdown_fails_fast() {
+    const NAME: &str = "socket_op_in_a_destructor_during_shutdown_fails_fast";
+    if common::in_child(NAME) {
+        use std::io::Read;
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        let (err_tx, err_rx) = mpsc::channel();
+        let (never_tx, never_rx) = chan::bounded::<()>(0);
+        struct ReadOnDrop(gopark::net::TcpStream, mpsc::Sender<String>);
+        impl Drop for ReadOnDrop {
+            fn drop(&mut self) {
+                let mut buf = [0u8; 8];
+                let r = self.0.read(&mut buf);
+                self.1.send(format!("{r:?}")).unwrap();
+            }
+        }
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let h = rt.spawn(move || {
+            let l = gopark::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = gopark::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (_s, _) = l.accept().unwrap();
+            let _r = ReadOnDrop(c, err_tx);
+            ready_tx.send(()).unwrap();
+            let _ = never_rx.recv();
+        });
+        ready_rx.recv().unwrap();
+        drop(rt);
+        drop(never_tx);
+        let r = err_rx.recv().unwrap();
+        assert!(r.contains("shutting down"), "{r}");
+        assert!(join_error(h).contains("runtime was dropped"));
+        println!("child ok");
+        return;
+    }
+    in_child_ok(NAME);
+}

@@ -17,12 +17,14 @@
 //!
 //! Timed waits: a coroutine's waiter is then allocated in an `Arc` that a
 //! timer on its worker holds; the timer claims `TIMED_OUT` and readies the
-//! coroutine if it wins (timers are never cancelled: a late timer loses the
-//! claim and does nothing). A thread times out by itself: after
+//! coroutine if it wins. A wait that a waker ended cancels its timer when the
+//! [`Parker`] is dropped, which frees the heap entry and the timer's `Arc` at
+//! once instead of at the deadline; a timer that fires before the cancel
+//! loses the claim and does nothing. A thread times out by itself: after
 //! `park_timeout` it claims `TIMED_OUT`; if it loses, a waker has claimed it
 //! and the thread waits for that waker's wake-up.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,7 +32,7 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use crate::coroutine::{self, Task};
-use crate::runtime::timer::Action;
+use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::sm::waitq::{self, Claim, TIMED_OUT, WAITING};
 
@@ -152,6 +154,8 @@ pub(crate) struct Parker {
     ctx: Option<&'static WorkerCtx>,
     deadline: Option<Instant>,
     store: Store,
+    /// The deadline timer, once armed (coroutines only); cancelled on drop.
+    timer: Cell<Option<Handle>>,
 }
 
 impl fmt::Debug for Parker {
@@ -187,6 +191,7 @@ impl Parker {
             ctx,
             deadline,
             store,
+            timer: Cell::new(None),
         }
     }
 
@@ -261,7 +266,7 @@ impl Parker {
     fn arm_timer(&self, ctx: &WorkerCtx) {
         if let (Some(d), Store::Shared(w)) = (self.deadline, &self.store) {
             let w = w.clone();
-            ctx.add_timer(
+            let h = ctx.add_timer(
                 d,
                 Action::Call(Box::new(move || {
                     if w.claim.claim(TIMED_OUT) {
@@ -269,6 +274,7 @@ impl Parker {
                     }
                 })),
             );
+            self.timer.set(Some(h));
         }
     }
 
@@ -294,6 +300,19 @@ impl Parker {
                     }
                     thread::park_timeout(d - now);
                 }
+            }
+        }
+    }
+}
+
+impl Drop for Parker {
+    /// Cancels the deadline timer of a wait that ended another way (a waker,
+    /// select's abort, an unwind): its entry and its `Arc<Waiter>` go now,
+    /// not at the deadline. A timer that ended the wait has fired already.
+    fn drop(&mut self) {
+        if let (Some(ctx), Some(h)) = (self.ctx, self.timer.get()) {
+            if self.state() != TIMED_OUT {
+                ctx.shared.cancel_timer(h);
             }
         }
     }

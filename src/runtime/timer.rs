@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::coroutine::{self, Task};
+use crate::sync::waiter::Waiter;
 
 /// What a timer does when it fires.
 pub(crate) enum Action {
@@ -38,6 +39,9 @@ pub(crate) enum Action {
     /// Unpark a coroutine parked in `park_timeout`, if it is still in the
     /// park of this generation.
     Unpark(Arc<Task>, u32),
+    /// The deadline of a coroutine's timed wait on a wait queue: times the
+    /// waiter out if nobody has claimed it yet.
+    TimeOut(Arc<Waiter>),
     /// Anything else (netpoll deadlines); the closure does its own checks.
     Call(Box<dyn FnOnce() + Send>),
 }
@@ -52,6 +56,7 @@ impl Action {
                     coroutine::ready(task);
                 }
             }
+            Action::TimeOut(w) => w.time_out(),
             Action::Call(f) => f(),
         }
     }
@@ -62,6 +67,7 @@ impl fmt::Debug for Action {
         match self {
             Action::Ready(t) => f.debug_tuple("Ready").field(&t.id).finish(),
             Action::Unpark(t, g) => f.debug_tuple("Unpark").field(&t.id).field(g).finish(),
+            Action::TimeOut(w) => f.debug_tuple("TimeOut").field(w).finish(),
             Action::Call(_) => f.write_str("Call(..)"),
         }
     }

@@ -17,14 +17,14 @@
 //!
 //! Timed waits: a coroutine's waiter is then allocated in an `Arc` that a
 //! timer on its worker holds; the timer claims `TIMED_OUT` and readies the
-//! coroutine if it wins. A wait that a waker ended cancels its timer when the
-//! [`Parker`] is dropped, which frees the heap entry and the timer's `Arc` at
+//! coroutine if it wins. A wait that a waker (or select's abort) ended cancels
+//! its timer as soon as the coroutine resumes, which frees the heap entry and the timer's `Arc` at
 //! once instead of at the deadline; a timer that fires before the cancel
 //! loses the claim and does nothing. A thread times out by itself: after
 //! `park_timeout` it claims `TIMED_OUT`; if it loses, a waker has claimed it
 //! and the thread waits for that waker's wake-up.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -79,6 +79,14 @@ impl fmt::Debug for Waiter {
 }
 
 impl Waiter {
+    /// A timed wait's deadline: claims `TIMED_OUT` and wakes the waiter if
+    /// it is still waiting (the timer's action).
+    pub(crate) fn time_out(&self) {
+        if self.claim.claim(TIMED_OUT) {
+            self.wake_handle().wake();
+        }
+    }
+
     /// The wake handle; called once, by the claim's winner.
     fn wake_handle(&self) -> Wake {
         match &self.who {
@@ -154,8 +162,6 @@ pub(crate) struct Parker {
     ctx: Option<&'static WorkerCtx>,
     deadline: Option<Instant>,
     store: Store,
-    /// The deadline timer, once armed (coroutines only); cancelled on drop.
-    timer: Cell<Option<Handle>>,
 }
 
 impl fmt::Debug for Parker {
@@ -191,7 +197,6 @@ impl Parker {
             ctx,
             deadline,
             store,
-            timer: Cell::new(None),
         }
     }
 
@@ -220,13 +225,16 @@ impl Parker {
     pub(crate) fn park<G>(&self, guard: G) -> usize {
         match self.ctx {
             Some(ctx) => {
+                let mut timer = None;
+                let t = &mut timer;
                 coroutine::park_commit(ctx, move |_, ctx| {
                     drop(guard);
-                    self.arm_timer(ctx);
+                    *t = self.arm_timer(ctx);
                     true
                 });
                 let s = self.state();
                 debug_assert_ne!(s, WAITING, "resumed unclaimed");
+                self.disarm(ctx, timer, s);
                 s
             }
             None => {
@@ -242,14 +250,18 @@ impl Parker {
     pub(crate) fn park_registering<F: FnOnce() -> bool>(&self, register: F) -> usize {
         match self.ctx {
             Some(ctx) => {
+                let mut timer = None;
+                let t = &mut timer;
                 coroutine::park_commit(ctx, move |_, ctx| {
                     let park = register();
                     if park {
-                        self.arm_timer(ctx);
+                        *t = self.arm_timer(ctx);
                     }
                     park
                 });
-                self.state()
+                let s = self.state();
+                self.disarm(ctx, timer, s);
+                s
             }
             None => {
                 if register() {
@@ -263,18 +275,24 @@ impl Parker {
 
     /// Arms the deadline timer of a coroutine's timed wait (on its worker,
     /// after the switch, so it cannot fire before the coroutine parked).
-    fn arm_timer(&self, ctx: &WorkerCtx) {
-        if let (Some(d), Store::Shared(w)) = (self.deadline, &self.store) {
-            let w = w.clone();
-            let h = ctx.add_timer(
-                d,
-                Action::Call(Box::new(move || {
-                    if w.claim.claim(TIMED_OUT) {
-                        w.wake_handle().wake();
-                    }
-                })),
-            );
-            self.timer.set(Some(h));
+    fn arm_timer(&self, ctx: &WorkerCtx) -> Option<Handle> {
+        let (Some(d), Store::Shared(w)) = (self.deadline, &self.store) else {
+            return None;
+        };
+        Some(ctx.add_timer(d, Action::TimeOut(w.clone())))
+    }
+
+    /// After the wait: cancels the deadline timer unless it is what ended
+    /// the wait (`state` is `TIMED_OUT`: it fired), so its heap entry and its
+    /// `Arc<Waiter>` are freed now rather than at the deadline. A wait whose
+    /// frame is unwound while parked (runtime shutdown) skips this; the
+    /// shutdown drops every timer.
+    #[inline]
+    fn disarm(&self, ctx: &WorkerCtx, timer: Option<Handle>, state: usize) {
+        if let Some(h) = timer {
+            if state != TIMED_OUT {
+                ctx.shared.cancel_timer(h);
+            }
         }
     }
 
@@ -300,19 +318,6 @@ impl Parker {
                     }
                     thread::park_timeout(d - now);
                 }
-            }
-        }
-    }
-}
-
-impl Drop for Parker {
-    /// Cancels the deadline timer of a wait that ended another way (a waker,
-    /// select's abort, an unwind): its entry and its `Arc<Waiter>` go now,
-    /// not at the deadline. A timer that ended the wait has fired already.
-    fn drop(&mut self) {
-        if let (Some(ctx), Some(h)) = (self.ctx, self.timer.get()) {
-            if self.state() != TIMED_OUT {
-                ctx.shared.cancel_timer(h);
             }
         }
     }

@@ -9,10 +9,11 @@
 //!
 //! ## Cancelling
 //! [`Timers::add`] returns a [`Key`]; [`Timers::cancel`] removes that timer
-//! from the heap in O(log n) and hands its action back to be dropped, so a
+//! from the heap in O(log n) and drops its action after unlocking, so a
 //! timed wait that ends early (a `recv_timeout` that got its value, a
 //! `park_timeout` that was unparked) frees its entry, and whatever the action
-//! holds (the task, the waiter), at once rather than at the deadline. The heap
+//! holds (the task, the waiter), at once rather than at the deadline. A
+//! sleep's timer is its only waker and is never cancelled. The heap
 //! is indexed: entries live in a slab of slots, each heap node names its slot
 //! and each slot records its node's position, so a key finds its node
 //! directly. A key carries the timer's sequence number, unique for the
@@ -21,8 +22,8 @@
 //! Memory is the armed timers plus the slab's free slots, which never exceed
 //! the peak number of armed timers and are given back when the heap empties.
 //!
-//! Actions still check a sequence number or generation before they wake
-//! anyone: a timer that fires while its wait is ending (before the waiter
+//! Actions still check a claim, a generation or a sequence number before
+//! they wake anyone: a timer that fires while its wait is ending (before the waiter
 //! got to cancel it) loses that race and does nothing.
 
 use std::fmt;

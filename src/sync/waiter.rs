@@ -17,10 +17,10 @@
 //!
 //! Timed waits: a coroutine's waiter is then allocated in an `Arc` that a
 //! timer on its worker holds; the timer claims `TIMED_OUT` and readies the
-//! coroutine if it wins. A wait that a waker (or select's abort) ended cancels
-//! its timer as soon as the coroutine resumes, which frees the heap entry and the timer's `Arc` at
-//! once instead of at the deadline; a timer that fires before the cancel
-//! loses the claim and does nothing. A thread times out by itself: after
+//! coroutine if it wins. A wait that a waker (or select's abort) ended
+//! cancels its timer as soon as the coroutine resumes, which frees the heap
+//! entry and the timer's `Arc` at once instead of at the deadline; a timer
+//! that fires before the cancel loses the claim and does nothing. A thread times out by itself: after
 //! `park_timeout` it claims `TIMED_OUT`; if it loses, a waker has claimed it
 //! and the thread waits for that waker's wake-up.
 

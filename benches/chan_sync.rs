@@ -39,6 +39,37 @@ fn ping_pong(c: &mut Criterion) {
     }
 }
 
+/// The ping-pong above on one worker, with the reply awaited by
+/// `recv_timeout(1 h)`: every round trip is a timed wait that a sender ends
+/// long before its deadline (its timer is armed, then cancelled).
+fn ping_pong_recv_timeout(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    c.bench_function("pingpong_recv_timeout_1w", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+                let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+                let echo = gopark::spawn(move || {
+                    for v in ping_rx.iter() {
+                        pong_tx.send(v + 1).unwrap();
+                    }
+                });
+                let t = Instant::now();
+                let mut v = 0;
+                for _ in 0..iters {
+                    ping_tx.send(v).unwrap();
+                    v = pong_rx.recv_timeout(Duration::from_secs(3600)).unwrap();
+                }
+                let e = t.elapsed();
+                assert_eq!(v, iters);
+                drop(ping_tx);
+                echo.join().unwrap();
+                e
+            })
+        })
+    });
+}
+
 /// Messages through a buffered channel (capacity 128), P producers and
 /// P consumers on a 2-worker runtime; time per message.
 fn buffered(c: &mut Criterion) {
@@ -119,6 +150,6 @@ fn mutex_contention(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = ping_pong, buffered, mutex_contention
+    targets = ping_pong, ping_pong_recv_timeout, buffered, mutex_contention
 }
 criterion_main!(benches);

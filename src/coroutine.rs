@@ -507,15 +507,22 @@ fn park_inner(deadline: Option<Instant>) {
     }
     // Resumed without an unpark (at shutdown), or unwinding: leave PARKED.
     let _abandon = crate::sync::waiter::OnDrop::new(|| task.token.abandon());
-    park_commit(ctx, move |task, ctx| match task.token.commit_park() {
+    let timer = std::cell::Cell::new(None);
+    park_commit(ctx, |task, ctx| match task.token.commit_park() {
         None => false,
         Some(gen) => {
             if let Some(d) = deadline {
-                ctx.add_timer(d, crate::runtime::timer::Action::Unpark(task.clone(), gen));
+                let action = crate::runtime::timer::Action::Unpark(task.clone(), gen);
+                timer.set(Some(ctx.add_timer(d, action)));
             }
             true
         }
     });
+    // Unparked before the deadline: free the timer (and the task reference
+    // it holds) now. If it fired instead, this finds nothing.
+    if let Some(h) = timer.get() {
+        ctx.shared.cancel_timer(h);
+    }
 }
 
 /// Gives up the worker to the other runnable coroutines, like Go's

@@ -9,8 +9,7 @@
 //!   [`crate::sm::poll_desc`] for the states and the four races.
 //! - `seq`: the incarnation, bumped by [`PollDesc::open`] while nobody else
 //!   can hold the descriptor (it comes off the free list). Its low 16 bits tag
-//!   the epoll data, so an event for an earlier incarnation is dropped; timers
-//!   carry the whole value for the same reason.
+//!   the epoll data, so an event for an earlier incarnation is dropped.
 //! - `rd`/`wd` ([`Deadline`]): the deadline words are atomics any thread may
 //!   store (setters) or CAS (timers); `timer_at` and the timer sequence
 //!   numbers are written only under `timer_lock`.
@@ -18,14 +17,19 @@
 //!   fdMutex lock (Relaxed atomics only so that the type is `Sync`).
 //!
 //! ## Deadlines without a timer per op
-//! A direction has at most one *current* timer in a worker's heap. Timers
-//! are never cancelled: each carries the sequence number it was armed with
-//! and does nothing if a newer timer replaced it. When the current timer
-//! fires and finds the deadline moved later, it re-arms itself at the new
-//! deadline; a setter that moves a deadline later while an earlier timer is
-//! armed only stores the new value (one store and one load, no lock). A
-//! setter moving it earlier than the armed timer takes the lock and arms a
-//! new one. The Dekker pair that makes the lock-free store safe: the timer
+//! A direction has at most one *current* timer in a worker's heap. Each
+//! carries the sequence number it was armed with and does nothing if a newer
+//! timer replaced it. When the current timer fires and finds the deadline
+//! moved later, it re-arms itself at the new deadline; a setter that moves a
+//! deadline later while an earlier timer is armed only stores the new value
+//! (one store and one load, no lock). A setter moving it earlier than the
+//! armed timer takes the lock, cancels the armed timer and arms a new one, so
+//! a direction never has more than one timer in a heap. An op whose per-op
+//! deadline ends early leaves the timer armed: the next op's deadline is
+//! later, so it reuses the timer instead of pushing a new one. The current
+//! timer belongs to the direction, not to one incarnation of the descriptor:
+//! when it fires after the descriptor was recycled, it serves the new
+//! incarnation's deadlines (it only expires those that are due). The Dekker pair that makes the lock-free store safe: the timer
 //! stores `timer_at = 0` and then loads the deadline; the setter stores the
 //! deadline and then loads `timer_at` (all SeqCst). Either the timer sees the
 //! new deadline or the setter sees that no timer covers it.
@@ -48,7 +52,7 @@ use std::time::{Duration, Instant};
 
 use super::Poller;
 use crate::coroutine::{self, park_commit, Task, CANCEL_NONE};
-use crate::runtime::timer::Action;
+use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
@@ -127,11 +131,13 @@ impl Deadline {
     }
 }
 
-/// Sequence numbers of the current timers (under `timer_lock`).
+/// Sequence numbers and handles of the current timers (under `timer_lock`).
 #[derive(Debug, Default)]
 struct TimerSeqs {
     read: u64,
     write: u64,
+    read_timer: Option<Handle>,
+    write_timer: Option<Handle>,
 }
 
 /// A descriptor's poller state (see the module docs).
@@ -353,41 +359,53 @@ impl PollDesc {
         }
     }
 
-    /// Arms a new current timer at `at` (caller holds the lock).
+    /// Arms a new current timer at `at`, cancelling the one it replaces
+    /// (caller holds the lock).
     fn arm(&self, shared: &Shared, mode: Mode, at: i64, seqs: &mut TimerSeqs) {
-        let tseq = match mode {
-            Mode::Read => &mut seqs.read,
-            Mode::Write => &mut seqs.write,
+        let (tseq, handle) = match mode {
+            Mode::Read => (&mut seqs.read, &mut seqs.read_timer),
+            Mode::Write => (&mut seqs.write, &mut seqs.write_timer),
         };
         *tseq += 1;
         let tseq = *tseq;
-        self.dl(mode).timer_at.store(at as u64, Ordering::SeqCst);
-        let pdseq = self.seq();
+        let dl = self.dl(mode);
+        if let Some(old) = handle.take() {
+            // Still armed (not fired: a firing timer zeroes `timer_at` under
+            // this lock before it re-arms): free it now.
+            if dl.timer_at.load(Ordering::SeqCst) != 0 {
+                shared.cancel_timer(old);
+            }
+        }
+        dl.timer_at.store(at as u64, Ordering::SeqCst);
         let p = PdPtr(self, shared);
         let when = shared.epoch + Duration::from_nanos(at as u64);
-        shared.add_timer(
+        *handle = Some(shared.add_timer(
             when,
             Action::Call(Box::new(move || {
                 let p = p;
                 // SAFETY: see `PdPtr`: the timer runs on a worker of the
                 // runtime whose `Shared` owns both the heap and the PollDesc.
                 let (pd, shared) = unsafe { (&*p.0, &*p.1) };
-                pd.deadline_fired(shared, mode, pdseq, tseq);
+                pd.deadline_fired(shared, mode, tseq);
             })),
-        );
+        ));
     }
 
     /// Go's `netpolldeadlineimpl`: a timer fired.
-    fn deadline_fired(&self, shared: &Shared, mode: Mode, pdseq: u32, tseq: u64) {
+    fn deadline_fired(&self, shared: &Shared, mode: Mode, tseq: u64) {
         let fired = {
             let mut seqs = self.timer_lock.lock().unwrap_or_else(|e| e.into_inner());
             let cur = match mode {
                 Mode::Read => seqs.read,
                 Mode::Write => seqs.write,
             };
-            if pdseq != self.seq() || tseq != cur {
-                return; // stale: replaced, or the descriptor was recycled
+            if tseq != cur {
+                return; // stale: a newer timer replaced it
             }
+            // The direction's current timer, also if the descriptor was
+            // recycled since it was armed (see the module docs): it must
+            // clear `timer_at`, or no deadline of the new incarnation at or
+            // after it would ever be covered.
             let dl = self.dl(mode);
             // SeqCst: the timer's half of the Dekker pair in the module docs.
             dl.timer_at.store(0, Ordering::SeqCst);
@@ -564,10 +582,10 @@ mod tests {
             .unwrap();
         }
         assert_eq!(pending_timers(&rt), 1);
-        // Earlier than the armed one: one more timer (the old one goes stale).
+        // Earlier than the armed one: a new timer replaces (cancels) it.
         a.set_read_deadline(Some(t0 + Duration::from_secs(30)))
             .unwrap();
-        assert_eq!(pending_timers(&rt), 2);
+        assert_eq!(pending_timers(&rt), 1);
         // A per-op timeout renewed by every read: still no new timers.
         a.set_read_deadline(None).unwrap();
         a.set_read_timeout(Some(Duration::from_secs(60))).unwrap();

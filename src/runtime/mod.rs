@@ -195,18 +195,24 @@ impl Shared {
     /// Arms a timer from any thread: on the calling worker if it belongs to
     /// this runtime, else on a worker chosen round-robin (woken if the timer
     /// is now its earliest).
-    pub(crate) fn add_timer(&self, when: Instant, action: timer::Action) {
+    pub(crate) fn add_timer(&self, when: Instant, action: timer::Action) -> timer::Handle {
         let nanos = self.nanos(when);
-        let w = match worker::worker_here() {
-            Some(ctx) if ptr_eq(&ctx.shared, self) => {
-                ctx.shared_part().timers.add(nanos, action);
-                return;
-            }
-            _ => self.next_timer_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len(),
+        let here = worker::worker_here().filter(|ctx| ptr_eq(&ctx.shared, self));
+        let w = match here {
+            Some(ctx) => ctx.index,
+            None => self.next_timer_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len(),
         };
-        if self.workers[w].timers.add(nanos, action) {
+        let (key, earliest) = self.workers[w].timers.add(nanos, action);
+        if earliest && here.is_none() {
             self.wake_worker(w);
         }
+        timer::Handle { worker: w, key }
+    }
+
+    /// Cancels a timer from any thread (see [`timer::Timers::cancel`]):
+    /// its entry and action are freed now; false if it fired already.
+    pub(crate) fn cancel_timer(&self, h: timer::Handle) -> bool {
+        self.workers[h.worker].timers.cancel(h.key)
     }
 
     /// True if any queue a worker could take work from is non-empty.

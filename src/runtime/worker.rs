@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 
-use super::timer::Action;
+use super::timer::{Action, Handle};
 use super::{Shared, WorkerShared};
 use crate::coroutine::{
     Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
@@ -221,10 +221,14 @@ impl WorkerCtx {
         unsafe { (*task.local.get()).yielder }
     }
 
-    /// Arms a timer on this worker.
-    pub(crate) fn add_timer(&self, when: Instant, action: Action) {
+    /// Arms a timer on this worker; cancel it with `Shared::cancel_timer`.
+    pub(crate) fn add_timer(&self, when: Instant, action: Action) -> Handle {
         let nanos = self.shared.nanos(when);
-        self.shared_part().timers.add(nanos, action);
+        let (key, _) = self.shared_part().timers.add(nanos, action);
+        Handle {
+            worker: self.index,
+            key,
+        }
     }
 
     /// Go's `runqput(next=true)`: `task` runs next, the previous `runnext`

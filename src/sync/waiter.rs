@@ -17,8 +17,10 @@
 //!
 //! Timed waits: a coroutine's waiter is then allocated in an `Arc` that a
 //! timer on its worker holds; the timer claims `TIMED_OUT` and readies the
-//! coroutine if it wins (timers are never cancelled: a late timer loses the
-//! claim and does nothing). A thread times out by itself: after
+//! coroutine if it wins. A wait that a waker (or select's abort) ended
+//! cancels its timer as soon as the coroutine resumes, which frees the heap
+//! entry and the timer's `Arc` at once instead of at the deadline; a timer
+//! that fires before the cancel loses the claim and does nothing. A thread times out by itself: after
 //! `park_timeout` it claims `TIMED_OUT`; if it loses, a waker has claimed it
 //! and the thread waits for that waker's wake-up.
 
@@ -30,7 +32,7 @@ use std::thread::{self, Thread};
 use std::time::Instant;
 
 use crate::coroutine::{self, Task};
-use crate::runtime::timer::Action;
+use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::sm::waitq::{self, Claim, TIMED_OUT, WAITING};
 
@@ -77,6 +79,14 @@ impl fmt::Debug for Waiter {
 }
 
 impl Waiter {
+    /// A timed wait's deadline: claims `TIMED_OUT` and wakes the waiter if
+    /// it is still waiting (the timer's action).
+    pub(crate) fn time_out(&self) {
+        if self.claim.claim(TIMED_OUT) {
+            self.wake_handle().wake();
+        }
+    }
+
     /// The wake handle; called once, by the claim's winner.
     fn wake_handle(&self) -> Wake {
         match &self.who {
@@ -215,14 +225,18 @@ impl Parker {
     pub(crate) fn park<G>(&self, guard: G) -> usize {
         match self.ctx {
             Some(ctx) => {
+                let mut timer = None;
+                let t = &mut timer;
                 coroutine::park_commit(ctx, move |_, ctx| {
                     drop(guard);
-                    self.arm_timer(ctx);
+                    *t = self.arm_timer(ctx);
                     true
                 });
                 // Still unclaimed: a spurious resume (`Task::stale_wakes`).
                 coroutine::park_while(ctx, || self.state() == WAITING);
-                self.state()
+                let s = self.state();
+                self.disarm(ctx, timer, s);
+                s
             }
             None => {
                 drop(guard);
@@ -237,15 +251,19 @@ impl Parker {
     pub(crate) fn park_registering<F: FnOnce() -> bool>(&self, register: F) -> usize {
         match self.ctx {
             Some(ctx) => {
+                let mut timer = None;
+                let t = &mut timer;
                 coroutine::park_commit(ctx, move |_, ctx| {
                     let park = register();
                     if park {
-                        self.arm_timer(ctx);
+                        *t = self.arm_timer(ctx);
                     }
                     park
                 });
                 coroutine::park_while(ctx, || self.state() == WAITING);
-                self.state()
+                let s = self.state();
+                self.disarm(ctx, timer, s);
+                s
             }
             None => {
                 if register() {
@@ -259,17 +277,24 @@ impl Parker {
 
     /// Arms the deadline timer of a coroutine's timed wait (on its worker,
     /// after the switch, so it cannot fire before the coroutine parked).
-    fn arm_timer(&self, ctx: &WorkerCtx) {
-        if let (Some(d), Store::Shared(w)) = (self.deadline, &self.store) {
-            let w = w.clone();
-            ctx.add_timer(
-                d,
-                Action::Call(Box::new(move || {
-                    if w.claim.claim(TIMED_OUT) {
-                        w.wake_handle().wake();
-                    }
-                })),
-            );
+    fn arm_timer(&self, ctx: &WorkerCtx) -> Option<Handle> {
+        let (Some(d), Store::Shared(w)) = (self.deadline, &self.store) else {
+            return None;
+        };
+        Some(ctx.add_timer(d, Action::TimeOut(w.clone())))
+    }
+
+    /// After the wait: cancels the deadline timer unless it is what ended
+    /// the wait (`state` is `TIMED_OUT`: it fired), so its heap entry and its
+    /// `Arc<Waiter>` are freed now rather than at the deadline. A wait whose
+    /// frame is unwound while parked (runtime shutdown) skips this; the
+    /// shutdown drops every timer.
+    #[inline]
+    fn disarm(&self, ctx: &WorkerCtx, timer: Option<Handle>, state: usize) {
+        if let Some(h) = timer {
+            if state != TIMED_OUT {
+                ctx.shared.cancel_timer(h);
+            }
         }
     }
 

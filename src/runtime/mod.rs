@@ -226,8 +226,12 @@ fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
 }
 
 /// A gopark runtime: worker threads, their queues and timers, and one epoll
-/// poller. Dropping it stops the workers and frees every coroutine (parked
-/// ones are unwound on their own worker, so their destructors run).
+/// poller. Dropping it stops the workers and cancels every coroutine: a
+/// parked one unwinds from its park point on its own worker, so its
+/// destructors run (they may park; socket operations fail at once and
+/// timers are all due), and its join handle gets an error. A coroutine that
+/// can never finish unwinding (a destructor waits for something nothing will
+/// do) is leaked with a message on stderr; `drop` never hangs on it.
 ///
 /// Most programs use the default runtime through [`spawn`](crate::spawn),
 /// [`go!`](crate::go) and [`run`](crate::run); build your own for isolation

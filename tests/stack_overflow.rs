@@ -155,3 +155,41 @@ fn deep_but_bounded_recursion_is_fine() {
     });
     assert_eq!(v, (0..200u64).map(|n| (n + 1) % 256).sum::<u64>());
 }
+
+/// An overflow in a destructor that runs while runtime shutdown unwinds its
+/// coroutine is reported like any other (the cancelled coroutine runs
+/// through the worker's normal resume path).
+#[test]
+fn overflow_during_shutdown_unwinding_names_the_coroutine() {
+    const NAME: &str = "overflow_during_shutdown_unwinding_names_the_coroutine";
+    if in_child(NAME) {
+        struct RecurseOnDrop;
+        impl Drop for RecurseOnDrop {
+            fn drop(&mut self) {
+                black_box(recurse(0));
+            }
+        }
+        let rt = rt(1);
+        let (tx, rx) = gopark::chan::bounded::<()>(0);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let _h = gopark::Builder::new()
+            .name("deep-at-exit")
+            .stack_size(64 * 1024)
+            .spawn_on(&rt, move || {
+                let _g = RecurseOnDrop;
+                ready_tx.send(()).unwrap();
+                let _ = rx.recv();
+            })
+            .unwrap();
+        ready_rx.recv().unwrap();
+        drop(rt);
+        drop(tx);
+        println!("NOT REACHED");
+        return;
+    }
+    let out = child(NAME);
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT));
+    let err = stderr(&out);
+    assert!(err.contains("coroutine 'deep-at-exit' (id "), "{err}");
+    assert!(err.contains("has overflowed its 64 KiB stack"), "{err}");
+}

@@ -506,7 +506,9 @@ fn park_inner(deadline: Option<Instant>) {
         }
     }
     // Resumed without an unpark (at shutdown), or unwinding: leave PARKED.
-    let _abandon = crate::sync::waiter::OnDrop::new(|| task.token.abandon());
+    // (Looked up again when it runs: `task` points into the frame that
+    // resumed the coroutine before this park, gone after it.)
+    let _abandon = crate::sync::waiter::OnDrop::new(|| ctx.current_task().token.abandon());
     let timer = std::cell::Cell::new(None);
     park_commit(ctx, |task, ctx| match task.token.commit_park() {
         None => false,

@@ -138,6 +138,11 @@ impl Registry {
         }
     }
 
+    /// The live coroutines.
+    fn tasks(&self) -> Vec<Arc<Task>> {
+        self.slots.iter().flatten().cloned().collect()
+    }
+
     /// Number of live coroutines.
     fn live(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -200,7 +205,9 @@ impl WorkerCtx {
         &self.shared.workers[self.index]
     }
 
-    /// The running task. Only valid inside a coroutine.
+    /// The running task. Only valid inside a coroutine, and only until it
+    /// next parks or yields: the reference points into the frame of the
+    /// worker's `execute` that resumed it (clone the `Arc` to keep it).
     #[inline]
     pub(crate) fn current_task(&self) -> &Arc<Task> {
         let p = self.current.get();
@@ -627,10 +634,9 @@ impl WorkerCtx {
                         commit(arg, &task, self)
                     }));
                     match parked {
-                        Ok(parked) if swallowed(&task) => {
+                        Ok(_) if swallowed(&task) => {
                             // Published or not, it is never resumed again; a
                             // waker that readies it later finds no stack.
-                            let _ = parked;
                             self.leak(task, LEAK_SWALLOWED);
                             return;
                         }

@@ -23,19 +23,28 @@ pub fn child(name: &str) -> Output {
 /// test modules: `path` selects the test (`--exact`), `name` is what
 /// [`in_child`] sees.
 pub fn child_at(path: &str, name: &str) -> Output {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", path, "--nocapture", "--test-threads=1"])
+    let out = child_command(path, name).output().unwrap();
+    echo_child(path, &out);
+    out
+}
+
+/// The command that re-runs test `path` alone, as the child for `name`.
+fn child_command(path: &str, name: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", path, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+        .env_remove("RUST_BACKTRACE");
+    c
+}
+
+/// Echoes a child's outcome to the parent's stderr, for diagnosis.
+fn echo_child(path: &str, out: &Output) {
     eprintln!(
         "child {path}: {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status,
-        stdout(&out),
-        stderr(&out)
+        stdout(out),
+        stderr(out)
     );
-    out
 }
 
 /// [`child`] with a time limit: a child still running after `limit` is
@@ -49,10 +58,7 @@ pub fn child_within(name: &str, limit: std::time::Duration) -> Output {
 /// [`child_at`]).
 pub fn child_at_within(path: &str, name: &str, limit: std::time::Duration) -> Output {
     use std::io::Read;
-    let mut c = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", path, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
+    let mut c = child_command(path, name)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -86,12 +92,7 @@ pub fn child_at_within(path: &str, name: &str, limit: std::time::Duration) -> Ou
         stdout: to.join().unwrap(),
         stderr: te.join().unwrap(),
     };
-    eprintln!(
-        "child {path}: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        stdout(&out),
-        stderr(&out)
-    );
+    echo_child(path, &out);
     out
 }
 

@@ -59,14 +59,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
-        let live: Vec<Arc<Task>> = self
-            .registry
-            .borrow()
-            .slots
-            .iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let live = self.registry.borrow().tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(
                 CANCEL_NONE,
@@ -90,14 +83,7 @@ impl WorkerCtx {
                 break;
             }
             if !self.wait_in_shutdown() {
-                let stuck: Vec<Arc<Task>> = self
-                    .registry
-                    .borrow()
-                    .slots
-                    .iter()
-                    .flatten()
-                    .cloned()
-                    .collect();
+                let stuck = self.registry.borrow().tasks();
                 for t in stuck {
                     self.leak(t, LEAK_STUCK);
                 }

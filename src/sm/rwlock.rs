@@ -21,7 +21,7 @@
 
 // Under loom only `sm` is compiled: the users of these items are not.
 
-use crate::loom::{AtomicUsize, Ordering};
+use crate::loom::{fence, AtomicUsize, Ordering};
 
 const WRITER: usize = 1;
 const WAITERS: usize = 2;
@@ -87,7 +87,16 @@ impl RwWord {
         // Release: publishes the read section before a writer's Acquire.
         let prev = self.word.fetch_sub(READER, Ordering::Release);
         debug_assert!(prev >= READER, "read unlock without a reader");
-        prev != READER | WAITERS
+        if prev == READER | WAITERS {
+            // The last reader hands the lock to a queued writer, which
+            // synchronises only with this thread (queue lock, wake-up), not
+            // with the word. Acquire the other readers' releases (our
+            // fetch_sub read the end of their release sequence) so that
+            // their read sections happen before the writer's.
+            fence(Ordering::Acquire);
+            return false;
+        }
+        true
     }
 
     /// Releases the write lock; false if waiters queue and the caller must

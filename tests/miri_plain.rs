@@ -31,7 +31,8 @@ const fn n(native: usize, miri: usize) -> usize {
 #[test]
 fn channels_of_every_kind_deliver_each_value_once() {
     const PER: usize = n(2000, 15);
-    let kinds: [fn() -> (chan::Sender<usize>, chan::Receiver<usize>); 4] = [
+    type Make = fn() -> (chan::Sender<usize>, chan::Receiver<usize>);
+    let kinds: [Make; 4] = [
         || chan::bounded(0),
         || chan::bounded(1),
         || chan::bounded(4),

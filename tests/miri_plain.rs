@@ -266,10 +266,9 @@ fn locks_and_condvar_from_threads() {
 /// Two readers hold an RwLock while a writer queues; the last reader to
 /// leave hands the lock to the writer. Both read sections must happen before
 /// the write: the writer synchronises with the last reader only, which must
-/// itself acquire the other reader's release. (Without the acquire fence in
-/// `RwWord::read_unlock`, Miri reported this data race in
-/// `locks_and_condvar_from_threads`; this test sets up the same handoff
-/// directly, though Miri's schedules did not reproduce it here.)
+/// itself acquire the other reader's release. (With a `Release`-only
+/// `fetch_sub` in `RwWord::read_unlock`, Miri reported this data race in
+/// `locks_and_condvar_from_threads`, and ThreadSanitizer reports it here.)
 #[test]
 fn rwlock_handoff_orders_every_reader_before_the_writer() {
     for _ in 0..n(50, 4) {

@@ -272,3 +272,76 @@ fn select_between_threads_and_coroutines() {
     assert_eq!(h.join().unwrap(), "from thread");
     drop(t1);
 }
+
+/// The macro expands in this (user) crate against the sealed hidden API:
+/// every arm form, blocking and not, on a thread and in a coroutine.
+#[test]
+fn select_macro_works_from_a_user_crate() {
+    fn every_form() -> Vec<u32> {
+        let mut got = Vec::new();
+        let (tx, rx) = chan::bounded::<u32>(1);
+        let (utx, urx) = chan::unbounded::<u32>();
+        got.push(select! { recv(rx) -> _v => 0, default => 1 });
+        got.push(select! { send(tx, 2) -> r => { r.unwrap(); 2 } });
+        got.push(select! { recv(rx) -> v => v.unwrap() + 1, recv(urx) -> _v => 0 });
+        got.push(select! {
+            recv(urx) -> _v => 0,
+            default(Duration::from_millis(1)) => 4,
+        });
+        let sender = std::thread::spawn(move || utx.send(5).unwrap());
+        got.push(select! { recv(urx) -> v => v.unwrap(), recv(rx) -> _v => 0 });
+        sender.join().unwrap();
+        got
+    }
+    assert_eq!(every_form(), [1, 2, 3, 4, 5]);
+    let rt = rt(1);
+    assert_eq!(rt.run(every_form), [1, 2, 3, 4, 5]);
+}
+
+/// The macro never passes one arm twice, but the hidden API it expands to is
+/// reachable from safe code: an arm given twice is linked once, and the
+/// select completes and leaves no node behind (a second link would corrupt
+/// the channel's queue).
+#[test]
+fn hidden_select_with_a_repeated_arm_is_sound() {
+    use gopark::chan::__private::{select, Arm, RecvArm, SendArm, Timeout};
+
+    fn run() {
+        let (tx, rx) = chan::bounded::<u32>(0);
+        let arm = RecvArm::new(&rx);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            tx.send(7).unwrap();
+            tx
+        });
+        let i = select(&[&arm as &dyn Arm, &arm], Timeout::Never);
+        assert!(i < 2);
+        assert_eq!(arm.into_result(), Ok(7));
+        let tx = t.join().unwrap();
+        // The queue is intact: a timed-out repeated select leaves it empty.
+        let arm = RecvArm::new(&rx);
+        let i = select(
+            &[&arm as &dyn Arm, &arm, &arm],
+            Timeout::after(Duration::from_millis(2)),
+        );
+        assert_eq!(i, 3, "timed out");
+        assert_eq!(
+            tx.try_send(1),
+            Err(chan::TrySendError::Full(1)),
+            "no receiver left"
+        );
+
+        let arm = SendArm::new(&tx, 9);
+        let r = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(5));
+            rx.recv().unwrap()
+        });
+        let i = select(&[&arm as &dyn Arm, &arm], Timeout::Never);
+        assert!(i < 2);
+        assert_eq!(arm.into_result(), Ok(()));
+        assert_eq!(r.join().unwrap(), 9);
+    }
+    run();
+    let rt = rt(1);
+    rt.run(run);
+}

@@ -193,3 +193,136 @@ fn overflow_during_shutdown_unwinding_names_the_coroutine() {
     assert!(err.contains("coroutine 'deep-at-exit' (id "), "{err}");
     assert!(err.contains("has overflowed its 64 KiB stack"), "{err}");
 }
+
+/// Writes `parts` to stderr with write(2) (async-signal-safe).
+fn raw_write(parts: &[&[u8]]) {
+    for p in parts {
+        // SAFETY: writes initialised bytes from a live slice.
+        unsafe { libc::write(2, p.as_ptr().cast(), p.len()) };
+    }
+}
+
+/// True if `sig` is blocked in the calling thread (async-signal-safe).
+fn blocked(sig: libc::c_int) -> bool {
+    // SAFETY: sigset_t is plain data; pthread_sigmask fills it.
+    let mut cur: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new set only queries the mask into `cur`.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur) };
+    // SAFETY: `cur` is an initialised set.
+    unsafe { libc::sigismember(&cur, sig) == 1 }
+}
+
+/// Installs `handler` for SIGSEGV with `flags` and SIGUSR1 in its sa_mask.
+fn install_user_segv_handler(handler: usize, flags: libc::c_int) {
+    // SAFETY: sigaction is plain data; all-zero is a valid value.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = flags;
+    // SAFETY: `act` is a valid action whose handler only calls
+    // async-signal-safe functions.
+    unsafe {
+        libc::sigemptyset(&mut act.sa_mask);
+        libc::sigaddset(&mut act.sa_mask, libc::SIGUSR1);
+        assert_eq!(
+            libc::sigaction(libc::SIGSEGV, &act, std::ptr::null_mut()),
+            0
+        );
+    }
+}
+
+/// A runtime (which installs gopark's handler on top of the user's) and a
+/// coroutine that writes to address 0x10: not a guard page.
+fn fault_in_coroutine() {
+    let rt = rt(1);
+    let h = rt.spawn(|| {
+        let p: *mut u64 = black_box(0x10 as *mut u64);
+        // SAFETY: none; this deliberately faults.
+        unsafe { p.write_volatile(7) };
+    });
+    let _ = h.join();
+    println!("NOT REACHED");
+}
+
+/// A SIGSEGV handler installed before gopark (SA_SIGINFO, SIGUSR1 in its
+/// sa_mask) is called for a fault that is not a guard-page hit, with its
+/// siginfo and with its sa_mask blocked, as if gopark had never installed
+/// its own.
+#[test]
+fn earlier_sigsegv_handler_gets_siginfo_and_its_mask() {
+    const NAME: &str = "earlier_sigsegv_handler_gets_siginfo_and_its_mask";
+    extern "C" fn user(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // SAFETY: SA_SIGINFO: the kernel's siginfo for a SIGSEGV.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        let bit = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        raw_write(&[
+            b"user handler: sig11=",
+            bit(sig == libc::SIGSEGV),
+            b" addr10=",
+            bit(addr == 0x10),
+            b" usr1_blocked=",
+            bit(blocked(libc::SIGUSR1)),
+            b" segv_blocked=",
+            bit(blocked(libc::SIGSEGV)),
+            b"\n",
+        ]);
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(42) };
+    }
+    if in_child(NAME) {
+        install_user_segv_handler(user as *const () as usize, libc::SA_SIGINFO);
+        fault_in_coroutine();
+        return;
+    }
+    let out = child(NAME);
+    assert_eq!(out.status.code(), Some(42), "the user's handler ended it");
+    let err = stderr(&out);
+    assert!(
+        err.contains("user handler: sig11=1 addr10=1 usr1_blocked=1 segv_blocked=1"),
+        "{err}"
+    );
+}
+
+/// A one-shot handler (SA_RESETHAND, plain signature, SA_NODEFER as with
+/// System V `signal()`) installed before gopark runs once with the default
+/// action already restored: when it returns, the fault re-executes and
+/// kills the process with SIGSEGV instead of reaching it again through
+/// gopark's handler.
+#[test]
+fn earlier_resethand_handler_runs_once_then_default_action() {
+    const NAME: &str = "earlier_resethand_handler_runs_once_then_default_action";
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    extern "C" fn user(sig: libc::c_int) {
+        if CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0 {
+            raw_write(&[b"one-shot handler called twice\n"]);
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(3) };
+        }
+        let bit = |b: bool| if b { &b"1"[..] } else { &b"0"[..] };
+        raw_write(&[
+            b"one-shot handler: sig11=",
+            bit(sig == libc::SIGSEGV),
+            b" usr1_blocked=",
+            bit(blocked(libc::SIGUSR1)),
+            b" segv_blocked=",
+            bit(blocked(libc::SIGSEGV)),
+            b"\n",
+        ]);
+    }
+    if in_child(NAME) {
+        install_user_segv_handler(
+            user as *const () as usize,
+            libc::SA_RESETHAND | libc::SA_NODEFER,
+        );
+        fault_in_coroutine();
+        return;
+    }
+    let out = child(NAME);
+    let err = stderr(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGSEGV), "{err}");
+    assert!(
+        err.contains("one-shot handler: sig11=1 usr1_blocked=1 segv_blocked=0"),
+        "{err}"
+    );
+    assert!(!err.contains("called twice"), "{err}");
+    assert!(!err.contains("NOT REACHED"), "{err}");
+}

@@ -48,7 +48,67 @@ pub use error::{
 };
 
 /// Implementation details of [`select!`](crate::select); not a public API.
+///
+/// The macro expands to code in the caller's crate, so these items must be
+/// public. They are safe to reach from outside the crate anyway: [`Arm`] is
+/// sealed, and the methods that link an arm's node into a channel's queue
+/// can only be called by [`select`], which unlinks every node before it
+/// returns or unwinds.
+///
+/// No type outside gopark can be an arm:
+///
+/// ```compile_fail,E0277
+/// use gopark::chan::__private::{select, Arm, Timeout};
+///
+/// struct MyArm;
+/// impl Arm for MyArm {}
+///
+/// select(&[&MyArm as &dyn Arm], Timeout::Now);
+/// ```
+///
+/// nor can one implement the methods a select drives:
+///
+/// ```compile_fail,E0407
+/// use gopark::chan::__private::{Arm, RecvArm, SelectCtx};
+///
+/// /// Registers a boxed arm, then frees it while it is linked.
+/// struct LeakyArm<'a>(&'a gopark::chan::Receiver<i32>);
+///
+/// impl Arm for LeakyArm<'_> {
+///     fn try_now(&self, _: &SelectCtx<'_>) -> bool {
+///         false
+///     }
+///     fn register(&self, cx: &SelectCtx<'_>, token: usize) -> bool {
+///         let inner = Box::new(RecvArm::new(self.0));
+///         inner.register(cx, token) // linked, then dropped
+///     }
+///     fn unregister(&self, _: &SelectCtx<'_>) {}
+///     fn complete(&self, _: &SelectCtx<'_>) {}
+/// }
+/// ```
+///
+/// and code outside gopark cannot drive an arm's registration: the methods
+/// live on the private supertrait and take a context whose type is not
+/// exported (and that only `select` can build), so there is nothing to call
+/// them with:
+///
+/// ```compile_fail,E0432
+/// use gopark::chan::__private::{Arm, RecvArm, SelectCtx};
+///
+/// fn register_and_leak(arm: &RecvArm<'_, i32>, cx: &SelectCtx<'_>) {
+///     arm.register(cx, 1);
+///     (arm as &dyn Arm).register(cx, 2);
+/// }
+/// ```
+///
+/// ```compile_fail,E0599
+/// use gopark::chan::__private::{Arm, RecvArm};
+///
+/// let (_tx, rx) = gopark::chan::bounded::<i32>(0);
+/// let arm = RecvArm::new(&rx);
+/// arm.unregister(&());
+/// ```
 #[doc(hidden)]
 pub mod __private {
-    pub use super::select::{select, Arm, RecvArm, SelectCtx, SendArm, Timeout};
+    pub use super::select::{select, Arm, RecvArm, SendArm, Timeout};
 }

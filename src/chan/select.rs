@@ -36,25 +36,49 @@ use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::sm::waitq::{ABORTED, TIMED_OUT};
 use crate::sync::waiter::{lock, Node, OnDrop, Parker, Waiter};
 
-/// What the select needs from an arm. Implementation detail of
-/// [`select!`](crate::select); its methods take a [`SelectCtx`] that only
-/// this crate can create.
+/// A select arm: the [`select!`](crate::select) macro turns `&RecvArm` and
+/// `&SendArm` into `&dyn Arm`. Implementation detail of the macro.
+///
+/// The trait is sealed: its supertrait lives in a private module, so no
+/// type outside this crate can implement it, and the methods a select drives
+/// (`try_now`, `register`, `unregister`, `complete`) take a [`SelectCtx`]
+/// that only [`select`] creates and whose type cannot be named outside the
+/// crate. Safe code elsewhere can only build arms and hand them to
+/// [`select`], which keeps the registration protocol to itself.
 #[doc(hidden)]
-pub trait Arm {
-    /// Step 1: completes the operation if it can without waiting.
-    fn try_now(&self, cx: &SelectCtx<'_>) -> bool;
-    /// Step 3: links the arm's node; false (nothing linked) if the arm is
-    /// ready.
-    fn register(&self, cx: &SelectCtx<'_>, token: usize) -> bool;
-    /// Unlinks the node if it is linked.
-    fn unregister(&self, cx: &SelectCtx<'_>);
-    /// Step 4: a waker claimed this arm; take the outcome out of the node.
-    fn complete(&self, cx: &SelectCtx<'_>);
+pub trait Arm: sealed::ArmImpl {}
+
+impl<T> Arm for RecvArm<'_, T> {}
+impl<T> Arm for SendArm<'_, T> {}
+
+mod sealed {
+    use super::SelectCtx;
+
+    /// What the select needs from an arm. Not nameable outside the crate:
+    /// the seal of [`Arm`](super::Arm).
+    ///
+    /// Every method gets the select's [`SelectCtx`]; only
+    /// [`select`](super::select) creates one, and it lives on that call's
+    /// stack, so a node is registered only while the `select` that will
+    /// unregister it is running.
+    pub trait ArmImpl {
+        /// Step 1: completes the operation if it can without waiting.
+        fn try_now(&self, cx: &SelectCtx<'_>) -> bool;
+        /// Step 3: links the arm's node; false (nothing linked) if the arm
+        /// is ready. An arm that is already linked (the same arm passed to
+        /// `select` twice) stays linked once and reports true.
+        fn register(&self, cx: &SelectCtx<'_>, token: usize) -> bool;
+        /// Unlinks the node if it is linked.
+        fn unregister(&self, cx: &SelectCtx<'_>);
+        /// Step 4: a waker claimed this arm; take the outcome out of the
+        /// node.
+        fn complete(&self, cx: &SelectCtx<'_>);
+    }
 }
 
-/// The selecting party, handed to arms. Implementation detail of
-/// [`select!`](crate::select).
-#[doc(hidden)]
+/// The selecting party, handed to arms. Only [`select`] creates one; its
+/// type is not exported, so code outside this crate can neither build nor
+/// name it.
 pub struct SelectCtx<'a> {
     waiter: Option<&'a Waiter>,
 }
@@ -119,7 +143,7 @@ impl<'a, T> RecvArm<'a, T> {
     }
 }
 
-impl<T> Arm for RecvArm<'_, T> {
+impl<T> sealed::ArmImpl for RecvArm<'_, T> {
     fn try_now(&self, _: &SelectCtx<'_>) -> bool {
         let chan = self.rx.chan();
         let mut st = lock(&chan.state);
@@ -141,6 +165,11 @@ impl<T> Arm for RecvArm<'_, T> {
     }
 
     fn register(&self, cx: &SelectCtx<'_>, token: usize) -> bool {
+        if self.registered.get() {
+            // Passed to `select` twice: the node is linked already, and
+            // linking it again would corrupt the queue.
+            return true;
+        }
         let chan = self.rx.chan();
         let me = cx.waiter();
         let mut st = lock(&chan.state);
@@ -206,7 +235,7 @@ impl<'a, T> SendArm<'a, T> {
     }
 }
 
-impl<T> Arm for SendArm<'_, T> {
+impl<T> sealed::ArmImpl for SendArm<'_, T> {
     fn try_now(&self, _: &SelectCtx<'_>) -> bool {
         let chan = self.tx.chan();
         let v = self.value.take().expect("send arm without its value");
@@ -232,6 +261,10 @@ impl<T> Arm for SendArm<'_, T> {
     }
 
     fn register(&self, cx: &SelectCtx<'_>, token: usize) -> bool {
+        if self.registered.get() {
+            // As in `RecvArm::register`.
+            return true;
+        }
         let chan = self.tx.chan();
         let me = cx.waiter();
         let mut st = lock(&chan.state);

@@ -85,7 +85,14 @@ impl RwWord {
     #[inline]
     pub(crate) fn read_unlock(&self) -> bool {
         // Release: publishes the read section before a writer's Acquire.
-        let prev = self.word.fetch_sub(READER, Ordering::Release);
+        // Acquire: if this is the last reader and a writer queues, this
+        // thread hands the lock to that writer, which synchronises only with
+        // this thread (queue lock, wake-up), never with the word; acquiring
+        // the other readers' releases (this RMW reads the end of their
+        // release sequence) orders their read sections before the writer's.
+        // A fence would do in that branch only, but ThreadSanitizer does not
+        // model fences, and on x86 the RMW is the same instruction.
+        let prev = self.word.fetch_sub(READER, Ordering::AcqRel);
         debug_assert!(prev >= READER, "read unlock without a reader");
         prev != READER | WAITERS
     }

@@ -240,6 +240,35 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         }
         return;
     }
+    // Emulate what the kernel would have done had the previous action been
+    // delivered directly. SA_RESETHAND: the default action is back in place
+    // before the handler runs (so a fault that the handler does not repair
+    // re-executes and kills the process, instead of looping through us).
+    if prev.sa_flags & libc::SA_RESETHAND != 0 {
+        // SAFETY: sigaction is plain data; all-zero is a valid value.
+        let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+        dfl.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: installs the default action; sigaction is
+        // async-signal-safe.
+        unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
+    }
+    // The previous action's sa_mask is blocked during its handler, and `sig`
+    // is too unless it asked for SA_NODEFER (our own action blocks `sig`).
+    // SAFETY: sigset_t is plain data; sigprocmask fills it.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: blocks a valid signal set and saves the old mask in `old`;
+    // pthread_sigmask is a plain rt_sigprocmask system call on Linux.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, &mut old) };
+    if prev.sa_flags & libc::SA_NODEFER != 0 {
+        // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+        let mut only: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid set holding just `sig` is unblocked.
+        unsafe {
+            libc::sigemptyset(&mut only);
+            libc::sigaddset(&mut only, sig);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &only, std::ptr::null_mut());
+        }
+    }
     if prev.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous action was installed with SA_SIGINFO, so its
         // handler has the three-argument signature.
@@ -251,6 +280,9 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
         f(sig);
     }
+    // SAFETY: restores the mask saved above (the kernel restores the
+    // interrupted context's own mask when our handler returns).
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
 }
 
 /// A fixed buffer for building a message without allocating.

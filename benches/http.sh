@@ -127,6 +127,9 @@ results=$tmp/results.tsv
 : >"$results"
 printf "%-5s %-5s %-8s %-10s %10s %10s %8s %8s  %s\n" round conns mode server "req/s" "CPU us/req" "vol cs" "invol cs" "threads (% of one CPU); errors"
 for round in $(seq "$rounds"); do
+  # Other work on the machine shows here first: a load average above the CPU
+  # count means the servers and wrk were sharing the CPUs with it.
+  echo "# round $round, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for c in $conns; do
     for mode in $modes; do
       for s in $servers; do

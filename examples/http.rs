@@ -5,7 +5,7 @@
 //! Then `curl -v http://127.0.0.1:8080/` or `wrk -t2 -c100 -d5s http://127.0.0.1:8080/`
 //! (`benches/http.sh` runs the load and reports requests/s and server CPU).
 //!
-//! What it does, and what a real server would add:
+//! What it does:
 //! - `GET /` and `HEAD /` answer "Hello, World!" (200), other paths 404, other methods 405.
 //! - Keep-alive by default (HTTP/1.1), `Connection: close` honoured (and HTTP/1.0's default
 //!   close / `Connection: keep-alive`).
@@ -18,6 +18,10 @@
 //!   publishes the current second in an atomic, and each worker keeps the formatted header in
 //!   a thread-local that it reformats only when that second changes (coroutines never change
 //!   threads, so the thread-local is the worker's).
+//!
+//! Left out, as a real server would add them: idle and slow-client timeouts (Go-style
+//! `set_read_deadline`), chunked request bodies, routing, graceful shutdown (see the `echo`
+//! example for one).
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;

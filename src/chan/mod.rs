@@ -40,9 +40,11 @@
 
 mod channel;
 mod error;
+mod never;
 mod select;
 
 pub use channel::{bounded, unbounded, IntoIter, Iter, Receiver, Sender, TryIter};
+pub use never::never;
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };

@@ -54,6 +54,8 @@ mod sm;
 #[cfg(not(loom))]
 pub mod chan;
 #[cfg(not(loom))]
+pub mod context;
+#[cfg(not(loom))]
 mod coroutine;
 #[cfg(not(loom))]
 mod macros;

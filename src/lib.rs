@@ -66,6 +66,8 @@ mod netpoll;
 #[cfg(not(loom))]
 mod runtime;
 #[cfg(not(loom))]
+mod scope;
+#[cfg(not(loom))]
 mod spawn;
 #[cfg(not(loom))]
 mod stack;
@@ -86,6 +88,8 @@ pub use coroutine::{current, park, park_timeout, yield_now, Coroutine, Coroutine
 pub use macros::__go_spawn;
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder};
+#[cfg(not(loom))]
+pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use spawn::{run, spawn, Builder, JoinHandle};
 

@@ -93,6 +93,11 @@ impl<T> JoinHandle<T> {
             task: self.task.clone(),
         }
     }
+
+    /// The coroutine record (for waits that must not consume the handle).
+    pub(crate) fn task(&self) -> &Arc<Task> {
+        &self.task
+    }
 }
 
 impl<T> Drop for JoinHandle<T> {

@@ -68,6 +68,8 @@ mod runtime;
 #[cfg(not(loom))]
 mod scope;
 #[cfg(not(loom))]
+pub mod signal;
+#[cfg(not(loom))]
 mod spawn;
 #[cfg(not(loom))]
 mod stack;

@@ -58,6 +58,8 @@ pub mod context;
 #[cfg(not(loom))]
 mod coroutine;
 #[cfg(not(loom))]
+mod local;
+#[cfg(not(loom))]
 mod macros;
 #[cfg(not(loom))]
 pub mod net;
@@ -83,6 +85,8 @@ mod test_common;
 #[cfg(not(loom))]
 pub mod time;
 
+#[cfg(not(loom))]
+pub use local::CoroutineLocal;
 #[cfg(not(loom))]
 pub use coroutine::{current, park, park_timeout, yield_now, Coroutine, CoroutineId};
 #[doc(hidden)]

@@ -1,5 +1,5 @@
 //! A TCP echo server written Go style: an accept loop that runs each
-//! connection in its own coroutine with `go!(handle(conn))`.
+//! connection in its own coroutine with `go!(move || ...)`.
 //!
 //! Run with: `cargo run --release --example echo -- --addr 127.0.0.1:7000 --workers 2`
 //!

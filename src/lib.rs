@@ -86,9 +86,9 @@ mod test_common;
 pub mod time;
 
 #[cfg(not(loom))]
-pub use local::CoroutineLocal;
-#[cfg(not(loom))]
 pub use coroutine::{current, park, park_timeout, yield_now, Coroutine, CoroutineId};
+#[cfg(not(loom))]
+pub use local::CoroutineLocal;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub use macros::__go_spawn;

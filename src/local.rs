@@ -122,11 +122,9 @@ impl<T: 'static> CoroutineLocal<T> {
                 unsafe { self.with_in(p, f) }
             }
             None => {
-                let p = THREAD_LOCALS
-                    .try_with(UnsafeCell::get)
-                    .unwrap_or_else(|_| {
-                        panic!("gopark: coroutine-local accessed while the thread's values are dropped")
-                    });
+                let p = THREAD_LOCALS.try_with(UnsafeCell::get).unwrap_or_else(|_| {
+                    panic!("gopark: coroutine-local accessed while the thread's values are dropped")
+                });
                 // SAFETY: the thread's own vector, valid until thread exit.
                 unsafe { self.with_in(p, f) }
             }
@@ -171,7 +169,8 @@ impl<T: 'static> CoroutineLocal<T> {
                         }
                     };
                     let b = locals[idx].as_ref().expect("just set");
-                    let ptr = b.downcast_ref::<T>().expect("gopark: coroutine-local type") as *const T;
+                    let ptr =
+                        b.downcast_ref::<T>().expect("gopark: coroutine-local type") as *const T;
                     (ptr, spare)
                 };
                 drop(spare);
@@ -200,7 +199,11 @@ impl Drop for DropLocals {
         loop {
             // SAFETY: the running coroutine's own record (see `with`); the
             // borrow ends before any value is dropped.
-            let v = unsafe { std::mem::take(&mut *std::ptr::addr_of_mut!((*(*self.0).local.get()).locals)) };
+            let v = unsafe {
+                std::mem::take(&mut *std::ptr::addr_of_mut!(
+                    (*(*self.0).local.get()).locals
+                ))
+            };
             if v.is_empty() {
                 return;
             }

@@ -240,6 +240,8 @@ fn deliver(sig: i32) {
 
 impl std::fmt::Debug for Sub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sub").field("signals", &self.signals).finish()
+        f.debug_struct("Sub")
+            .field("signals", &self.signals)
+            .finish()
     }
 }

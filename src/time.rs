@@ -305,7 +305,11 @@ fn arm_tick(tx: Sender<Instant>, when: Instant, d: Duration, shared: Arc<Shared>
             let Some(ctx) = worker::worker_here() else {
                 return;
             };
-            if ctx.shared.shutdown.load(std::sync::atomic::Ordering::SeqCst) {
+            if ctx
+                .shared
+                .shutdown
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 return;
             }
             let now = Instant::now();
@@ -612,10 +616,7 @@ mod tests {
             for _ in 0..5 {
                 t.receiver().recv().unwrap();
             }
-            assert_eq!(
-                crate::runtime::current_shared().workers[0].timers.len(),
-                1
-            );
+            assert_eq!(crate::runtime::current_shared().workers[0].timers.len(), 1);
             let rx = super::tick(Duration::from_millis(1));
             rx.recv().unwrap();
             rx

@@ -53,7 +53,11 @@ fn join_handles_return_values_and_nested_spawns_are_waited_for() {
         h.join().unwrap()
     });
     assert_eq!(r, 7);
-    assert_eq!(n.load(Ordering::SeqCst), 1, "the nested child was not waited for");
+    assert_eq!(
+        n.load(Ordering::SeqCst),
+        1,
+        "the nested child was not waited for"
+    );
 }
 
 #[test]
@@ -69,7 +73,10 @@ fn an_unjoined_panicking_child_makes_the_scope_panic_after_all_ended() {
         })
     }));
     assert!(r.is_err());
-    assert!(finished.load(Ordering::SeqCst), "scope panicked before a child ended");
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "scope panicked before a child ended"
+    );
 }
 
 #[test]

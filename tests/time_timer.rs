@@ -183,7 +183,10 @@ fn ticker_ticks_stops_and_resets() {
         let v = t.receiver().recv().unwrap();
         assert!(v >= at + Duration::from_millis(5));
         t.reset(HOUR);
-        assert!(t.receiver().recv_timeout(Duration::from_millis(30)).is_err());
+        assert!(t
+            .receiver()
+            .recv_timeout(Duration::from_millis(30))
+            .is_err());
     });
 }
 

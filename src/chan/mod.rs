@@ -44,10 +44,10 @@ mod never;
 mod select;
 
 pub use channel::{bounded, unbounded, IntoIter, Iter, Receiver, Sender, TryIter};
-pub use never::never;
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use never::never;
 
 /// Implementation details of [`select!`](crate::select); not a public API.
 #[doc(hidden)]

@@ -352,9 +352,7 @@ impl<T> ScopedJoinHandle<'_, T> {
                 drop(r);
                 panic::resume_unwind(c);
             }
-            if let Err(p) = r {
-                return Err(p); // cancelled by runtime shutdown
-            }
+            r?; // an error: cancelled by runtime shutdown
         }
         lock(&self.packet.result).take().unwrap_or_else(|| {
             Err(Box::new(

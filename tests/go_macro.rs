@@ -74,7 +74,7 @@ fn method_form_moves_the_receiver_in() {
 
 #[test]
 fn closure_forms_still_work() {
-    let v = vec![1, 2, 3];
+    let v = [1, 2, 3];
     assert_eq!(gopark::go!(move || v.len()).join().unwrap(), 3);
     assert_eq!(gopark::go!(|| 9).join().unwrap(), 9);
     assert_eq!(

@@ -43,6 +43,10 @@
 //! });
 //! ```
 //!
+//! A deadline's timer lives on the runtime it was set from (the default
+//! runtime on a plain thread); when that runtime shuts down, time runs out
+//! and its contexts' deadlines pass at once.
+//!
 //! A deadline covers only its own expiry; to also stop a blocked read when
 //! the context is *cancelled*, close the socket from a coroutine that waits
 //! on [`done`](Context::done) (as `examples/fanout.rs` does).

@@ -1,5 +1,5 @@
 //! A TCP echo server written Go style: an accept loop that runs each
-//! connection in its own coroutine with `go!(handle(conn))`.
+//! connection in its own coroutine with `go!(move || ...)`.
 //!
 //! Run with: `cargo run --release --example echo -- --addr 127.0.0.1:7000 --workers 2`
 //!
@@ -55,10 +55,8 @@ fn main() -> io::Result<()> {
         }
     }
 
-    // Ctrl-C: block SIGINT/SIGTERM in every thread (workers inherit the
-    // mask) and wait for them in one plain thread with sigwait, so no
-    // signal handler ever runs.
-    let signals = block_shutdown_signals();
+    // Ctrl-C and SIGTERM arrive on a channel (Go's signal.Notify).
+    let signals = gopark::signal::notify(&[libc::SIGINT, libc::SIGTERM])?;
 
     let mut builder = gopark::Runtime::builder();
     if let Some(n) = workers {
@@ -76,7 +74,7 @@ fn main() -> io::Result<()> {
     {
         let (l, conns) = (listener.clone(), conns.clone());
         std::thread::spawn(move || {
-            wait_for_signal(&signals);
+            let _ = signals.recv();
             eprintln!("\necho: shutting down");
             let _ = l.close(); // wakes the parked accept
             for c in conns.lock().unwrap().values() {
@@ -126,26 +124,4 @@ fn main() -> io::Result<()> {
         served.0, served.1
     );
     Ok(())
-}
-
-/// The signal set the shutdown thread waits for.
-struct Signals(libc::sigset_t);
-
-fn block_shutdown_signals() -> Signals {
-    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it,
-    // and pthread_sigmask only reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        Signals(set)
-    }
-}
-
-fn wait_for_signal(s: &Signals) {
-    let mut sig = 0;
-    // SAFETY: `s.0` was initialised by `block_shutdown_signals`.
-    unsafe { libc::sigwait(&s.0, &mut sig) };
 }

@@ -99,6 +99,9 @@ pub(crate) struct TaskLocal {
     /// A panic of this coroutine's commit function, to re-raise in the
     /// coroutine at its next resume.
     pub(crate) pending_panic: Option<Box<dyn Any + Send>>,
+    /// Coroutine-local values (`crate::local`), touched only by the running
+    /// coroutine; emptied on its stack when it ends.
+    pub(crate) locals: crate::local::Locals,
 }
 
 /// A coroutine record (Go's `g`).
@@ -159,6 +162,7 @@ impl Task {
                 yielder: ptr::null(),
                 slot: usize::MAX,
                 pending_panic: None,
+                locals: Vec::new(),
             }),
         }
     }
@@ -215,6 +219,9 @@ impl Drop for Task {
                 std::mem::forget(co);
             }
         }
+        // Values left by a leaked coroutine are leaked with it (they may be
+        // !Send, and this may not be their thread).
+        std::mem::forget(std::mem::take(&mut local.locals));
     }
 }
 

@@ -54,7 +54,11 @@ mod sm;
 #[cfg(not(loom))]
 pub mod chan;
 #[cfg(not(loom))]
+pub mod context;
+#[cfg(not(loom))]
 mod coroutine;
+#[cfg(not(loom))]
+mod local;
 #[cfg(not(loom))]
 mod macros;
 #[cfg(not(loom))]
@@ -63,6 +67,10 @@ pub mod net;
 mod netpoll;
 #[cfg(not(loom))]
 mod runtime;
+#[cfg(not(loom))]
+mod scope;
+#[cfg(not(loom))]
+pub mod signal;
 #[cfg(not(loom))]
 mod spawn;
 #[cfg(not(loom))]
@@ -79,11 +87,15 @@ pub mod time;
 
 #[cfg(not(loom))]
 pub use coroutine::{current, park, park_timeout, yield_now, Coroutine, CoroutineId};
+#[cfg(not(loom))]
+pub use local::CoroutineLocal;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub use macros::__go_spawn;
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder};
+#[cfg(not(loom))]
+pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use spawn::{run, spawn, Builder, JoinHandle};
 

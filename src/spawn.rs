@@ -93,6 +93,11 @@ impl<T> JoinHandle<T> {
             task: self.task.clone(),
         }
     }
+
+    /// The coroutine record (for waits that must not consume the handle).
+    pub(crate) fn task(&self) -> &Arc<Task> {
+        &self.task
+    }
 }
 
 impl<T> Drop for JoinHandle<T> {
@@ -296,6 +301,9 @@ where
         // coroutine's execution; the running coroutine is owned by its
         // worker, the only one touching `local` (coroutine module docs).
         unsafe { (*(*tp.0).local.get()).yielder = y };
+        // Drops the coroutine-local values when this function returns or
+        // unwinds, on this stack.
+        let _locals = crate::local::DropLocals(tp.0);
         if let Resume::Cancel = input {
             // Cancelled before it started (runtime shutdown): drop the
             // closure here, as a coroutine (its destructors may park), then

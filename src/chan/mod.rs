@@ -40,12 +40,14 @@
 
 mod channel;
 mod error;
+mod never;
 mod select;
 
 pub use channel::{bounded, unbounded, IntoIter, Iter, Receiver, Sender, TryIter};
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
+pub use never::never;
 
 /// Implementation details of [`select!`](crate::select); not a public API.
 ///

@@ -760,7 +760,7 @@ impl WorkerCtx {
 pub(crate) const CANCELLED_MSG: &str =
     "gopark: the runtime was dropped before the coroutine finished";
 /// The join error of a coroutine leaked at runtime shutdown.
-const LEAKED_MSG: &str =
+pub(crate) const LEAKED_MSG: &str =
     "gopark: the runtime was dropped and the coroutine could not be unwound (leaked)";
 const LEAK_SWALLOWED: &str =
     "caught the unwind that runtime shutdown raised in it and went on running";

@@ -1,6 +1,7 @@
 //! Synchronisation primitives that park coroutines instead of blocking
 //! their worker thread: [`Mutex`], [`RwLock`], [`Condvar`], [`WaitGroup`],
-//! [`Once`], [`OnceLock`], [`Semaphore`], [`Barrier`].
+//! [`Once`], [`OnceLock`], [`Semaphore`], [`Barrier`], and Go's
+//! [`ErrGroup`].
 //!
 //! They work from plain threads too (blocking the thread), so coroutines and
 //! threads can share them. Waiters are served in FIFO order and a release
@@ -54,6 +55,7 @@
 
 mod barrier;
 mod condvar;
+mod errgroup;
 mod mutex;
 mod once;
 mod rwlock;
@@ -64,6 +66,7 @@ mod waitgroup;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
+pub use errgroup::ErrGroup;
 pub use mutex::{Mutex, MutexGuard};
 pub use once::{Once, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -123,6 +123,32 @@ impl<T: ?Sized> Mutex<T> {
             .then(|| MutexGuard { mutex: self })
     }
 
+    /// Like [`lock`](Self::lock), giving up after `timeout`: `None` if the
+    /// lock could not be taken in time. A timed-out waiter leaves the queue
+    /// without taking or losing anything.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let m = gopark::sync::Mutex::new(0);
+    /// let g = m.lock();
+    /// assert!(m.lock_timeout(Duration::from_millis(10)).is_none());
+    /// drop(g);
+    /// assert!(m.lock_timeout(Duration::from_millis(10)).is_some());
+    /// ```
+    pub fn lock_timeout(&self, timeout: std::time::Duration) -> Option<MutexGuard<'_, T>> {
+        if self.sema.word.try_acquire_one_of_one() {
+            return Some(MutexGuard { mutex: self });
+        }
+        let acquired = match std::time::Instant::now().checked_add(timeout) {
+            Some(deadline) => self.sema.acquire_slow_until(deadline),
+            None => {
+                self.sema.acquire_slow();
+                true
+            }
+        };
+        acquired.then(|| MutexGuard { mutex: self })
+    }
+
     /// The data, through a unique borrow (no locking needed).
     ///
     /// ```

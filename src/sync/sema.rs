@@ -63,6 +63,40 @@ impl Sema {
         cleanup.disarm();
     }
 
+    /// Like `acquire_slow`, giving up at `deadline`: false if it timed out
+    /// (then no permit was taken).
+    #[cold]
+    pub(crate) fn acquire_slow_until(&self, deadline: std::time::Instant) -> bool {
+        let mut q = lock(&self.queue);
+        if self.word.acquire_or_wait() {
+            return true;
+        }
+        let parker = Parker::new(Some(deadline));
+        let node = Node::new(None);
+        node.prepare(parker.waiter(), 1);
+        // SAFETY: as in `acquire_slow`.
+        unsafe { q.push_back(&node) };
+        // Runs on a timeout or an unwind: leave the queue (a releaser may
+        // have unlinked the stale node already), or pass on a permit we were
+        // handed.
+        let cleanup = OnDrop::new(|| {
+            let mut q = lock(&self.queue);
+            // SAFETY: the node was only ever linked in this queue.
+            if unsafe { q.remove(&node) } {
+                self.word.waiter_left(q.is_empty());
+            } else if parker.state() == 1 {
+                drop(q);
+                self.release();
+            }
+        });
+        if parker.park(q) == crate::sm::waitq::TIMED_OUT {
+            drop(cleanup);
+            return false;
+        }
+        cleanup.disarm();
+        true
+    }
+
     /// Returns a permit: to the first waiter if any (handoff), else to the
     /// count.
     pub(crate) fn release(&self) {

@@ -32,6 +32,9 @@ use super::sema::Sema;
 /// ```
 pub struct Semaphore {
     sema: Sema,
+    /// Serialises `acquire_many` callers, so two of them cannot each hold
+    /// part of what the other needs.
+    many: Sema,
 }
 
 /// A permit of a [`Semaphore`]; released on drop.
@@ -46,6 +49,8 @@ pub struct Semaphore {
 #[must_use = "the permit is released when dropped"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
+    /// Permits held (1, or `n` from `acquire_many`).
+    n: usize,
 }
 
 impl Semaphore {
@@ -58,6 +63,7 @@ impl Semaphore {
     pub fn new(permits: usize) -> Semaphore {
         Semaphore {
             sema: Sema::new(permits),
+            many: Sema::new(1),
         }
     }
 
@@ -74,7 +80,7 @@ impl Semaphore {
         if !self.sema.word.try_acquire() {
             self.sema.acquire_slow();
         }
-        SemaphorePermit { sem: self }
+        SemaphorePermit { sem: self, n: 1 }
     }
 
     /// Takes a permit if one is free and nobody queues for one.
@@ -89,7 +95,56 @@ impl Semaphore {
         self.sema
             .word
             .try_acquire()
-            .then(|| SemaphorePermit { sem: self })
+            .then(|| SemaphorePermit { sem: self, n: 1 })
+    }
+
+    /// Takes `n` permits at once, parking the coroutine (blocking the
+    /// thread) until all are taken (Go's weighted `Acquire`). Callers of
+    /// `acquire_many` queue behind each other, so two of them never
+    /// deadlock holding part of what the other needs; single `acquire`s
+    /// may go first meanwhile. If `n` exceeds what can ever be free, this
+    /// waits for ever. `n == 0` returns at once.
+    ///
+    /// ```
+    /// let s = gopark::sync::Semaphore::new(5);
+    /// let p = s.acquire_many(3);
+    /// assert_eq!(s.available_permits(), 2);
+    /// drop(p); // gives back all 3
+    /// assert_eq!(s.available_permits(), 5);
+    /// ```
+    pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
+        if n == 0 {
+            return SemaphorePermit { sem: self, n: 0 };
+        }
+        if !self.many.word.try_acquire() {
+            self.many.acquire_slow();
+        }
+        /// Gives back the turn and, if unwound midway, what was taken.
+        struct Turn<'a> {
+            sem: &'a Semaphore,
+            taken: usize,
+        }
+        impl Drop for Turn<'_> {
+            fn drop(&mut self) {
+                for _ in 0..self.taken {
+                    self.sem.sema.release();
+                }
+                self.sem.many.release();
+            }
+        }
+        let mut turn = Turn {
+            sem: self,
+            taken: 0,
+        };
+        while turn.taken < n {
+            if !self.sema.word.try_acquire() {
+                self.sema.acquire_slow();
+            }
+            turn.taken += 1;
+        }
+        turn.taken = 0; // the permits now belong to the returned guard
+        drop(turn);
+        SemaphorePermit { sem: self, n }
     }
 
     /// Adds `n` permits (wakes up to `n` waiters).
@@ -128,7 +183,9 @@ impl SemaphorePermit<'_> {
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
-        self.sem.sema.release();
+        for _ in 0..self.n {
+            self.sem.sema.release();
+        }
     }
 }
 
@@ -142,6 +199,8 @@ impl fmt::Debug for Semaphore {
 
 impl fmt::Debug for SemaphorePermit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SemaphorePermit")
+        f.debug_struct("SemaphorePermit")
+            .field("n", &self.n)
+            .finish()
     }
 }

@@ -131,6 +131,43 @@ impl WaitGroup {
         waiter::wait_in(&self.inner.queue, q);
     }
 
+    /// Runs `f` in a new coroutine, counted by this group (Go 1.25's
+    /// `wg.Go`): adds one now, and calls [`done`](Self::done) when `f`
+    /// returns or unwinds.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let wg = gopark::sync::WaitGroup::new();
+    /// let n = Arc::new(AtomicUsize::new(0));
+    /// for _ in 0..10 {
+    ///     let n = n.clone();
+    ///     wg.go(move || {
+    ///         n.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    /// }
+    /// wg.wait();
+    /// assert_eq!(n.load(Ordering::Relaxed), 10);
+    /// ```
+    pub fn go<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        struct Done(WaitGroup);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.done();
+            }
+        }
+        self.add(1);
+        let done = Done(self.clone());
+        // A spawn that fails drops the closure, and with it `done`.
+        drop(crate::spawn(move || {
+            let _done = done;
+            f();
+        }));
+    }
+
     /// The current count (a snapshot).
     ///
     /// ```

@@ -345,3 +345,61 @@ fn hidden_select_with_a_repeated_arm_is_sound() {
     let rt = rt(1);
     rt.run(run);
 }
+
+/// Selecting over a list of receivers built at run time: every value sent
+/// on any of 64 channels is received exactly once, from a coroutine and from
+/// a plain thread; a closed channel reports its index; `never()` disables a
+/// case; the timeout form gives up.
+#[test]
+fn select_over_a_runtime_list_of_receivers() {
+    use gopark::chan::{self, select_recv, select_recv_timeout, try_select_recv};
+    use std::time::Duration;
+
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    for on_thread in [false, true] {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..64).map(|_| chan::bounded::<usize>(0)).unzip();
+        // The originals stay open until everything is received: a closed
+        // channel is always ready (with Err), as in Go.
+        let senders: Vec<_> = txs
+            .iter()
+            .enumerate()
+            .map(|(i, tx)| {
+                let tx = tx.clone();
+                rt.spawn(move || tx.send(i).unwrap())
+            })
+            .collect();
+        let collect = move || {
+            let refs: Vec<_> = rxs.iter().collect();
+            let mut seen = vec![false; 64];
+            for _ in 0..64 {
+                let (i, v) = select_recv(&refs);
+                assert_eq!(v, Ok(i));
+                assert!(!seen[i], "received twice from {i}");
+                seen[i] = true;
+            }
+            seen.iter().all(|&s| s)
+        };
+        let all = if on_thread {
+            std::thread::spawn(collect).join().unwrap()
+        } else {
+            rt.run(collect)
+        };
+        assert!(all);
+        drop(txs);
+        for s in senders {
+            s.join().unwrap();
+        }
+    }
+
+    let (tx, rx) = chan::bounded::<u8>(1);
+    let never = chan::never::<u8>();
+    assert_eq!(try_select_recv(&[&never, &rx]), None);
+    tx.send(9).unwrap();
+    assert_eq!(try_select_recv(&[&never, &rx]), Some((1, Ok(9))));
+    drop(tx);
+    assert_eq!(select_recv(&[&never, &rx]), (1, Err(chan::RecvError)));
+    assert_eq!(
+        select_recv_timeout(&[&never], Duration::from_millis(20)),
+        None
+    );
+}

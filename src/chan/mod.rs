@@ -39,11 +39,13 @@
 //! `channel` and `select` source files for the protocol.
 
 mod channel;
+mod dynamic;
 mod error;
 mod never;
 mod select;
 
 pub use channel::{bounded, unbounded, IntoIter, Iter, Receiver, Sender, TryIter};
+pub use dynamic::{select_recv, select_recv_timeout, try_select_recv};
 pub use error::{
     RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };

@@ -370,7 +370,7 @@ fn select_over_a_runtime_list_of_receivers() {
             .collect();
         let collect = move || {
             let refs: Vec<_> = rxs.iter().collect();
-            let mut seen = vec![false; 64];
+            let mut seen = [false; 64];
             for _ in 0..64 {
                 let (i, v) = select_recv(&refs);
                 assert_eq!(v, Ok(i));

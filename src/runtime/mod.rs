@@ -71,8 +71,6 @@ pub(crate) struct Shared {
     pub(crate) nidle: AtomicUsize,
     /// Workers looking for work to steal (Go's nmspinning).
     pub(crate) nspinning: AtomicUsize,
-    /// True while a worker is blocked in the poller.
-    pub(crate) polling: AtomicBool,
     pub(crate) poller: Poller,
     pub(crate) shutdown: AtomicBool,
     /// Workers that have not finished their shutdown (see
@@ -171,7 +169,7 @@ impl Shared {
                     t.unpark();
                 }
             }
-            Wake::Poller => self.poller.wake(),
+            Wake::Poller => self.poller.wake(w),
         }
     }
 
@@ -350,8 +348,7 @@ impl RuntimeBuilder {
             idle: Mutex::new(Vec::with_capacity(n)),
             nidle: AtomicUsize::new(0),
             nspinning: AtomicUsize::new(0),
-            polling: AtomicBool::new(false),
-            poller: Poller::new()?,
+            poller: Poller::new(n)?,
             shutdown: AtomicBool::new(false),
             shutdown_active: AtomicUsize::new(n),
             shutdown_idle: AtomicUsize::new(0),

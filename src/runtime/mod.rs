@@ -223,8 +223,8 @@ fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
     std::ptr::eq(Arc::as_ptr(a), b)
 }
 
-/// A gopark runtime: worker threads, their queues and timers, and one epoll
-/// poller. Dropping it stops the workers and cancels every coroutine: a
+/// A gopark runtime: worker threads, their queues and timers, and a poller
+/// (an epoll per worker). Dropping it stops the workers and cancels every coroutine: a
 /// parked one unwinds from its park point on its own worker, so its
 /// destructors run (they may park; socket operations fail at once and
 /// timers are all due), and its join handle gets an error. A coroutine that

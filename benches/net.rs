@@ -1,22 +1,51 @@
-//! TCP loopback ping-pong through one connection, both ends coroutines.
+//! TCP loopback ping-pong through one connection, both ends coroutines: on
+//! one worker, on two workers wherever the scheduler puts them, and on two
+//! workers with the ends on different workers (`_cross`: every message
+//! wakes the other worker).
 //!
 //! Run with: `cargo bench --bench net`
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gopark::net::{TcpListener, TcpStream};
 
+/// Spawns `f` on another worker than the calling coroutine's: the caller
+/// busy-waits (never parks or yields, so its own worker cannot start the
+/// coroutine) until another worker has started it.
+fn spawn_elsewhere(f: impl FnOnce() + Send + 'static) -> gopark::JoinHandle<()> {
+    let here = std::thread::current().id();
+    let started = Arc::new(AtomicBool::new(false));
+    let s = started.clone();
+    let h = gopark::spawn(move || {
+        assert_ne!(std::thread::current().id(), here);
+        s.store(true, Ordering::SeqCst);
+        f()
+    });
+    let t = Instant::now();
+    while !started.load(Ordering::SeqCst) {
+        assert!(t.elapsed() < Duration::from_secs(10), "no other worker");
+        std::hint::spin_loop();
+    }
+    h
+}
+
 fn tcp_ping_pong(c: &mut Criterion) {
-    for workers in [1usize, 2] {
+    for (workers, cross) in [(1usize, false), (2, false), (2, true)] {
         let rt = gopark::Runtime::builder().workers(workers).build().unwrap();
-        c.bench_function(&format!("tcp_pingpong_64B_{workers}w"), |b| {
+        let name = format!(
+            "tcp_pingpong_64B_{workers}w{}",
+            if cross { "_cross" } else { "" }
+        );
+        c.bench_function(&name, |b| {
             b.iter_custom(|iters| {
                 rt.run(move || {
                     let l = TcpListener::bind("127.0.0.1:0").unwrap();
                     let addr = l.local_addr().unwrap();
-                    let server = gopark::spawn(move || {
+                    let serve = move || {
                         let (mut s, _) = l.accept().unwrap();
                         let mut buf = [0u8; 64];
                         loop {
@@ -25,7 +54,12 @@ fn tcp_ping_pong(c: &mut Criterion) {
                                 Ok(n) => s.write_all(&buf[..n]).unwrap(),
                             }
                         }
-                    });
+                    };
+                    let server = if cross {
+                        spawn_elsewhere(serve)
+                    } else {
+                        gopark::spawn(serve)
+                    };
                     let mut s = TcpStream::connect(addr).unwrap();
                     let msg = [7u8; 64];
                     let mut back = [0u8; 64];

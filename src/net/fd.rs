@@ -207,7 +207,7 @@ impl<S: AsRawFd> NetFd<S> {
         if !self.mu.incref_and_close() {
             return Err(crate::netpoll::err_closed());
         }
-        self.pd().evict(&self.shared);
+        self.pd().evict();
         if self.mu.decref() {
             self.destroy();
         }

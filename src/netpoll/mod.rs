@@ -1,23 +1,36 @@
-//! The netpoller: one epoll instance per runtime, polled by the workers
-//! themselves (as Go's are), and one eventfd to break a blocked
-//! `epoll_wait` (Go's `netpollBreak`).
+//! The netpoller, sharded per worker: each worker of a runtime owns an
+//! epoll instance and an eventfd to break its blocked `epoll_wait` (Go's
+//! `netpollBreak`), and polls only its own shard. The pollDesc protocol
+//! (`PollDesc`, `sm::poll_desc`) is Go's, unchanged.
 //!
-//! Contract with the scheduler (Go's netpoll.go backend contract):
-//! - [`Poller::poll`] waits up to `timeout` (`None`: forever, zero: just
-//!   look) and appends the coroutines that became runnable to `out`; the
-//!   scheduler decides where they run.
-//! - [`Poller::wake`] makes a blocked `poll` return soon; duplicate wakes
-//!   before the poller runs collapse into one write.
-//! - [`Poller::has_waiters`] is cheap and tells busy workers whether a
-//!   non-blocking poll could find anything.
+//! Contract with the scheduler (Go's netpoll.go backend contract, per shard):
+//! - [`Poller::poll`] waits on shard `w` up to `timeout` (`None`: forever,
+//!   zero: just look) and appends the coroutines that became runnable to
+//!   `out`; the scheduler decides where they run (almost always on `w`).
+//! - [`Poller::wake`] makes a blocked `poll` of shard `w` return soon;
+//!   duplicate wakes before the poller runs collapse into one write.
+//! - [`Poller::has_fds`] is cheap and tells a busy worker whether a
+//!   non-blocking poll of its shard could find anything.
 //!
-//! Descriptors: [`Poller::open`] takes a [`PollDesc`] off the free list and
-//! registers the fd once, edge-triggered, for
-//! `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`, with the PollDesc's address and
-//! the low 16 bits of its incarnation number as the epoll data (Go's tagged
-//! pointer); [`Poller::close`] deregisters it and returns it to the free
-//! list. An event whose tag does not match the PollDesc's current
-//! incarnation is for a closed descriptor and is dropped.
+//! Descriptors: [`Poller::open`] takes a [`PollDesc`] off the free list; it
+//! is registered with no epoll yet. A coroutine about to park on it
+//! ([`PollDesc::wait`]) first registers it with the shard of its own worker
+//! ([`Poller::register`], once per shard), edge-triggered, for
+//! `EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET`, with the PollDesc's address and the
+//! low 16 bits of its incarnation number as the epoll data (Go's tagged
+//! pointer). So readiness is reported by the epoll of the worker whose
+//! coroutine waits, which readies it locally. A descriptor waited on from
+//! two workers (a reader on one, a writer on the other) is registered with
+//! both shards: epoll lets one file be in several epoll instances and
+//! reports each edge to every one of them, the wait slots settle who takes
+//! each parked coroutine (exactly one CAS), and a readiness seen by the
+//! "wrong" shard is routed home like any cross-thread wake-up. A plain
+//! thread never registers: it waits in poll(2). Registering with epoll
+//! reports the current readiness at once (`epoll_ctl` polls the file), so
+//! readiness that arrived before the registration is not lost.
+//! [`Poller::close`] deregisters the descriptor from every shard it joined
+//! and returns it to the free list. An event whose tag does not match the
+//! PollDesc's current incarnation is for a closed descriptor and is dropped.
 
 mod poll_desc;
 
@@ -54,15 +67,21 @@ struct PollCache {
 // SAFETY: the pointers are owned boxes (see `Poller::open`); PollDesc is Sync.
 unsafe impl Send for PollCache {}
 
-/// One runtime's poller.
+/// One worker's part of the poller: its epoll instance and wake-up.
 #[derive(Debug)]
-pub(crate) struct Poller {
+struct Shard {
     epfd: OwnedFd,
     evfd: OwnedFd,
     /// A wake is pending (the eventfd was written and not yet drained).
     wake_sig: AtomicBool,
-    /// Coroutines parked on descriptors of this poller (Go's netpollWaiters).
-    waiters: AtomicUsize,
+    /// Descriptors registered with this shard.
+    fds: AtomicUsize,
+}
+
+/// One runtime's poller: a shard per worker.
+#[derive(Debug)]
+pub(crate) struct Poller {
+    shards: Box<[Shard]>,
     /// The kernel has `epoll_pwait2` (Linux 5.11+): timed waits have
     /// nanosecond, not millisecond, resolution.
     pwait2: bool,
@@ -94,8 +113,8 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-impl Poller {
-    pub(crate) fn new() -> io::Result<Poller> {
+impl Shard {
+    fn new() -> io::Result<Shard> {
         // SAFETY: plain syscall; the result is checked.
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
             .map_err(|e| io::Error::new(e.kind(), format!("gopark: epoll_create1 failed: {e}")))?;
@@ -119,34 +138,64 @@ impl Poller {
                 &mut ev,
             )
         })?;
-        Ok(Poller {
+        Ok(Shard {
             epfd,
             evfd,
             wake_sig: AtomicBool::new(false),
-            waiters: AtomicUsize::new(0),
+            fds: AtomicUsize::new(0),
+        })
+    }
+
+    fn drain_wake(&self) {
+        let mut buf = 0u64;
+        // SAFETY: reads 8 bytes into `buf`; the eventfd is non-blocking.
+        unsafe {
+            libc::read(
+                self.evfd.as_raw_fd(),
+                (&mut buf as *mut u64).cast(),
+                std::mem::size_of::<u64>(),
+            )
+        };
+        self.wake_sig.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Poller {
+    /// A poller with one shard per worker (`workers` >= 1).
+    pub(crate) fn new(workers: usize) -> io::Result<Poller> {
+        let shards = (0..workers.max(1))
+            .map(|_| Shard::new())
+            .collect::<io::Result<Box<[Shard]>>>()?;
+        let mut p = Poller {
+            shards,
             pwait2: false,
             cache: Mutex::new(PollCache::default()),
             dead: AtomicBool::new(false),
             stopped: AtomicUsize::new(0),
-        })
-        .map(|mut p| {
-            // Probe once with a zero timeout: older kernels say ENOSYS, some
-            // seccomp filters EPERM; either way fall back to epoll_pwait.
-            let mut ev = [std::mem::MaybeUninit::uninit()];
-            p.pwait2 = p.epoll_wait(Some(Duration::ZERO), true, &mut ev).is_ok();
-            p
-        })
+        };
+        // Probe once with a zero timeout: older kernels say ENOSYS, some
+        // seccomp filters EPERM; either way fall back to epoll_pwait.
+        let mut ev = [std::mem::MaybeUninit::uninit()];
+        p.pwait2 = p.epoll_wait(0, Some(Duration::ZERO), true, &mut ev).is_ok();
+        Ok(p)
+    }
+
+    /// Number of shards (the runtime's worker count).
+    #[inline]
+    pub(crate) fn shards(&self) -> usize {
+        self.shards.len()
     }
 
     /// Go's `poll_runtime_pollOpen`: a fresh PollDesc for `fd`, registered
-    /// with epoll. The pointer stays valid as long as this poller.
+    /// with no shard yet (see [`register`](Self::register)). The pointer
+    /// stays valid as long as this poller.
     pub(crate) fn open(&self, fd: RawFd) -> io::Result<NonNull<PollDesc>> {
         let p = {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             match c.free.pop() {
                 Some(p) => p,
                 None => {
-                    let p = NonNull::from(Box::leak(Box::new(PollDesc::new())));
+                    let p = NonNull::from(Box::leak(Box::new(PollDesc::new(self.shards.len()))));
                     assert!(
                         p.as_ptr() as u64 & !PTR_MASK == 0,
                         "gopark: PollDesc address does not fit the epoll tag layout"
@@ -158,32 +207,58 @@ impl Poller {
         };
         // SAFETY: type-stable memory owned by this poller (see PollCache).
         let pd = unsafe { p.as_ref() };
-        let seq = pd.open();
+        pd.open(fd);
         // SeqCst, after `open`'s SeqCst reset of the info bits: either this
         // load sees `dead`, or `shutdown`'s `set_dead` on this PollDesc comes
         // after the reset (Dekker with the store of `dead` in `shutdown`).
         if self.dead.load(Ordering::SeqCst) {
             pd.state.set_dead();
         }
-        let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: p.as_ptr() as u64 | (u64::from(seq & 0xffff) << TAG_SHIFT),
-        };
-        // SAFETY: `ev` outlives the call; a bad fd is reported as an error.
-        let r = unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-        if let Err(e) = cvt(r) {
-            self.release(p);
-            return Err(e);
-        }
         Ok(p)
     }
 
-    /// Go's `poll_runtime_pollClose`: deregisters `fd` (still open) and
-    /// recycles its PollDesc. The caller evicted it first and no op uses it.
+    /// Registers `pd`'s descriptor with shard `shard` unless it already is
+    /// (edge-triggered, tagged data: see the module docs). Called by a
+    /// coroutine of that shard's worker before it parks on `pd`, holding a
+    /// reference to the descriptor (so no `close` runs meanwhile); only that
+    /// worker registers with its shard, so the check-then-add cannot race.
+    pub(crate) fn register(&self, pd: &PollDesc, shard: usize) -> io::Result<()> {
+        if pd.in_shard(shard) {
+            return Ok(());
+        }
+        let sh = &self.shards[shard];
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: pd as *const PollDesc as u64 | (u64::from(pd.seq() & 0xffff) << TAG_SHIFT),
+        };
+        // SAFETY: `ev` outlives the call; a bad fd is reported as an error.
+        let r =
+            unsafe { libc::epoll_ctl(sh.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, pd.fd(), &mut ev) };
+        match cvt(r) {
+            Ok(_) => {}
+            // Registered through a duplicate of the descriptor (the same
+            // open file): already reported here.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        pd.set_in_shard(shard);
+        sh.fds.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Go's `poll_runtime_pollClose`: deregisters `fd` (still open) from
+    /// every shard it joined and recycles its PollDesc. The caller evicted it
+    /// first and no op uses it.
     pub(crate) fn close(&self, fd: RawFd, pd: NonNull<PollDesc>) {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: plain syscall; failure (fd not registered) is harmless.
-        unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+        // SAFETY: type-stable memory owned by this poller.
+        let d = unsafe { pd.as_ref() };
+        d.take_shards(|shard| {
+            let sh = &self.shards[shard];
+            let mut ev = libc::epoll_event { events: 0, u64: 0 };
+            // SAFETY: plain syscall; failure (fd not registered) is harmless.
+            unsafe { libc::epoll_ctl(sh.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, &mut ev) };
+            sh.fds.fetch_sub(1, Ordering::Relaxed);
+        });
         self.release(pd);
     }
 
@@ -191,7 +266,7 @@ impl Poller {
         // Bump the incarnation so stale events and timers are dropped even
         // before the PollDesc is reused.
         // SAFETY: type-stable memory owned by this poller.
-        unsafe { pd.as_ref() }.open();
+        unsafe { pd.as_ref() }.open(-1);
         let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.free.push(pd);
     }
@@ -220,7 +295,6 @@ impl Poller {
             pd.state.set_dead();
             for mode in [Mode::Read, Mode::Write] {
                 if let Some(t) = pd.state.unblock(mode, false) {
-                    self.remove_waiter();
                     // SAFETY: as in `PollDesc::unblock_and_ready`: the slot's
                     // reference, taken out exactly once by `unblock`.
                     parked.push(unsafe { Arc::from_raw(t as *const Task) });
@@ -239,34 +313,25 @@ impl Poller {
         }
     }
 
-    /// A coroutine parked on a descriptor (Go's `netpollAdjustWaiters(1)`).
+    /// True if descriptors are registered with shard `shard` (so a
+    /// non-blocking poll of it could find something).
     #[inline]
-    pub(crate) fn add_waiter(&self) {
-        self.waiters.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn has_fds(&self, shard: usize) -> bool {
+        self.shards[shard].fds.load(Ordering::Relaxed) != 0
     }
 
-    /// A parked coroutine was taken out of its slot.
-    #[inline]
-    pub(crate) fn remove_waiter(&self) {
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// True if some coroutine waits on a descriptor of this poller.
-    #[inline]
-    pub(crate) fn has_waiters(&self) -> bool {
-        self.waiters.load(Ordering::Relaxed) != 0
-    }
-
-    /// One `epoll_wait` into `events`: with a timeout and `pwait2`,
-    /// `epoll_pwait2` with a nanosecond timeout; else `epoll_pwait` with the
-    /// timeout rounded up to whole milliseconds (so a timer is never woken
-    /// early; a 100 us sleep then lasts 1 ms, as Go's does on Linux).
+    /// One `epoll_wait` on shard `shard` into `events`: with a timeout and
+    /// `pwait2`, `epoll_pwait2` with a nanosecond timeout; else `epoll_pwait`
+    /// with the timeout rounded up to whole milliseconds (so a timer is never
+    /// woken early; a 100 us sleep then lasts 1 ms, as Go's does on Linux).
     fn epoll_wait(
         &self,
+        shard: usize,
         timeout: Option<Duration>,
         pwait2: bool,
         events: &mut [std::mem::MaybeUninit<libc::epoll_event>],
     ) -> io::Result<usize> {
+        let epfd = self.shards[shard].epfd.as_raw_fd();
         let n = match timeout {
             Some(d) if pwait2 => {
                 // Clamp to ~68 years: tv_sec must stay representable.
@@ -279,7 +344,7 @@ impl Poller {
                 unsafe {
                     libc::syscall(
                         libc::SYS_epoll_pwait2,
-                        self.epfd.as_raw_fd(),
+                        epfd,
                         events.as_mut_ptr(),
                         events.len() as libc::c_int,
                         &ts as *const libc::timespec,
@@ -305,7 +370,7 @@ impl Poller {
                 unsafe {
                     libc::syscall(
                         libc::SYS_epoll_pwait,
-                        self.epfd.as_raw_fd(),
+                        epfd,
                         events.as_mut_ptr(),
                         events.len() as libc::c_int,
                         ms,
@@ -322,15 +387,16 @@ impl Poller {
         }
     }
 
-    /// Waits for events (see the module docs).
-    pub(crate) fn poll(&self, timeout: Option<Duration>, out: &mut Vec<Arc<Task>>) {
+    /// Waits for events on shard `shard` (see the module docs). Only the
+    /// shard's own worker calls it.
+    pub(crate) fn poll(&self, shard: usize, timeout: Option<Duration>, out: &mut Vec<Arc<Task>>) {
         // Uninitialised: the kernel writes the first `n` entries, and only
         // those are read (no 1.5 KiB memset per poll).
         let mut events = [const { std::mem::MaybeUninit::<libc::epoll_event>::uninit() }; EVENTS];
         let blocking = timeout != Some(Duration::ZERO);
         // Only timed waits gain from nanoseconds; `epoll_pwait` otherwise.
         let pwait2 = self.pwait2 && blocking && timeout.is_some();
-        let n = match self.epoll_wait(timeout, pwait2, &mut events) {
+        let n = match self.epoll_wait(shard, timeout, pwait2, &mut events) {
             Ok(n) => n,
             Err(e) => {
                 assert_eq!(
@@ -346,49 +412,40 @@ impl Poller {
             let ev = unsafe { ev.assume_init_read() };
             let data = ev.u64;
             if data == WAKE_TOKEN {
-                // Go's netpoll: only a blocking poll consumes a wake. A
-                // non-blocking poll by a busy worker that raced with another
-                // worker starting to block would otherwise swallow the wake
-                // meant for it (the eventfd stays readable until drained).
+                // Only a blocking poll consumes a wake (as Go's netpoll): a
+                // wake is meant for the sleep that follows the worker's
+                // `SleepState::prepare`, and a non-blocking poll (the
+                // fairness look of a busy worker) must not swallow one that
+                // came early; at worst a stale wake makes the next blocking
+                // poll return at once.
                 if blocking {
-                    self.drain_wake();
+                    self.shards[shard].drain_wake();
                 }
                 continue;
             }
             let p = (data & PTR_MASK) as *const PollDesc;
-            // SAFETY: the data was built by `open` from a PollDesc of this
-            // poller; PollDesc memory is type-stable for the poller's life.
+            // SAFETY: the data was built by `register` from a PollDesc of
+            // this poller; PollDesc memory is type-stable for the poller's
+            // life.
             let pd = unsafe { &*p };
             if pd.seq() & 0xffff != (data >> TAG_SHIFT) as u32 {
                 continue; // an event for a closed descriptor
             }
-            pd.netpollready(self, ev.events, out);
+            pd.netpollready(ev.events, out);
         }
     }
 
-    fn drain_wake(&self) {
-        let mut buf = 0u64;
-        // SAFETY: reads 8 bytes into `buf`; the eventfd is non-blocking.
-        unsafe {
-            libc::read(
-                self.evfd.as_raw_fd(),
-                (&mut buf as *mut u64).cast(),
-                std::mem::size_of::<u64>(),
-            )
-        };
-        self.wake_sig.store(false, Ordering::SeqCst);
-    }
-
-    /// Breaks a blocked `poll` (Go's `netpollBreak`).
-    pub(crate) fn wake(&self) {
-        if self.wake_sig.swap(true, Ordering::SeqCst) {
+    /// Breaks a blocked `poll` of shard `shard` (Go's `netpollBreak`).
+    pub(crate) fn wake(&self, shard: usize) {
+        let sh = &self.shards[shard];
+        if sh.wake_sig.swap(true, Ordering::SeqCst) {
             return;
         }
         let one = 1u64;
         // SAFETY: writes 8 bytes from `one` to our eventfd.
         unsafe {
             libc::write(
-                self.evfd.as_raw_fd(),
+                sh.evfd.as_raw_fd(),
                 (&one as *const u64).cast(),
                 std::mem::size_of::<u64>(),
             )
@@ -407,12 +464,12 @@ mod tests {
     /// woken early — and report no events on an idle poller.
     #[test]
     fn timed_waits_never_return_early_on_either_path() {
-        let p = Poller::new().unwrap();
+        let p = Poller::new(1).unwrap();
         for pwait2 in [false, p.pwait2] {
             for timeout in [Duration::from_micros(300), Duration::from_millis(3)] {
                 let mut ev = [MaybeUninit::uninit(); 4];
                 let t = Instant::now();
-                let n = p.epoll_wait(Some(timeout), pwait2, &mut ev).unwrap();
+                let n = p.epoll_wait(0, Some(timeout), pwait2, &mut ev).unwrap();
                 assert_eq!(n, 0, "pwait2={pwait2}");
                 assert!(t.elapsed() >= timeout, "pwait2={pwait2} woke early");
             }
@@ -420,16 +477,65 @@ mod tests {
     }
 
     /// A zero timeout only looks; a pending wake is reported to a blocking
-    /// wait, which drains it.
+    /// wait, which drains it. A wake reaches only its own shard.
     #[test]
     fn wake_breaks_a_blocking_poll_and_is_drained() {
-        let p = Poller::new().unwrap();
-        p.wake();
+        let p = Poller::new(2).unwrap();
+        p.wake(1);
         let mut out = Vec::new();
-        p.poll(Some(Duration::ZERO), &mut out); // looks, does not drain
-        assert!(p.wake_sig.load(Ordering::SeqCst));
-        p.poll(None, &mut out); // returns at once: the wake is pending
+        p.poll(1, Some(Duration::ZERO), &mut out); // looks, does not drain
+        assert!(p.shards[1].wake_sig.load(Ordering::SeqCst));
+        assert!(!p.shards[0].wake_sig.load(Ordering::SeqCst));
+        p.poll(0, Some(Duration::from_millis(1)), &mut out); // nothing for 0
+        assert!(p.shards[1].wake_sig.load(Ordering::SeqCst));
+        p.poll(1, None, &mut out); // returns at once: the wake is pending
         assert!(out.is_empty());
-        assert!(!p.wake_sig.load(Ordering::SeqCst), "drained");
+        assert!(!p.shards[1].wake_sig.load(Ordering::SeqCst), "drained");
+    }
+
+    /// A descriptor registered with two shards reports each edge to both;
+    /// closing it deregisters it from both, and a recycled PollDesc starts
+    /// with no shard.
+    #[test]
+    fn a_descriptor_in_two_shards_reports_to_both() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let p = Poller::new(2).unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let pd = p.open(a.as_raw_fd()).unwrap();
+        // SAFETY: type-stable memory owned by `p`.
+        let d = unsafe { pd.as_ref() };
+        p.register(d, 0).unwrap();
+        p.register(d, 1).unwrap();
+        p.register(d, 1).unwrap(); // idempotent
+        assert!(p.has_fds(0) && p.has_fds(1));
+        let mut out = Vec::new();
+        // Drain the writability reported at registration.
+        p.poll(0, Some(Duration::ZERO), &mut out);
+        p.poll(1, Some(Duration::ZERO), &mut out);
+        d.state.consume_ready(Mode::Read);
+        b.write_all(b"x").unwrap();
+        let mut ev = [MaybeUninit::uninit(); 4];
+        for shard in [0, 1] {
+            let n = p
+                .epoll_wait(shard, Some(Duration::from_secs(5)), false, &mut ev)
+                .unwrap();
+            assert_eq!(n, 1, "shard {shard} saw the edge");
+        }
+        p.close(a.as_raw_fd(), pd);
+        assert!(!p.has_fds(0) && !p.has_fds(1));
+        b.write_all(b"y").unwrap();
+        for shard in [0, 1] {
+            let n = p
+                .epoll_wait(shard, Some(Duration::ZERO), false, &mut ev)
+                .unwrap();
+            assert_eq!(n, 0, "shard {shard} deregistered");
+        }
+        let pd2 = p.open(a.as_raw_fd()).unwrap();
+        assert_eq!(pd2, pd, "recycled");
+        // SAFETY: as above.
+        let d2 = unsafe { pd2.as_ref() };
+        assert!(!d2.in_shard(0) && !d2.in_shard(1));
     }
 }

@@ -15,6 +15,10 @@
 //!   numbers are written only under `timer_lock`.
 //! - `read_drained`, `write_full`: owned by the op holding the direction's
 //!   fdMutex lock (Relaxed atomics only so that the type is `Sync`).
+//! - `fd`: the descriptor number, set by [`PollDesc::open`].
+//! - `shards`: one bit per poller shard the descriptor is registered with;
+//!   bit `i` is set only by worker `i` (in [`PollDesc::wait`]) and all are
+//!   cleared by `Poller::close`, after the last op on the descriptor.
 //!
 //! ## Deadlines without a timer per op
 //! A direction has at most one *current* timer in a worker's heap. Each
@@ -46,11 +50,10 @@
 //! one, and then checks `seq`.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Poller;
 use crate::coroutine::{self, park_commit, Task, CANCEL_NONE};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
@@ -152,6 +155,10 @@ pub(crate) struct PollDesc {
     read_drained: AtomicBool,
     /// The last write was short: the send buffer was full then.
     write_full: AtomicBool,
+    /// The descriptor (-1 while the PollDesc is free).
+    fd: AtomicI32,
+    /// Shards the descriptor is registered with, a bit per shard.
+    shards: Box<[AtomicU64]>,
 }
 
 /// A PollDesc pointer that may be sent to a timer on another thread.
@@ -167,7 +174,8 @@ fn nanos(shared: &Shared, t: Instant) -> i64 {
 }
 
 impl PollDesc {
-    pub(crate) fn new() -> PollDesc {
+    /// A PollDesc for a poller of `nshards` shards.
+    pub(crate) fn new(nshards: usize) -> PollDesc {
         PollDesc {
             state: PdState::new(),
             seq: AtomicU32::new(0),
@@ -176,12 +184,19 @@ impl PollDesc {
             timer_lock: Mutex::new(TimerSeqs::default()),
             read_drained: AtomicBool::new(false),
             write_full: AtomicBool::new(false),
+            fd: AtomicI32::new(-1),
+            shards: (0..nshards.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
-    /// Resets a descriptor taken off the free list (Go's `pollOpen`) and
-    /// returns its epoll tag.
-    pub(crate) fn open(&self) -> u32 {
+    /// Resets a descriptor taken off the free list for `fd` (Go's
+    /// `pollOpen`; -1 when it goes back to the free list) and returns its
+    /// epoll tag.
+    pub(crate) fn open(&self, fd: i32) -> u32 {
+        debug_assert!(self.shards.iter().all(|w| w.load(Ordering::Relaxed) == 0));
+        self.fd.store(fd, Ordering::Relaxed);
         self.state.reset();
         self.rd.reset();
         self.wd.reset();
@@ -194,6 +209,35 @@ impl PollDesc {
     #[inline]
     pub(crate) fn seq(&self) -> u32 {
         self.seq.load(Ordering::Acquire)
+    }
+
+    /// The descriptor number.
+    #[inline]
+    pub(crate) fn fd(&self) -> i32 {
+        self.fd.load(Ordering::Relaxed)
+    }
+
+    /// True if the descriptor is registered with shard `shard`.
+    #[inline]
+    pub(crate) fn in_shard(&self, shard: usize) -> bool {
+        self.shards[shard / 64].load(Ordering::Acquire) & (1 << (shard % 64)) != 0
+    }
+
+    /// Records the registration with shard `shard`.
+    pub(crate) fn set_in_shard(&self, shard: usize) {
+        self.shards[shard / 64].fetch_or(1 << (shard % 64), Ordering::Release);
+    }
+
+    /// Clears every shard bit, calling `f` with each shard that was set.
+    pub(crate) fn take_shards(&self, mut f: impl FnMut(usize)) {
+        for (i, w) in self.shards.iter().enumerate() {
+            let mut bits = w.swap(0, Ordering::AcqRel);
+            while bits != 0 {
+                let b = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                f(i * 64 + b);
+            }
+        }
     }
 
     fn dl(&self, mode: Mode) -> &Deadline {
@@ -255,7 +299,7 @@ impl PollDesc {
             None => dl.at.store(0, Ordering::SeqCst),
             Some(t) if t <= Instant::now() => {
                 dl.at.store(-1, Ordering::SeqCst);
-                self.unblock_and_ready(shared, mode, false);
+                self.unblock_and_ready(mode, false);
             }
             Some(t) => {
                 let d = nanos(shared, t);
@@ -418,16 +462,15 @@ impl PollDesc {
             fired
         };
         if fired {
-            self.unblock_and_ready(shared, mode, false);
+            self.unblock_and_ready(mode, false);
         }
     }
 
     // ---- waking ----------------------------------------------------------
 
     /// Unblocks `mode` and readies the parked coroutine, if any.
-    fn unblock_and_ready(&self, shared: &Shared, mode: Mode, ioready: bool) {
+    fn unblock_and_ready(&self, mode: Mode, ioready: bool) {
         if let Some(p) = self.state.unblock(mode, ioready) {
-            shared.poller.remove_waiter();
             // SAFETY: a slot holding a task owns one strong count, put there
             // by `Arc::into_raw` in `wait`; `unblock` took it out exactly once.
             coroutine::ready(unsafe { Arc::from_raw(p as *const Task) });
@@ -436,7 +479,7 @@ impl PollDesc {
 
     /// Go's `netpollready` for one event: unblocks the directions and
     /// appends the parked coroutines to `out`.
-    pub(crate) fn netpollready(&self, poller: &Poller, events: u32, out: &mut Vec<Arc<Task>>) {
+    pub(crate) fn netpollready(&self, events: u32, out: &mut Vec<Arc<Task>>) {
         const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const H: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
@@ -446,7 +489,6 @@ impl PollDesc {
         for (mode, mask) in [(Mode::Read, R), (Mode::Write, W)] {
             if events & mask != 0 {
                 if let Some(p) = self.state.unblock(mode, true) {
-                    poller.remove_waiter();
                     // SAFETY: as in `unblock_and_ready`.
                     out.push(unsafe { Arc::from_raw(p as *const Task) });
                 }
@@ -457,10 +499,10 @@ impl PollDesc {
     /// Go's `poll_runtime_pollUnblock`: marks the descriptor closing and
     /// wakes both directions; their ops fail with "use of closed network
     /// connection".
-    pub(crate) fn evict(&self, shared: &Shared) {
+    pub(crate) fn evict(&self) {
         self.state.set_closing();
-        self.unblock_and_ready(shared, Mode::Read, false);
-        self.unblock_and_ready(shared, Mode::Write, false);
+        self.unblock_and_ready(Mode::Read, false);
+        self.unblock_and_ready(Mode::Write, false);
     }
 
     // ---- waiting ---------------------------------------------------------
@@ -468,15 +510,28 @@ impl PollDesc {
     /// Go's `poll_runtime_pollWait` for a coroutine: returns when `mode` is
     /// ready (the notification is consumed), or fails with a closed or
     /// timeout error.
+    ///
+    /// Before the first park, the descriptor is registered with the poller
+    /// shard of the calling coroutine's worker (`netpoll` module docs), so
+    /// that its readiness is reported where the coroutine lives.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
         self.check_wait(mode)?;
+        // A coroutine of another runtime waits here: its worker index names
+        // no shard of this poller; any shard works (the wake-up is routed
+        // to the coroutine's own runtime like any cross-thread one).
+        let shard = if std::ptr::eq(Arc::as_ptr(&ctx.shared), shared) {
+            ctx.index
+        } else {
+            ctx.index % shared.poller.shards()
+        };
+        shared.poller.register(self, shard)?;
         loop {
             // Runtime shutdown cancelled this coroutine, and its destructors
             // are running: nobody polls the network any more, fail at once.
             if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(shared, ctx, mode) {
+            if self.netpollblock(ctx, mode) {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -486,32 +541,27 @@ impl PollDesc {
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
-    fn netpollblock(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             return true;
         }
         // Re-check errors after publishing WAIT (race 3, sm::poll_desc).
         if self.check_wait(mode).is_ok() {
             let state = &self.state;
-            let poller = &shared.poller;
             // Armed across the park: if the coroutine is unwound while parked
             // (it is dropped with its runtime), take the task back out of the
             // slot (Cancellation in sm::poll_desc).
             let me = Arc::as_ptr(ctx.current_task()) as usize;
             let guard = Unpark {
                 state,
-                poller,
                 mode,
                 task: me,
             };
             park_commit(ctx, move |task, _| {
                 let raw = Arc::into_raw(task.clone()) as usize;
-                // Count the waiter before it can be seen (and uncounted).
-                poller.add_waiter();
                 if state.commit(mode, raw) {
                     true
                 } else {
-                    poller.remove_waiter();
                     // SAFETY: the commit failed, so the count we made with
                     // `into_raw` was never published: take it back.
                     drop(unsafe { Arc::from_raw(raw as *const Task) });
@@ -524,7 +574,6 @@ impl PollDesc {
                 Err(()) => {
                     // A spurious resume (`Task::stale_wakes`): we took our
                     // task back out of the slot, as the unwind guard would.
-                    poller.remove_waiter();
                     // SAFETY: the slot held the count the commit made with
                     // `Arc::into_raw`; the swap took it out, so it is ours.
                     drop(unsafe { Arc::from_raw(me as *const Task) });
@@ -540,7 +589,6 @@ impl PollDesc {
 /// `mem::forget` when the park returns normally.
 struct Unpark<'a> {
     state: &'a PdState,
-    poller: &'a Poller,
     mode: Mode,
     /// The parked task as the commit publishes it (`Arc::into_raw`).
     task: usize,
@@ -549,7 +597,6 @@ struct Unpark<'a> {
 impl Drop for Unpark<'_> {
     fn drop(&mut self) {
         if self.state.cancel_block(self.mode, self.task) {
-            self.poller.remove_waiter();
             // SAFETY: the slot held the count the commit made with
             // `Arc::into_raw` (same pointer as `Arc::as_ptr` of the task);
             // the successful CAS took it out, so it is ours to drop.

@@ -71,8 +71,6 @@ pub(crate) struct Shared {
     pub(crate) nidle: AtomicUsize,
     /// Workers looking for work to steal (Go's nmspinning).
     pub(crate) nspinning: AtomicUsize,
-    /// True while a worker is blocked in the poller.
-    pub(crate) polling: AtomicBool,
     pub(crate) poller: Poller,
     pub(crate) shutdown: AtomicBool,
     /// Workers that have not finished their shutdown (see
@@ -171,7 +169,7 @@ impl Shared {
                     t.unpark();
                 }
             }
-            Wake::Poller => self.poller.wake(),
+            Wake::Poller => self.poller.wake(w),
         }
     }
 
@@ -225,8 +223,8 @@ fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
     std::ptr::eq(Arc::as_ptr(a), b)
 }
 
-/// A gopark runtime: worker threads, their queues and timers, and one epoll
-/// poller. Dropping it stops the workers and cancels every coroutine: a
+/// A gopark runtime: worker threads, their queues and timers, and a poller
+/// (an epoll per worker). Dropping it stops the workers and cancels every coroutine: a
 /// parked one unwinds from its park point on its own worker, so its
 /// destructors run (they may park; socket operations fail at once and
 /// timers are all due), and its join handle gets an error. A coroutine that
@@ -350,8 +348,7 @@ impl RuntimeBuilder {
             idle: Mutex::new(Vec::with_capacity(n)),
             nidle: AtomicUsize::new(0),
             nspinning: AtomicUsize::new(0),
-            polling: AtomicBool::new(false),
-            poller: Poller::new()?,
+            poller: Poller::new(n)?,
             shutdown: AtomicBool::new(false),
             shutdown_active: AtomicUsize::new(n),
             shutdown_idle: AtomicUsize::new(0),

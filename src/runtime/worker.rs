@@ -7,12 +7,10 @@
 //!    the inbox moved into the run queue, and a non-blocking netpoll;
 //! 3. `runnext`, the local run queue, the inbox, the local spawn queue, the
 //!    global queue;
-//! 4. a non-blocking netpoll, if anyone waits on a descriptor;
-//! 5. stealing unstarted coroutines from other workers (spinning: at most
+//! 4. stealing unstarted coroutines from other workers (spinning: at most
 //!    half of the busy workers spin, as in Go);
-//! 6. sleep: join the idle list, re-check, then either block in the poller
-//!    (exactly one worker at a time) or on the thread parker, with the
-//!    timeout of the worker's next timer.
+//! 5. sleep: join the idle list, re-check, then block in the worker's own
+//!    poller shard with the timeout of the worker's next timer.
 //!
 //! ## Fields
 //! [`WorkerCtx`] lives on the worker thread's stack for the thread's whole
@@ -79,12 +77,6 @@ impl<T> QuickPop<T> for crossbeam_queue::ArrayQueue<T> {
 const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
 const STEAL_ROUNDS: usize = 4;
-/// The longest an idle worker of a multi-worker runtime looks for work
-/// before it blocks (see [`WorkerCtx::spin_before_sleep`]); hand-offs that
-/// take longer are not worth a spin.
-const IDLE_SPIN_MAX: Duration = Duration::from_micros(40);
-/// Spins shorter than this are not worth starting.
-const IDLE_SPIN_MIN: Duration = Duration::from_micros(4);
 
 thread_local! {
     /// The worker context of this thread (null on plain threads). Set once
@@ -171,9 +163,6 @@ pub(crate) struct WorkerCtx {
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
-    /// How long the next idle spell spins before blocking (zero: not at
-    /// all); learnt by [`WorkerCtx::learn_spin`].
-    idle_spin: Cell<Duration>,
     rng: Cell<u32>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
@@ -192,7 +181,6 @@ impl WorkerCtx {
             tick: Cell::new(0),
             spinning: Cell::new(false),
             shutting_down: Cell::new(false),
-            idle_spin: Cell::new(Duration::ZERO),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
@@ -280,7 +268,10 @@ impl WorkerCtx {
                     q.push_back(t);
                 }
                 drop(q);
-                if !self.shared.polling.load(Ordering::Relaxed) {
+                // A worker that always has coroutines to run still looks
+                // at its own shard: its connections are not starved by its
+                // run queue.
+                if self.shared.poller.has_fds(self.index) {
                     self.netpoll(Some(Duration::ZERO));
                 }
             }
@@ -300,33 +291,16 @@ impl WorkerCtx {
             if let Some(t) = self.shared.global.quick_pop() {
                 return Some(t);
             }
-            // A single worker skips the non-blocking look: it is about to
-            // block in the poller itself, and a blocking poll with events
-            // pending returns at once, so the look would only add an empty
-            // epoll_wait per idle round (Go polls here because its idle M
-            // may not be the one that blocks in netpoll).
-            if self.shared.workers.len() > 1
-                && self.shared.poller.has_waiters()
-                && !self.shared.polling.load(Ordering::Relaxed)
-            {
-                self.netpoll(Some(Duration::ZERO));
-                if self.has_local_work() {
-                    continue;
-                }
-            }
+            // No non-blocking netpoll here (Go's step before stealing):
+            // every worker blocks in its own shard when idle, and a blocking
+            // poll with events pending returns at once, so the look would
+            // only add an empty epoll_wait per idle round (Go polls here
+            // because its idle M may not be the one that blocks in netpoll).
             if let Some(t) = self.steal() {
                 return Some(t);
             }
             self.idle();
         }
-    }
-
-    fn has_local_work(&self) -> bool {
-        // SAFETY-free: plain owner-only reads.
-        let rn = self.runnext.take();
-        let has = rn.is_some();
-        self.runnext.set(rn);
-        has || !self.runq.borrow().is_empty()
     }
 
     /// Fires due timers (cheap when none is due: one atomic load).
@@ -348,10 +322,10 @@ impl WorkerCtx {
         *self.due.borrow_mut() = due;
     }
 
-    /// Polls the netpoller and readies what it returns.
+    /// Polls this worker's poller shard and readies what it returns.
     fn netpoll(&self, timeout: Option<Duration>) -> usize {
         let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
-        self.shared.poller.poll(timeout, &mut buf);
+        self.shared.poller.poll(self.index, timeout, &mut buf);
         let n = buf.len();
         for t in buf.drain(..) {
             crate::coroutine::ready(t);
@@ -427,8 +401,10 @@ impl WorkerCtx {
             }
         }
         sh.push_idle(self.index);
-        let polling = !sh.polling.swap(true, Ordering::SeqCst);
-        me.sleep.prepare(polling);
+        // Every worker sleeps in its own poller shard: readiness for its
+        // coroutines, a wake-up for work handed to it and its next timer
+        // all end the same wait.
+        me.sleep.prepare(true);
         // `woken_spinning`: a wakep that popped us off the idle list before
         // `prepare` found us AWAKE and did not wake us; its work may be gone
         // already, but the spinning role it handed us must not sleep (it
@@ -438,7 +414,9 @@ impl WorkerCtx {
             || !me.inbox.is_empty()
             || sh.has_visible_work()
             || me.timers.next() <= sh.nanos(Instant::now());
-        if !has_work {
+        if has_work {
+            me.sleep.finish();
+        } else {
             let next = me.timers.next();
             let timeout = (next != u64::MAX)
                 .then(|| Duration::from_nanos(next.saturating_sub(sh.nanos(Instant::now()))));
@@ -448,124 +426,18 @@ impl WorkerCtx {
                 (Some(t), Some(s)) => Some(t.min(s)),
                 (t, s) => t.or(s),
             };
-            let start = Instant::now();
-            let spin =
-                !self.idle_spin.get().is_zero() && sh.workers.len() > 1 && sh.poller.has_waiters();
-            if polling {
-                let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
-                if !(spin && self.spin_before_sleep(start, timeout, Some(&mut buf))) {
-                    sh.poller.poll(timeout, &mut buf);
-                }
-                let got = !buf.is_empty();
-                self.learn_spin(start, got || !me.inbox.is_empty());
-                me.sleep.finish();
-                sh.polling.store(false, Ordering::SeqCst);
-                for t in buf.drain(..) {
-                    crate::coroutine::ready(t);
-                }
-                *self.polled.borrow_mut() = buf;
-                sh.remove_idle(self.index);
-                if me.woken_spinning.swap(false, Ordering::SeqCst) {
-                    self.spinning.set(true);
-                }
-                // Hand the poller role on: with work to do now, let an idle
-                // worker take over the blocking poll (Go's injectglist
-                // starting idle Ms).
-                if got {
-                    sh.wakep();
-                }
-                return;
+            let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+            sh.poller.poll(self.index, timeout, &mut buf);
+            me.sleep.finish();
+            for t in buf.drain(..) {
+                crate::coroutine::ready(t);
             }
-            if !(spin && self.spin_before_sleep(start, timeout, None)) {
-                match timeout {
-                    Some(t) => thread::park_timeout(t),
-                    None => thread::park(),
-                }
-            }
-            self.learn_spin(start, !me.inbox.is_empty());
-        }
-        me.sleep.finish();
-        if polling {
-            sh.polling.store(false, Ordering::SeqCst);
+            *self.polled.borrow_mut() = buf;
         }
         sh.remove_idle(self.index);
         if me.woken_spinning.swap(false, Ordering::SeqCst) {
             self.spinning.set(true);
         }
-    }
-
-    /// Learns how long the next idle spell spins, from how this one ended
-    /// after `start`: a hand-off (coroutines readied into the inbox by
-    /// another worker, or poller events) within [`IDLE_SPIN_MAX`] sets the
-    /// spin to twice the time it took; a spell that outlasted the spin
-    /// halves it (below [`IDLE_SPIN_MIN`]: off); a short spell ended by
-    /// something else (a wakep, a spawn) changes nothing. So a worker spins
-    /// while hand-offs keep coming quickly, and a quiet one stops: when short
-    /// hand-offs and long gaps alternate, each gap wastes at most the
-    /// (halving) spin.
-    fn learn_spin(&self, start: Instant, handoff: bool) {
-        let took = start.elapsed();
-        let spin = self.idle_spin.get();
-        let next = if handoff && took <= IDLE_SPIN_MAX {
-            (2 * took).clamp(IDLE_SPIN_MIN, IDLE_SPIN_MAX)
-        } else if took > spin {
-            spin / 2
-        } else {
-            spin
-        };
-        self.idle_spin.set(if next < IDLE_SPIN_MIN {
-            Duration::ZERO
-        } else {
-            next
-        });
-    }
-
-    /// Looks for work for up to the learnt spin time (or `timeout`) before
-    /// the worker blocks; true if work came. Only workers of multi-worker
-    /// runtimes with descriptors registered spin, and only after quick
-    /// hand-offs ([`WorkerCtx::learn_spin`]).
-    ///
-    /// Why: a coroutine never changes workers, so a wake-up found by one
-    /// worker (the poller, or a coroutine sending on a channel) for a
-    /// coroutine living on another is handed over. If that worker is asleep,
-    /// the hand-over costs a thread wake-up, and on a VM an idle vCPU's
-    /// wake-up: 30 us per round trip of a TCP ping-pong between two workers
-    /// against 8 us with this spin (Go, which moves the goroutine to the
-    /// poller's thread instead, 10.7 us; `cargo bench --bench net`). The
-    /// worker holding the poller role (`buf` is `Some`) looks with
-    /// non-blocking polls, the others at their inbox; every round yields the
-    /// CPU, so a spinner never delays a runnable thread on its core. A wake
-    /// that arrives meanwhile is not lost: the sleep state was announced
-    /// before the spin, the eventfd is level-triggered and the thread
-    /// parker keeps its token, so the blocking call that follows returns
-    /// at once.
-    fn spin_before_sleep(
-        &self,
-        start: Instant,
-        timeout: Option<Duration>,
-        mut buf: Option<&mut Vec<Arc<Task>>>,
-    ) -> bool {
-        let sh = &*self.shared;
-        let me = self.shared_part();
-        let spin = self.idle_spin.get();
-        let limit = timeout.map_or(spin, |t| t.min(spin));
-        while start.elapsed() < limit {
-            if let Some(buf) = buf.as_deref_mut().filter(|_| sh.poller.has_waiters()) {
-                sh.poller.poll(Some(Duration::ZERO), buf);
-                if !buf.is_empty() {
-                    return true;
-                }
-            }
-            if sh.shutdown.load(Ordering::SeqCst)
-                || me.woken_spinning.load(Ordering::SeqCst)
-                || !me.inbox.is_empty()
-                || sh.has_visible_work()
-            {
-                return true;
-            }
-            thread::yield_now();
-        }
-        false
     }
 
     /// Runs `task` until it parks, yields or ends (Go's `execute`).

@@ -52,6 +52,8 @@ mod loom;
 mod sm;
 
 #[cfg(not(loom))]
+mod blocking;
+#[cfg(not(loom))]
 pub mod chan;
 #[cfg(not(loom))]
 pub mod context;
@@ -85,6 +87,8 @@ mod test_common;
 #[cfg(not(loom))]
 pub mod time;
 
+#[cfg(not(loom))]
+pub use blocking::{blocking, spawn_blocking, BlockingHandle};
 #[cfg(not(loom))]
 pub use coroutine::{current, park, park_timeout, yield_now, Coroutine, CoroutineId};
 #[cfg(not(loom))]

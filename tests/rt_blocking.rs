@@ -1,5 +1,5 @@
 //! The blocking pool: `gopark::blocking`, `spawn_blocking`, the thread cap,
-//! cancellation at runtime shutdown.
+//! cancellation at runtime shutdown, and name resolution off the worker.
 
 mod common;
 
@@ -200,4 +200,43 @@ fn runtime_dropped_while_a_coroutine_waits_in_blocking() {
         .parse()
         .unwrap();
     assert!(ms < 400, "the drop waited for the job: {ms} ms");
+}
+
+#[test]
+fn lookup_host_localhost() {
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let addrs: Vec<_> = rt.run(|| gopark::net::lookup_host("localhost").unwrap().collect());
+    assert!(!addrs.is_empty());
+    assert!(addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+    let addrs: Vec<_> = rt.run(|| gopark::net::lookup_host("localhost:80").unwrap().collect());
+    assert!(addrs.iter().all(|a| a.port() == 80), "{addrs:?}");
+    // Numeric forms take no detour and keep their port.
+    let one: Vec<_> = gopark::net::lookup_host("[::1]:8080").unwrap().collect();
+    assert_eq!(one, vec!["[::1]:8080".parse().unwrap()]);
+    let err = rt.run(|| gopark::net::lookup_host("no-such-host.invalid:80").map(|_| ()));
+    assert!(err.is_err());
+}
+
+#[test]
+fn connect_to_localhost_by_name() {
+    use std::io::{Read, Write};
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let got = rt.run(|| {
+        let l = gopark::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = gopark::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(b"hi").unwrap();
+        });
+        // "localhost" may resolve to ::1 first; connect tries each address.
+        let mut c = gopark::net::TcpStream::connect(format!("localhost:{port}")).unwrap();
+        drop(gopark::net::TcpStream::connect(("localhost", port)));
+        let mut buf = [0u8; 2];
+        c.read_exact(&mut buf).unwrap();
+        server.join().unwrap();
+        let u = gopark::net::UdpSocket::bind("localhost:0").unwrap();
+        assert!(u.local_addr().unwrap().ip().is_loopback());
+        buf
+    });
+    assert_eq!(&got, b"hi");
 }

@@ -60,6 +60,8 @@ pub mod context;
 #[cfg(not(loom))]
 mod coroutine;
 #[cfg(not(loom))]
+pub mod fs;
+#[cfg(not(loom))]
 mod local;
 #[cfg(not(loom))]
 mod macros;

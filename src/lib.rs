@@ -62,6 +62,8 @@ mod coroutine;
 #[cfg(not(loom))]
 pub mod fs;
 #[cfg(not(loom))]
+pub mod io;
+#[cfg(not(loom))]
 mod local;
 #[cfg(not(loom))]
 mod macros;

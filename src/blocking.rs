@@ -50,7 +50,16 @@ pub(crate) const DEFAULT_MAX_THREADS: usize = 512;
 /// How long a pool thread waits for a job before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job runs the user's closure and stores its result; it returns the
+/// packet, which the pool thread completes (marks done, wakes the caller)
+/// once it has counted itself idle again (see `Pool::run`).
+type Job = Box<dyn FnOnce() -> Option<Arc<dyn Complete>> + Send + 'static>;
+
+/// The last step of a job, run by the pool thread.
+trait Complete: Send + Sync {
+    /// Marks the result available and wakes whoever waits for it.
+    fn complete(&self);
+}
 
 /// One runtime's pool of blocking threads (see the module docs).
 pub(crate) struct Pool {
@@ -133,7 +142,9 @@ impl Pool {
                 drop(s);
                 eprintln!("gopark: cannot start a blocking thread ({e}); running the job inline");
                 for job in jobs {
-                    run_job(job);
+                    if let Some(done) = run_job(job) {
+                        finish(done);
+                    }
                 }
             }
         }
@@ -142,35 +153,65 @@ impl Pool {
     /// A pool thread's loop.
     fn run(&self) {
         let mut s = lock(&self.state);
-        'outer: loop {
-            while let Some(job) = s.queue.pop_front() {
+        loop {
+            if let Some(job) = s.queue.pop_front() {
                 drop(s);
-                run_job(job);
+                let done = run_job(job);
                 s = lock(&self.state);
-            }
-            if s.shutdown {
+                let Some(done) = done else { continue };
+                if !s.queue.is_empty() || s.shutdown {
+                    drop(s);
+                    finish(done);
+                    s = lock(&self.state);
+                    continue;
+                }
+                // Count this thread idle *before* the caller can see the
+                // result: a coroutine that calls `blocking` in a loop then
+                // hands its next job to this thread instead of starting one.
+                s.idle += 1;
+                drop(s);
+                finish(done);
+                s = lock(&self.state);
+            } else if s.shutdown {
                 break;
+            } else {
+                s.idle += 1;
             }
-            s.idle += 1;
-            loop {
-                let (g, to) = self
-                    .cond
-                    .wait_timeout(s, self.keep_alive)
-                    .unwrap_or_else(|e| e.into_inner());
-                s = g;
-                if s.notified > 0 {
-                    // `submit` (or the shutdown) took us off `idle`.
-                    s.notified -= 1;
-                    continue 'outer;
-                }
-                if s.shutdown || to.timed_out() {
-                    s.idle -= 1;
-                    break 'outer;
-                }
-                // A spurious wake-up: wait on.
+            match self.wait_idle(s) {
+                Some(g) => s = g,
+                None => return,
             }
         }
         s.threads -= 1;
+    }
+
+    /// Waits, counted in `idle`, for `submit` to hand this thread a job:
+    /// returns the lock to take it, or `None` (the thread has been
+    /// uncounted) when the keep-alive passed or the runtime is gone.
+    fn wait_idle<'a>(
+        &'a self,
+        mut s: std::sync::MutexGuard<'a, State>,
+    ) -> Option<std::sync::MutexGuard<'a, State>> {
+        let mut timed_out = false;
+        loop {
+            if s.notified > 0 {
+                // `submit` took us off `idle`.
+                s.notified -= 1;
+                return Some(s);
+            }
+            if s.shutdown || timed_out {
+                s.idle -= 1;
+                s.threads -= 1;
+                return None;
+            }
+            let (g, to) = self
+                .cond
+                .wait_timeout(s, self.keep_alive)
+                .unwrap_or_else(|e| e.into_inner());
+            s = g;
+            // A spurious wake-up waits one more keep-alive at most.
+            timed_out = to.timed_out();
+        }
     }
 
     /// The runtime is gone: idle threads exit now, busy ones once the queue
@@ -189,12 +230,29 @@ impl Pool {
 }
 
 /// Runs a job, containing whatever it throws: a pool thread never unwinds.
-fn run_job(job: Job) {
-    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(job)) {
-        // Only the drop of a result or payload nobody took can get here
-        // (the user's closure runs under its own catch_unwind). Its payload
-        // may panic on drop too: leak it rather than unwind this thread.
-        std::mem::forget(p);
+fn run_job(job: Job) -> Option<Arc<dyn Complete>> {
+    contain(job).flatten()
+}
+
+/// Completes a job and drops the pool thread's reference to its packet
+/// (the last one if the caller is gone: the result is dropped here).
+fn finish(done: Arc<dyn Complete>) {
+    contain(move || {
+        done.complete();
+        drop(done);
+    });
+}
+
+fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(p) => {
+            // Only the drop of a result or payload nobody took can get here
+            // (the user's closure runs under its own catch_unwind). Its
+            // payload may panic on drop too: leak it rather than unwind.
+            std::mem::forget(p);
+            None
+        }
     }
 }
 
@@ -248,20 +306,23 @@ where
     let p = packet.clone();
     pool.submit(Box::new(move || {
         let r = panic::catch_unwind(AssertUnwindSafe(f));
+        lock(&p.inner).result = Some(r);
+        Some(p as Arc<dyn Complete>)
+    }));
+    packet
+}
+
+impl<R: Send> Complete for Packet<R> {
+    fn complete(&self) {
         let waiter = {
-            let mut g = lock(&p.inner);
-            g.result = Some(r);
-            p.done.store(true, Ordering::Release);
+            let g = &mut *lock(&self.inner);
+            self.done.store(true, Ordering::Release);
             g.waiter.take()
         };
         if let Some(w) = waiter {
             w.wake();
         }
-        // If the joiner is gone (cancelled, or its handle dropped), this is
-        // the last reference, and the result is dropped here.
-        drop(p);
-    }));
-    packet
+    }
 }
 
 impl<R> Packet<R> {
@@ -278,7 +339,7 @@ impl<R> Packet<R> {
             });
             coroutine::block_on(|w| {
                 let mut g = lock(&self.inner);
-                if g.result.is_some() {
+                if self.done.load(Ordering::Relaxed) {
                     return false;
                 }
                 g.waiter = Some(w);
@@ -473,6 +534,7 @@ mod tests {
                 thread::sleep(Duration::from_millis(20));
                 r.fetch_sub(1, Ordering::SeqCst);
                 d.fetch_add(1, Ordering::SeqCst);
+                None::<Arc<dyn Complete>>
             }));
         }
         let t = Instant::now();
@@ -498,6 +560,7 @@ mod tests {
             pool.submit(Box::new(move || {
                 thread::sleep(Duration::from_millis(10));
                 d.fetch_add(1, Ordering::SeqCst);
+                None::<Arc<dyn Complete>>
             }));
         }
         drop(PoolHandle(pool.clone()));

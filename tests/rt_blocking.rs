@@ -240,3 +240,18 @@ fn connect_to_localhost_by_name() {
     });
     assert_eq!(&got, b"hi");
 }
+
+/// A coroutine calling `blocking` in a loop reuses one pool thread: the
+/// thread counts itself idle before it wakes the caller.
+#[test]
+fn sequential_calls_reuse_one_thread() {
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let ids = rt.run(|| {
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..2000 {
+            ids.insert(gopark::blocking(|| std::thread::current().id()));
+        }
+        ids
+    });
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}

@@ -188,7 +188,9 @@ impl<T: AsFd> Pollable<T> {
     /// assert_eq!(p.get_ref().as_raw_fd(), fd);
     /// ```
     pub fn get_ref(&self) -> &T {
-        self.inner.as_ref().expect("gopark: Pollable used after into_inner")
+        self.inner
+            .as_ref()
+            .expect("gopark: Pollable used after into_inner")
     }
 
     /// Deregisters the descriptor, restores blocking mode if it was
@@ -206,7 +208,9 @@ impl<T: AsFd> Pollable<T> {
     /// ```
     pub fn into_inner(mut self) -> T {
         self.release();
-        self.inner.take().expect("gopark: Pollable used after into_inner")
+        self.inner
+            .take()
+            .expect("gopark: Pollable used after into_inner")
     }
 
     fn release(&mut self) {

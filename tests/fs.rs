@@ -42,11 +42,7 @@ fn round_trip() {
         assert!(fs::symlink_metadata(&p).unwrap().is_file());
 
         // File: write, seek, read (through &File too), set_len, clone.
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&p)
-            .unwrap();
+        let mut f = OpenOptions::new().read(true).write(true).open(&p).unwrap();
         f.seek(SeekFrom::End(0)).unwrap();
         f.write_all(b", world").unwrap();
         f.sync_all().unwrap();
@@ -91,7 +87,10 @@ fn round_trip() {
         let mut perm = fs::metadata(dir.join("c.txt")).unwrap().permissions();
         perm.set_readonly(true);
         fs::set_permissions(dir.join("c.txt"), perm).unwrap();
-        assert!(fs::metadata(dir.join("c.txt")).unwrap().permissions().readonly());
+        assert!(fs::metadata(dir.join("c.txt"))
+            .unwrap()
+            .permissions()
+            .readonly());
         let mut names: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -36,6 +36,43 @@
 //! - **find_runnable** (Go: `findRunnable`): how a worker picks what runs next.
 //! - **netpoll**, **PollDesc**: the epoll poller and its per-descriptor state.
 //!
+//! ## Pitfalls
+//! A started coroutine never leaves its worker thread, and a worker runs many
+//! coroutines. Whatever holds the worker's thread therefore stalls every
+//! coroutine on that worker:
+//!
+//! - **Blocking calls.** `std::thread::sleep`, `std::fs`, `std::io::stdin`,
+//!   a blocking pipe read, `Child::wait`, a blocking C library: each blocks
+//!   the worker. Use [`time::sleep`], [`fs`] (std's file API, run on a pool
+//!   of blocking threads), [`io::stdin`]/[`io::stdout`]/[`io::stderr`],
+//!   [`io::Pollable`] for pipes, child stdio and other pollable descriptors,
+//!   and [`blocking`] (or [`spawn_blocking`]) for anything else:
+//!
+//! ```
+//! gopark::run(|| {
+//!     let status = gopark::blocking(|| std::process::Command::new("true").status()).unwrap();
+//!     assert!(status.success());
+//! });
+//! ```
+//! - **Name resolution.** `getaddrinfo` blocks. gopark's socket functions
+//!   take [`net::ToSocketAddrs`], which resolves host names on the blocking
+//!   pool (numeric addresses are parsed on the spot); [`net::lookup_host`]
+//!   resolves a name. Calling std's `to_socket_addrs` on a host name
+//!   yourself blocks the worker.
+//! - **CPU loops.** A coroutine that computes for a long time without
+//!   parking keeps the others of its worker waiting (there is no
+//!   preemption): call [`yield_now`] now and then, or move the work to
+//!   [`blocking`] or a thread.
+//! - **`std::sync::Mutex` across a park.** Holding a std lock while the
+//!   coroutine parks (a socket op, a channel, a sleep) can deadlock the
+//!   worker: another coroutine of the same worker that calls `lock()` blocks
+//!   the thread, and the holder can never run to release it. Use
+//!   [`sync::Mutex`] (it parks instead), or release the std lock before any
+//!   park.
+//! - **Thread-locals.** Every coroutine of a worker sees that worker's
+//!   `thread_local!`s, so a value set by one coroutine is seen by the others.
+//!   Use [`coroutine_local!`] for a value per coroutine.
+//!
 //! See `docs/ARCHITECTURE.md` and `docs/SAFETY.md` in the repository.
 
 #[cfg(not(all(
@@ -52,11 +89,17 @@ mod loom;
 mod sm;
 
 #[cfg(not(loom))]
+mod blocking;
+#[cfg(not(loom))]
 pub mod chan;
 #[cfg(not(loom))]
 pub mod context;
 #[cfg(not(loom))]
 mod coroutine;
+#[cfg(not(loom))]
+pub mod fs;
+#[cfg(not(loom))]
+pub mod io;
 #[cfg(not(loom))]
 mod local;
 #[cfg(not(loom))]
@@ -85,6 +128,8 @@ mod test_common;
 #[cfg(not(loom))]
 pub mod time;
 
+#[cfg(not(loom))]
+pub use blocking::{blocking, spawn_blocking, BlockingHandle};
 #[cfg(not(loom))]
 pub use coroutine::{current, park, park_timeout, yield_now, Coroutine, CoroutineId};
 #[cfg(not(loom))]

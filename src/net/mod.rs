@@ -96,6 +96,7 @@
 
 use std::io;
 
+mod addr;
 mod fd;
 mod fd_mutex;
 mod sys;
@@ -103,6 +104,7 @@ mod tcp;
 mod udp;
 pub mod unix;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use std::net::Shutdown;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
@@ -147,13 +149,14 @@ fn no_addr() -> io::Error {
     )
 }
 
-/// Runs `f` on each address until one succeeds (std's `each_addr`).
-fn each_addr<A: std::net::ToSocketAddrs, T>(
+/// Runs `f` on each address until one succeeds (std's `each_addr`); a
+/// host name is resolved off the worker ([`ToSocketAddrs`]).
+fn each_addr<A: ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(&std::net::SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in addr::resolve(&addr)? {
         match f(&a) {
             Ok(v) => return Ok(v),
             Err(e) => last = Some(e),

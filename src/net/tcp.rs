@@ -1,12 +1,12 @@
 //! TCP: [`TcpListener`] and [`TcpStream`].
 
 use std::io;
-use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
 use super::fd::NetFd;
-use super::{closable, each_addr, fd_traits, stream_io, sys, timeouts};
+use super::{closable, each_addr, fd_traits, stream_io, sys, timeouts, ToSocketAddrs};
 use crate::sm::poll_desc::Mode;
 
 /// Backlog passed to listen(2); the kernel caps it at `net.core.somaxconn`.
@@ -239,8 +239,8 @@ impl TcpStream {
     }
 
     /// Connects to `addr` (each resolved address in turn), parking the
-    /// coroutine until the handshake completes. Name resolution, if
-    /// `addr` is not an IP address, blocks the worker thread.
+    /// coroutine until the handshake completes. A host name is resolved on
+    /// the blocking pool (see [`ToSocketAddrs`]).
     ///
     /// ```
     /// use gopark::net::{TcpListener, TcpStream};

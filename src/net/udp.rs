@@ -1,10 +1,10 @@
 //! UDP: [`UdpSocket`].
 
 use std::io;
-use std::net::{self, SocketAddr, ToSocketAddrs};
+use std::net::{self, SocketAddr};
 
 use super::fd::NetFd;
-use super::{closable, each_addr, fd_traits, no_addr, timeouts};
+use super::{addr, closable, each_addr, fd_traits, no_addr, timeouts, ToSocketAddrs};
 use crate::sm::poll_desc::Mode;
 
 /// A UDP socket, like `std::net::UdpSocket`: receives park the calling
@@ -80,7 +80,7 @@ impl UdpSocket {
     /// assert_eq!(s.send_to(b"abc", s.local_addr().unwrap()).unwrap(), 3);
     /// ```
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let to = addr.to_socket_addrs()?.next().ok_or_else(no_addr)?;
+        let to = addr::resolve(&addr)?.next().ok_or_else(no_addr)?;
         self.inner.io(Mode::Write, |s| s.send_to(buf, to))
     }
 

@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) epoch: Instant,
     /// Round-robin choice of a worker for timers set from plain threads.
     next_timer_worker: AtomicUsize,
+    /// The pool of blocking threads (`crate::blocking`).
+    pub(crate) blocking: crate::blocking::PoolHandle,
 }
 
 impl fmt::Debug for Shared {
@@ -270,6 +272,7 @@ pub struct RuntimeBuilder {
     workers: Option<usize>,
     stack_size: usize,
     name: String,
+    max_blocking_threads: usize,
 }
 
 impl RuntimeBuilder {
@@ -307,6 +310,32 @@ impl RuntimeBuilder {
     /// ```
     pub fn name(mut self, prefix: impl Into<String>) -> Self {
         self.name = prefix.into();
+        self
+    }
+
+    /// Most threads the runtime's blocking pool may run at once (default
+    /// 512, as tokio's). The pool serves [`blocking`](crate::blocking),
+    /// [`spawn_blocking`](crate::spawn_blocking), [`gopark::fs`](crate::fs),
+    /// the standard streams of [`gopark::io`](crate::io) and name
+    /// resolution. It starts empty and grows on demand: a job goes to an idle
+    /// pool thread, else to a new one while under this cap, else it queues
+    /// (first in, first out) until a thread is free. A thread idle for 10
+    /// seconds exits, so an idle runtime keeps no pool threads and uses no
+    /// CPU. Each runtime has its own pool; when the runtime is dropped, its
+    /// pool threads finish the jobs already queued and exit. Zero counts as
+    /// one.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().workers(1).max_blocking_threads(2).build().unwrap();
+    /// let v = rt.run(|| {
+    ///     // Eight jobs, two threads: they queue, and all complete.
+    ///     let hs: Vec<_> = (0..8).map(|i| gopark::spawn_blocking(move || i)).collect();
+    ///     hs.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+    /// });
+    /// assert_eq!(v, 28);
+    /// ```
+    pub fn max_blocking_threads(mut self, n: usize) -> Self {
+        self.max_blocking_threads = n;
         self
     }
 
@@ -356,6 +385,7 @@ impl RuntimeBuilder {
             stack_size: self.stack_size,
             epoch: Instant::now(),
             next_timer_worker: AtomicUsize::new(0),
+            blocking: crate::blocking::PoolHandle::new(&self.name, self.max_blocking_threads),
         });
         let mut rt = Runtime {
             shared: shared.clone(),
@@ -392,6 +422,7 @@ impl Runtime {
             workers: None,
             stack_size: DEFAULT_STACK_SIZE,
             name: "gopark".to_owned(),
+            max_blocking_threads: crate::blocking::DEFAULT_MAX_THREADS,
         }
     }
 

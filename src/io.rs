@@ -152,6 +152,18 @@ impl<T: AsFd> Pollable<T> {
     /// ```
     pub fn new(inner: T) -> io::Result<Pollable<T>> {
         let fd = inner.as_fd().as_raw_fd();
+        // epoll refuses regular files and directories (EPERM) — they are
+        // always "ready" — but the poller registers a descriptor only when a
+        // coroutine first waits on it: refuse them here, up front.
+        // SAFETY: `stat` is plain data, fully written by a successful fstat.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open (borrowed from `inner`), `st` is writable.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFDIR) {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
         let flags = get_flags(fd)?;
         let was_nonblocking = flags & libc::O_NONBLOCK != 0;
         if !was_nonblocking {

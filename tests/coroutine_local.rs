@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 static DROPS: AtomicUsize = AtomicUsize::new(0);
+/// Held by every test that counts `DROPS` (the test harness runs tests on
+/// parallel threads; a concurrent test's drops would skew the count).
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 struct Counted(u32);
 impl Drop for Counted {
@@ -48,6 +51,7 @@ fn each_coroutine_has_its_own_value_even_on_one_worker() {
 
 #[test]
 fn values_are_dropped_when_the_coroutine_ends() {
+    let _serial = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let rt = gopark::Runtime::builder().workers(2).build().unwrap();
     let before = DROPS.load(Ordering::SeqCst);
     let hs: Vec<_> = (0..10)
@@ -62,6 +66,7 @@ fn values_are_dropped_when_the_coroutine_ends() {
 
 #[test]
 fn values_are_dropped_when_the_coroutine_panics() {
+    let _serial = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let before = DROPS.load(Ordering::SeqCst);
     let h = gopark::spawn(|| {
         COUNTED.with(|c| *c.borrow_mut() = Some(Counted(1)));
@@ -98,6 +103,7 @@ fn plain_threads_have_their_own_value() {
 
 #[test]
 fn a_value_made_during_the_drop_of_another_is_dropped_too() {
+    let _serial = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     struct Touch;
     impl Drop for Touch {
         fn drop(&mut self) {

@@ -85,7 +85,7 @@ pub use macros::__go_spawn;
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder};
 #[cfg(not(loom))]
-pub use spawn::{run, spawn, Builder, JoinHandle};
+pub use spawn::{run, spawn, worker_index, Builder, JoinHandle};
 
 /// The README's example is compiled and run as a doctest.
 #[cfg(doctest)]

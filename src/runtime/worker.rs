@@ -170,6 +170,9 @@ pub(crate) struct WorkerCtx {
     /// all); learnt by [`WorkerCtx::learn_spin`].
     idle_spin: Cell<Duration>,
     rng: Cell<u32>,
+    /// The coroutine that yielded last, queued behind the others: when its
+    /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
+    yielded: Cell<*const Task>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
     polled: RefCell<Vec<Arc<Task>>>,
@@ -189,6 +192,7 @@ impl WorkerCtx {
             shutting_down: Cell::new(false),
             idle_spin: Cell::new(Duration::ZERO),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            yielded: Cell::new(ptr::null()),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
         }
@@ -239,7 +243,13 @@ impl WorkerCtx {
         }
     }
 
-    fn next_rand(&self) -> u32 {
+    /// True while a coroutine runs on this worker (the caller is in it).
+    #[inline]
+    pub(crate) fn in_coroutine(&self) -> bool {
+        !self.current.get().is_null()
+    }
+
+    pub(crate) fn next_rand(&self) -> u32 {
         // xorshift32
         let mut x = self.rng.get();
         x ^= x << 13;
@@ -281,7 +291,7 @@ impl WorkerCtx {
             if let Some(t) = self.runnext.take() {
                 return Some(t);
             }
-            if let Some(t) = self.runq.borrow_mut().pop_front() {
+            if let Some(t) = self.pop_runq() {
                 return Some(t);
             }
             if let Some(t) = me.inbox.quick_pop() {
@@ -312,6 +322,27 @@ impl WorkerCtx {
             }
             self.idle();
         }
+    }
+
+    /// The front of the run queue; when that is the coroutine that yielded
+    /// last, an unstarted coroutine (own spawn queue, else the global queue)
+    /// goes first, so a yield loop cannot starve new coroutines. Unstarted
+    /// coroutines wait in the spawn queue until then, where thieves see them.
+    fn pop_runq(&self) -> Option<Arc<Task>> {
+        let t = self.runq.borrow_mut().pop_front()?;
+        if ptr::eq(Arc::as_ptr(&t), self.yielded.get()) {
+            self.yielded.set(ptr::null());
+            let fresh = self
+                .shared_part()
+                .spawnq
+                .quick_pop()
+                .or_else(|| self.shared.global.quick_pop());
+            if let Some(fresh) = fresh {
+                self.runq.borrow_mut().push_front(t);
+                return Some(fresh);
+            }
+        }
+        Some(t)
     }
 
     fn has_local_work(&self) -> bool {
@@ -353,7 +384,11 @@ impl WorkerCtx {
         n
     }
 
-    /// Steals unstarted coroutines from other workers (Go's `stealWork`).
+    /// Steals unstarted coroutines from other workers (Go's `stealWork`),
+    /// but only from workers more loaded than this one (`runtime::Load`):
+    /// placement already put each coroutine on the least-loaded worker and
+    /// woke it, so taking from an equally loaded worker would only
+    /// unbalance the two.
     fn steal(&self) -> Option<Arc<Task>> {
         let n = self.shared.workers.len();
         if n == 1 {
@@ -369,24 +404,38 @@ impl WorkerCtx {
         }
         let me = self.shared_part();
         for _ in 0..STEAL_ROUNDS {
+            let mine = me.load.get();
             let start = self.next_rand() as usize % n;
             for k in 0..n {
                 let v = (start + k) % n;
                 if v == self.index {
                     continue;
                 }
-                let victim = &self.shared.workers[v].spawnq;
+                let vs = &self.shared.workers[v];
+                let theirs = vs.load.get();
+                if theirs <= mine {
+                    continue;
+                }
+                let victim = &vs.spawnq;
+                // The charge of `first` moves when it starts (`execute`).
                 let Some(first) = victim.pop() else { continue };
-                // Take up to half of what is left, as Go's runqsteal does.
-                for _ in 0..victim.len() / 2 {
-                    match victim.pop() {
-                        Some(t) => {
-                            if let Err(t) = me.spawnq.push(t) {
-                                self.shared.global.push(t);
-                            }
-                        }
-                        None => break,
+                // Take up to half of what is left, as Go's runqsteal does,
+                // but not so much that this worker ends up more loaded.
+                let extra = (victim.len() / 2).min((theirs - mine).saturating_sub(2) / 2);
+                let mut moved = 0;
+                for _ in 0..extra {
+                    let Some(t) = victim.pop() else { break };
+                    // SAFETY: an unstarted task popped from a queue is owned
+                    // by its popper (coroutine module docs).
+                    unsafe { t.local().charge = self.index };
+                    moved += 1;
+                    if let Err(t) = me.spawnq.push(t) {
+                        self.shared.global.push(t);
                     }
+                }
+                if moved > 0 {
+                    vs.load.sub(moved);
+                    me.load.add(moved);
                 }
                 return Some(first);
             }
@@ -575,7 +624,17 @@ impl WorkerCtx {
             let slot = self.registry.borrow_mut().insert(task.clone());
             // SAFETY: the task is now owned by this worker, which is the only
             // one that touches `local` from here on (coroutine module docs).
-            unsafe { task.local().slot = slot };
+            let local = unsafe { task.local() };
+            local.slot = slot;
+            // It lives here now: move its charge (placed on another worker,
+            // then stolen or taken from the global queue).
+            if local.charge != self.index {
+                if let Some(w) = self.shared.workers.get(local.charge) {
+                    w.load.sub(1);
+                }
+                self.shared_part().load.add(1);
+                local.charge = self.index;
+            }
         }
         // SAFETY: owner-only field of a task this worker owns.
         if unsafe { task.local().co.is_none() } {
@@ -681,7 +740,9 @@ impl WorkerCtx {
 
     /// Go's Gosched: the yielding coroutine goes behind the others. Readied
     /// coroutines from the inbox and one unstarted coroutine go before it, so
-    /// a yield loop cannot starve them.
+    /// a yield loop cannot starve them; the unstarted one is taken only when
+    /// the yielder's turn comes (`pop_runq`), so until then it stays in the
+    /// spawn queue, stealable.
     fn requeue_yielded(&self, task: Arc<Task>) {
         let me = self.shared_part();
         let mut q = self.runq.borrow_mut();
@@ -691,13 +752,7 @@ impl WorkerCtx {
         while let Some(t) = me.inbox.quick_pop() {
             q.push_back(t);
         }
-        if let Some(t) = me
-            .spawnq
-            .quick_pop()
-            .or_else(|| self.shared.global.quick_pop())
-        {
-            q.push_back(t);
-        }
+        self.yielded.set(Arc::as_ptr(&task));
         q.push_back(task);
     }
 
@@ -713,6 +768,9 @@ impl WorkerCtx {
         }
         let slot = local.slot;
         let held = self.registry.borrow_mut().remove(slot);
+        if held.is_some() {
+            self.shared_part().load.sub(1);
+        }
         let panic = panic.map(|mut p| match p.downcast_mut::<Cancelled>() {
             Some(c) => {
                 // The unwind this worker raised came back: not swallowed.
@@ -737,6 +795,9 @@ impl WorkerCtx {
             std::mem::forget(co);
         }
         let held = self.registry.borrow_mut().remove(local.slot);
+        if held.is_some() {
+            self.shared_part().load.sub(1);
+        }
         let name = task
             .name
             .as_deref()

@@ -16,16 +16,26 @@ fn rt(workers: usize) -> gopark::Runtime {
     gopark::Runtime::builder().workers(workers).build().unwrap()
 }
 
-/// About `d` of real CPU work, never parking.
-fn busy(d: Duration) -> u64 {
+/// About `d` of real CPU work, never parking; with `yields`, a yield
+/// about every millisecond, as a cooperative CPU-bound coroutine does.
+fn busy_with(d: Duration, yields: bool) -> u64 {
     let end = Instant::now() + d;
     let mut x = 1u64;
+    let mut next_yield = Instant::now() + Duration::from_millis(1);
     while Instant::now() < end {
         for _ in 0..1000 {
             x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
+        if yields && Instant::now() >= next_yield {
+            gopark::yield_now();
+            next_yield = Instant::now() + Duration::from_millis(1);
+        }
     }
     x
+}
+
+fn busy(d: Duration) -> u64 {
+    busy_with(d, false)
 }
 
 fn counts<K: Hash + Eq>(keys: impl IntoIterator<Item = K>) -> Vec<usize> {
@@ -76,6 +86,24 @@ fn cpu_bound_spawns_from_a_plain_thread_spread() {
     );
 }
 
+/// The same with coroutines that yield while they compute: a yield used to
+/// move an unstarted coroutine into the worker's private run queue, out of
+/// reach of the other worker, so one worker ended up with all 64.
+#[test]
+fn yielding_cpu_bound_spawns_from_a_plain_thread_spread() {
+    let rt = rt(2);
+    let hs: Vec<_> = (0..64)
+        .map(|_| {
+            rt.spawn(|| {
+                busy_with(Duration::from_millis(20), true);
+                std::thread::current().id()
+            })
+        })
+        .collect();
+    let threads: Vec<ThreadId> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_spread(&counts(threads), 2, 16, "64 yielding spawns");
+}
+
 /// A fan-out of 32 CPU-bound coroutines from inside a coroutine spreads:
 /// the spawning worker keeps only its share.
 #[test]
@@ -85,7 +113,7 @@ fn fan_out_from_a_coroutine_spreads() {
         let hs: Vec<_> = (0..32)
             .map(|_| {
                 gopark::spawn(|| {
-                    busy(Duration::from_millis(20));
+                    busy_with(Duration::from_millis(20), true);
                     std::thread::current().id()
                 })
             })

@@ -32,7 +32,10 @@ fn work(iters: u64) -> u64 {
 fn worker_of_thread() -> usize {
     let t = std::thread::current();
     let name = t.name().unwrap_or_default();
-    name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap()
+    name.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap()
 }
 
 /// One round: wall time and the number of coroutines each worker ran.
@@ -66,7 +69,10 @@ fn main() {
     let bench = args.iter().any(|a| a == "--bench");
     let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let rounds = nums.first().copied().unwrap_or(if bench { 21 } else { 1 }) as usize;
-    let iters = nums.get(1).copied().unwrap_or(if bench { 400_000 } else { 1000 });
+    let iters = nums
+        .get(1)
+        .copied()
+        .unwrap_or(if bench { 400_000 } else { 1000 });
 
     let rt1 = gopark::Runtime::builder().workers(1).build().unwrap();
     let rt2 = gopark::Runtime::builder().workers(2).build().unwrap();

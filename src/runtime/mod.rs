@@ -11,7 +11,8 @@
 //! | `p.runq`           | `WorkerCtx::runq` (owner only, started coroutines)       |
 //! |                    | `WorkerShared::spawnq` (unstarted, stealable)            |
 //! |                    | `WorkerShared::inbox` (readied from other threads)       |
-//! | `sched.runq`       | `Shared::global` (spawns from plain threads, overflow)   |
+//! |                    | `WorkerShared::load` (live + placed unstarted)           |
+//! | `sched.runq`       | `Shared::global` (spawnq overflow)                       |
 //! | `sched.pidle`      | `Shared::idle` + `nidle`                                 |
 //! | `sched.nmspinning` | `Shared::nspinning`                                      |
 //! | `wakep()`          | [`Shared::wakep`]                                        |
@@ -19,7 +20,9 @@
 //!
 //! Go steals any runnable G; gopark steals only coroutines that have not run
 //! yet (they are a boxed `Send` closure), and a coroutine readied from another
-//! thread is routed to its home worker's inbox.
+//! thread is routed to its home worker's inbox. Since a started coroutine
+//! never moves, a new one starts on the least-loaded worker
+//! ([`Shared::place`]), and stealing only takes from more loaded workers.
 
 pub(crate) mod timer;
 pub(crate) mod worker;
@@ -437,7 +440,17 @@ pub struct RuntimeBuilder {
 
 impl RuntimeBuilder {
     /// Number of worker threads (Go's GOMAXPROCS). Default: the
-    /// `GOPARK_WORKERS` environment variable, else the available parallelism.
+    /// `GOPARK_WORKERS` environment variable, else
+    /// [`std::thread::available_parallelism`], which on Linux honours both
+    /// the CPU affinity mask (`sched_getaffinity`, e.g. `taskset`) and the
+    /// cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`; a container's
+    /// `--cpus`), whichever is smaller, with a fractional quota rounded
+    /// down and at least 1. (Go 1.25 rounds a quota up and uses at least 2;
+    /// gopark rounds down, since a worker beyond the quota only gets
+    /// throttled.) Read once, when the runtime is built.
+    ///
+    /// Coroutines start on the least-loaded worker; see
+    /// [`Builder::worker`](crate::Builder::worker) to choose one.
     ///
     /// ```
     /// let rt = gopark::Runtime::builder().workers(3).build().unwrap();

@@ -8,8 +8,8 @@
 //! 3. `runnext`, the local run queue, the inbox, the local spawn queue, the
 //!    global queue;
 //! 4. a non-blocking netpoll, if anyone waits on a descriptor;
-//! 5. stealing unstarted coroutines from other workers (spinning: at most
-//!    half of the busy workers spin, as in Go);
+//! 5. stealing unstarted coroutines from more loaded workers (spinning: at
+//!    most half of the busy workers spin, as in Go);
 //! 6. sleep: join the idle list, re-check, then either block in the poller
 //!    (exactly one worker at a time) or on the thread parker, with the
 //!    timeout of the worker's next timer.

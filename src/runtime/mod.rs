@@ -455,6 +455,12 @@ impl RuntimeBuilder {
     /// ```
     /// let rt = gopark::Runtime::builder().workers(3).build().unwrap();
     /// assert_eq!(rt.workers(), 3);
+    ///
+    /// // The default, unless GOPARK_WORKERS says otherwise:
+    /// if std::env::var_os("GOPARK_WORKERS").is_none() {
+    ///     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ///     assert_eq!(gopark::Runtime::new().unwrap().workers(), cpus);
+    /// }
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);

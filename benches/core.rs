@@ -21,6 +21,23 @@ fn spawn_join(c: &mut Criterion) {
     });
 }
 
+/// The same on 2 workers: whether a child joined at once by its parent
+/// starts on the parent's worker (no wake-up, no hand-off) or elsewhere.
+fn spawn_join_2w(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    c.bench_function("spawn_join_empty_warm_2w", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    gopark::spawn(|| ()).join().unwrap();
+                }
+                t.elapsed()
+            })
+        })
+    });
+}
+
 /// Go's `gobench spawn` shape: spawn N empty coroutines from one coroutine,
 /// then wait for all of them; time per coroutine.
 fn spawn_wait_all(c: &mut Criterion) {
@@ -110,6 +127,7 @@ fn short_sleep(c: &mut Criterion) {
 criterion_group!(
     benches,
     spawn_join,
+    spawn_join_2w,
     spawn_wait_all,
     yield_round_trip,
     sleep_storm,

@@ -96,6 +96,9 @@ pub(crate) struct TaskLocal {
     pub(crate) yielder: *const Yielder,
     /// Index in the home worker's registry of live coroutines.
     pub(crate) slot: usize,
+    /// The worker whose load counter counts this coroutine (`NO_HOME`:
+    /// none yet); its home once started (see `runtime::Load`).
+    pub(crate) charge: usize,
     /// A panic of this coroutine's commit function, to re-raise in the
     /// coroutine at its next resume.
     pub(crate) pending_panic: Option<Box<dyn Any + Send>>,
@@ -161,6 +164,7 @@ impl Task {
                 co: None,
                 yielder: ptr::null(),
                 slot: usize::MAX,
+                charge: NO_HOME,
                 pending_panic: None,
                 locals: Vec::new(),
             }),

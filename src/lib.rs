@@ -142,7 +142,7 @@ pub use runtime::{Runtime, RuntimeBuilder};
 #[cfg(not(loom))]
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
-pub use spawn::{run, spawn, Builder, JoinHandle};
+pub use spawn::{run, spawn, worker_index, Builder, JoinHandle};
 
 /// The README's example is compiled and run as a doctest.
 #[cfg(doctest)]

@@ -216,7 +216,7 @@ impl<'scope> Scope<'scope, '_> {
         // coroutine is leaked, so nothing the closure borrows for 'scope is
         // used after 'scope ends. This is what `std::thread::scope` does.
         let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
-        let h = crate::spawn::spawn_in(shared, None, None, main)
+        let h = crate::spawn::spawn_in(shared, None, None, None, main)
             .unwrap_or_else(|e| panic!("gopark: failed to spawn a scoped coroutine: {e}"));
         let coroutine = h.coroutine();
         let slot: Slot = Arc::new(StdMutex::new(Some(h)));

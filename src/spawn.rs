@@ -132,6 +132,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
 pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
+    worker: Option<usize>,
 }
 
 impl Builder {
@@ -171,6 +172,29 @@ impl Builder {
         self
     }
 
+    /// Starts the coroutine on worker `index` (modulo the runtime's worker
+    /// count) and keeps it there: no other worker steals it, and like every
+    /// started coroutine it never leaves that worker's thread. For
+    /// thread-per-core designs (one acceptor or shard per worker).
+    ///
+    /// Without it, a new coroutine starts on the least-loaded worker (its
+    /// live coroutines plus those queued to start), and an idle worker may
+    /// take it from a more loaded one before it starts.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().workers(2).build()?;
+    /// let hs: Vec<_> = (0..4)
+    ///     .map(|i| gopark::Builder::new().worker(i).spawn_on(&rt, gopark::worker_index))
+    ///     .collect::<Result<_, _>>()?;
+    /// let placed: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    /// assert_eq!(placed, [Some(0), Some(1), Some(0), Some(1)]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn worker(mut self, index: usize) -> Builder {
+        self.worker = Some(index);
+        self
+    }
+
     /// Spawns the coroutine on the current runtime (the caller's, inside a
     /// coroutine; else the default runtime).
     ///
@@ -187,7 +211,9 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        runtime::with_current_shared(|shared| spawn_in(shared, self.name, self.stack_size, f))
+        runtime::with_current_shared(|shared| {
+            spawn_in(shared, self.name, self.stack_size, self.worker, f)
+        })
     }
 
     /// Spawns the coroutine on `rt`.
@@ -206,7 +232,7 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_in(rt.shared(), self.name, self.stack_size, f)
+        spawn_in(rt.shared(), self.name, self.stack_size, self.worker, f)
     }
 }
 
@@ -227,8 +253,25 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    runtime::with_current_shared(|shared| spawn_in(shared, None, None, f))
+    runtime::with_current_shared(|shared| spawn_in(shared, None, None, None, f))
         .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
+}
+
+/// The index of the worker the running coroutine lives on (0 to the
+/// runtime's worker count - 1), or `None` outside a coroutine (a plain
+/// thread). A coroutine never changes workers once started, so the answer
+/// holds for its whole life.
+///
+/// ```
+/// assert_eq!(gopark::worker_index(), None);
+/// let rt = gopark::Runtime::builder().workers(3).build().unwrap();
+/// let w = rt.run(gopark::worker_index).unwrap();
+/// assert!(w < 3);
+/// let h = gopark::Builder::new().worker(w + 1).spawn_on(&rt, gopark::worker_index).unwrap();
+/// assert_eq!(h.join().unwrap(), Some((w + 1) % 3));
+/// ```
+pub fn worker_index() -> Option<usize> {
+    crate::runtime::worker::current_ctx().map(|ctx| ctx.index)
 }
 
 /// Runs `f` as a coroutine on the default runtime and blocks the calling
@@ -260,6 +303,7 @@ pub(crate) fn spawn_in<F, T>(
     shared: &Arc<Shared>,
     name: Option<String>,
     stack_size: Option<usize>,
+    worker: Option<usize>,
     f: F,
 ) -> io::Result<JoinHandle<T>>
 where
@@ -278,7 +322,7 @@ where
     };
     // SAFETY: the task was just created; nobody else can see it yet.
     unsafe { task.local().co = Some(co) };
-    shared.submit(task.clone());
+    shared.submit(task.clone(), worker);
     Ok(JoinHandle {
         task,
         packet,

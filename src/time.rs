@@ -224,7 +224,7 @@ fn fire(weak: Weak<Core>, gen: u64, when: Instant) {
         }
     }
     if let (Some(f), Some(shared)) = (run, here) {
-        if let Err(e) = crate::spawn::spawn_in(&shared, None, None, move || f()) {
+        if let Err(e) = crate::spawn::spawn_in(&shared, None, None, None, move || f()) {
             eprintln!("gopark: after_func: cannot start the coroutine: {e}");
         }
     }

@@ -10,33 +10,25 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{TcpListener, TcpStream};
 
-/// Spawns `f` on a worker other than the calling coroutine's: the caller
-/// busy-waits (never parks or yields, so its own worker cannot start the
-/// coroutine) until another worker has started it.
+/// Spawns `f` on a worker other than the calling coroutine's (2 workers),
+/// with explicit placement, and checks that it runs there.
 fn spawn_elsewhere<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> gopark::JoinHandle<T> {
     let here = thread::current().id();
-    let started = Arc::new(AtomicBool::new(false));
-    let s = started.clone();
-    let h = gopark::spawn(move || {
-        assert_ne!(
-            thread::current().id(),
-            here,
-            "placed on the spawner's worker"
-        );
-        s.store(true, Ordering::SeqCst);
-        f()
-    });
-    let t = Instant::now();
-    while !started.load(Ordering::SeqCst) {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "no other worker started the coroutine"
-        );
-        std::hint::spin_loop();
-    }
-    h
+    let other = 1 - gopark::worker_index().expect("called from a coroutine");
+    gopark::Builder::new()
+        .worker(other)
+        .spawn(move || {
+            assert_ne!(
+                thread::current().id(),
+                here,
+                "placed on the spawner's worker"
+            );
+            assert_eq!(gopark::worker_index(), Some(other));
+            f()
+        })
+        .unwrap()
 }
 
 const LEN: usize = 4 << 20;

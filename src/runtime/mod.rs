@@ -11,7 +11,8 @@
 //! | `p.runq`           | `WorkerCtx::runq` (owner only, started coroutines)       |
 //! |                    | `WorkerShared::spawnq` (unstarted, stealable)            |
 //! |                    | `WorkerShared::inbox` (readied from other threads)       |
-//! | `sched.runq`       | `Shared::global` (spawns from plain threads, overflow)   |
+//! |                    | `WorkerShared::load` (live + placed unstarted)           |
+//! | `sched.runq`       | `Shared::global` (spawnq overflow)                       |
 //! | `sched.pidle`      | `Shared::idle` + `nidle`                                 |
 //! | `sched.nmspinning` | `Shared::nspinning`                                      |
 //! | `wakep()`          | [`Shared::wakep`]                                        |
@@ -19,7 +20,9 @@
 //!
 //! Go steals any runnable G; gopark steals only coroutines that have not run
 //! yet (they are a boxed `Send` closure), and a coroutine readied from another
-//! thread is routed to its home worker's inbox.
+//! thread is routed to its home worker's inbox. Since a started coroutine
+//! never moves, a new one starts on the least-loaded worker
+//! ([`Shared::place`]), and stealing only takes from more loaded workers.
 
 pub(crate) mod timer;
 pub(crate) mod worker;
@@ -40,6 +43,9 @@ use crate::spawn::JoinHandle;
 
 /// Capacity of a worker's stealable queue of unstarted coroutines.
 const SPAWNQ_CAP: usize = 256;
+/// Up to this many workers, placement compares them all; above, it samples
+/// two (see [`Shared::place`]).
+const PLACE_SCAN_ALL: usize = 8;
 /// Default coroutine stack size: enough for ordinary Rust code; lazily
 /// committed, so unused parts cost no memory.
 pub(crate) const DEFAULT_STACK_SIZE: usize = 256 * 1024;
@@ -58,6 +64,41 @@ pub(crate) struct WorkerShared {
     pub(crate) woken_spinning: AtomicBool,
     /// The worker's thread, set by the worker itself before it can sleep.
     pub(crate) thread: OnceLock<Thread>,
+    /// How loaded the worker is: its live coroutines plus the unstarted
+    /// ones charged to it (see [`Shared::place`]).
+    pub(crate) load: Load,
+}
+
+/// A worker's load counter, on its own cache line: other threads bump it
+/// on every spawn placed there, and the owner's hot fields should not share
+/// that line.
+///
+/// It counts the coroutines *charged* to the worker: every started,
+/// unfinished coroutine that lives there, and every unstarted one placed in
+/// its spawn queue or inbox. Each unstarted task records the worker it is
+/// charged to (`TaskLocal::charge`); whoever moves it to another worker
+/// (a thief, or the first resume on another worker) moves the charge, and
+/// its end (finish, leak, or a drop before it started) releases it.
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct Load(AtomicUsize);
+
+impl Load {
+    #[inline]
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn sub(&self, n: usize) {
+        let old = self.0.fetch_sub(n, Ordering::Relaxed);
+        debug_assert!(old >= n, "gopark: worker load underflow");
+    }
 }
 
 /// State shared by all workers of one runtime.
@@ -105,23 +146,107 @@ impl Shared {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Queues a new (unstarted) coroutine and wakes a worker if one is idle.
-    pub(crate) fn submit(self: &Arc<Self>, task: Arc<Task>) {
-        match worker::worker_here() {
-            Some(ctx) if Arc::ptr_eq(&ctx.shared, self) => {
-                if let Err(task) = self.workers[ctx.index].spawnq.push(task) {
-                    self.global.push(task);
-                }
+    /// Queues a new (unstarted) coroutine on the worker chosen by
+    /// [`Shared::place`], or on worker `pin` (modulo the worker count) for an
+    /// explicitly placed one, and wakes that worker if it sleeps.
+    ///
+    /// A placed coroutine goes to the worker's spawn queue, where a less
+    /// loaded worker may still steal it before it starts; a pinned one goes
+    /// to the worker's inbox, which only its owner reads. Cost when the
+    /// target is awake: one RMW on its load counter, the push, and a fence
+    /// and a load to see that no wake-up is needed.
+    pub(crate) fn submit(self: &Arc<Self>, task: Arc<Task>, pin: Option<usize>) {
+        let here = worker::worker_here().filter(|ctx| Arc::ptr_eq(&ctx.shared, self));
+        let (w, local) = match pin {
+            Some(w) => (w % self.workers.len(), false),
+            None => {
+                let w = self.place(here);
+                (w, here.is_some_and(|ctx| ctx.index == w))
             }
-            _ => self.global.push(task),
+        };
+        let ws = &self.workers[w];
+        // SAFETY: the task is unstarted and not queued yet: the caller owns it.
+        unsafe { task.local().charge = w };
+        ws.load.add(1);
+        if pin.is_some() {
+            ws.inbox.push(task);
+            // Also the SeqCst fence (inside `SleepState::wake`) that orders
+            // the push before the shutdown checks below.
+            self.wake_worker(w);
+        } else if let Err(task) = ws.spawnq.push(task) {
+            // Overflow: any worker may take it; the charge moves to
+            // whoever starts it.
+            self.global.push(task);
+            self.wakep();
+            if !local {
+                self.wake_worker(w);
+            }
+        } else if !local {
+            self.wake_worker(w);
         }
-        self.wakep();
+        // On the spawning worker itself no one is woken: the spawner
+        // usually waits for its child soon (spawn then join), and the child
+        // then starts right here; see `place`.
+
         // After the push (SeqCst, as the store in `Runtime::drop`): either
         // the workers' shutdown drains see the task, or we see the flag and
         // drop it here; a join handle never waits for a runtime that is gone.
+        // A pinned task sits in an inbox, which only its worker drains until
+        // every worker has stopped.
         if self.shutdown.load(Ordering::SeqCst) {
-            worker::cancel_queued(self, false);
+            let all_stopped = self.shutdown_active.load(Ordering::SeqCst) == 0;
+            worker::cancel_queued(self, all_stopped);
         }
+    }
+
+    /// The worker a new coroutine starts on: the least loaded one (live
+    /// coroutines plus queued unstarted ones, [`Load`]).
+    ///
+    /// Spawned from one of this runtime's coroutines, the spawning worker
+    /// wins ties and does not count the spawner itself, which usually
+    /// blocks soon (a join, a channel): a child joined at once then runs
+    /// on the same worker with no wake-up, while a fan-out or an accept
+    /// loop alternates between the spawning worker and the others. Up to 8
+    /// workers are all compared; above that, two chosen at random
+    /// (Mitzenmacher's power of two choices) and the spawning worker.
+    /// Ties between other workers are broken by a random start, so spawns
+    /// from plain threads spread evenly.
+    pub(crate) fn place(&self, here: Option<&worker::WorkerCtx>) -> usize {
+        let n = self.workers.len();
+        if n == 1 {
+            return 0;
+        }
+        let (mut best, mut best_load) = match here {
+            Some(ctx) => {
+                let load = self.workers[ctx.index].load.get();
+                let load = load.saturating_sub(usize::from(ctx.in_coroutine()));
+                if load == 0 {
+                    return ctx.index;
+                }
+                (ctx.index, load)
+            }
+            None => (usize::MAX, usize::MAX),
+        };
+        let r = match here {
+            Some(ctx) => ctx.next_rand() as usize,
+            None => plain_thread_rand() as usize,
+        };
+        let mut consider = |w: usize| {
+            let load = self.workers[w].load.get();
+            if load < best_load {
+                best = w;
+                best_load = load;
+            }
+        };
+        if n <= PLACE_SCAN_ALL {
+            for k in 0..n {
+                consider((r + k) % n);
+            }
+        } else {
+            consider(r % n);
+            consider((r >> 16) % n);
+        }
+        best
     }
 
     /// Go's `wakep`: if a worker is idle and none is spinning, wake one to
@@ -215,14 +340,53 @@ impl Shared {
         self.workers[h.worker].timers.cancel(h.key)
     }
 
-    /// True if any queue a worker could take work from is non-empty.
+    /// True if any queue the calling worker could take work from is
+    /// non-empty: the global queue, its own spawn queue, and the spawn queue
+    /// of any worker more loaded than it (the others it does not steal
+    /// from, so their queued coroutines must not keep it awake). During
+    /// shutdown, and off the runtime's workers, every spawn queue counts.
     pub(crate) fn has_visible_work(&self) -> bool {
-        !self.global.is_empty() || self.workers.iter().any(|w| !w.spawnq.is_empty())
+        if !self.global.is_empty() {
+            return true;
+        }
+        let me = worker::worker_here()
+            .filter(|ctx| ptr_eq(&ctx.shared, self))
+            .map(|ctx| ctx.index);
+        match me {
+            Some(me) if !self.shutdown.load(Ordering::Relaxed) => {
+                let mine = self.workers[me].load.get();
+                self.workers
+                    .iter()
+                    .enumerate()
+                    .any(|(i, w)| !w.spawnq.is_empty() && (i == me || w.load.get() > mine))
+            }
+            _ => self.workers.iter().any(|w| !w.spawnq.is_empty()),
+        }
     }
 }
 
 fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
     std::ptr::eq(Arc::as_ptr(a), b)
+}
+
+/// A per-thread xorshift for placement from plain threads (no shared
+/// counter: that would be another contended RMW per spawn).
+fn plain_thread_rand() -> u32 {
+    thread_local! {
+        static RNG: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    RNG.with(|c| {
+        let mut x = c.get();
+        if x == 0 {
+            // Seed from the address of the thread-local: distinct per thread.
+            x = (c as *const _ as usize as u32) | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c.set(x);
+        x
+    })
 }
 
 /// A gopark runtime: worker threads, their queues and timers, and a poller
@@ -277,11 +441,27 @@ pub struct RuntimeBuilder {
 
 impl RuntimeBuilder {
     /// Number of worker threads (Go's GOMAXPROCS). Default: the
-    /// `GOPARK_WORKERS` environment variable, else the available parallelism.
+    /// `GOPARK_WORKERS` environment variable, else
+    /// [`std::thread::available_parallelism`], which on Linux honours both
+    /// the CPU affinity mask (`sched_getaffinity`, e.g. `taskset`) and the
+    /// cgroup CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`; a container's
+    /// `--cpus`), whichever is smaller, with a fractional quota rounded
+    /// down and at least 1. (Go 1.25 rounds a quota up and uses at least 2;
+    /// gopark rounds down, since a worker beyond the quota only gets
+    /// throttled.) Read once, when the runtime is built.
+    ///
+    /// Coroutines start on the least-loaded worker; see
+    /// [`Builder::worker`](crate::Builder::worker) to choose one.
     ///
     /// ```
     /// let rt = gopark::Runtime::builder().workers(3).build().unwrap();
     /// assert_eq!(rt.workers(), 3);
+    ///
+    /// // The default, unless GOPARK_WORKERS says otherwise:
+    /// if std::env::var_os("GOPARK_WORKERS").is_none() {
+    ///     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    ///     assert_eq!(gopark::Runtime::new().unwrap().workers(), cpus);
+    /// }
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
@@ -369,6 +549,7 @@ impl RuntimeBuilder {
                 sleep: SleepState::new(),
                 woken_spinning: AtomicBool::new(false),
                 thread: OnceLock::new(),
+                load: Load::default(),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -463,7 +644,7 @@ impl Runtime {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        crate::spawn::spawn_in(&self.shared, None, None, f)
+        crate::spawn::spawn_in(&self.shared, None, None, None, f)
             .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
     }
 

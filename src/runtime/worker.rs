@@ -7,8 +7,8 @@
 //!    the inbox moved into the run queue, and a non-blocking netpoll;
 //! 3. `runnext`, the local run queue, the inbox, the local spawn queue, the
 //!    global queue;
-//! 4. stealing unstarted coroutines from other workers (spinning: at most
-//!    half of the busy workers spin, as in Go);
+//! 4. stealing unstarted coroutines from more loaded workers (spinning: at
+//!    most half of the busy workers spin, as in Go);
 //! 5. sleep: join the idle list, re-check, then block in the worker's own
 //!    poller shard with the timeout of the worker's next timer.
 //!
@@ -164,6 +164,9 @@ pub(crate) struct WorkerCtx {
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
     rng: Cell<u32>,
+    /// The coroutine that yielded last, queued behind the others: when its
+    /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
+    yielded: Cell<*const Task>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
     polled: RefCell<Vec<Arc<Task>>>,
@@ -182,6 +185,7 @@ impl WorkerCtx {
             spinning: Cell::new(false),
             shutting_down: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
+            yielded: Cell::new(ptr::null()),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
         }
@@ -234,7 +238,13 @@ impl WorkerCtx {
         }
     }
 
-    fn next_rand(&self) -> u32 {
+    /// True while a coroutine runs on this worker (the caller is in it).
+    #[inline]
+    pub(crate) fn in_coroutine(&self) -> bool {
+        !self.current.get().is_null()
+    }
+
+    pub(crate) fn next_rand(&self) -> u32 {
         // xorshift32
         let mut x = self.rng.get();
         x ^= x << 13;
@@ -279,7 +289,7 @@ impl WorkerCtx {
             if let Some(t) = self.runnext.take() {
                 return Some(t);
             }
-            if let Some(t) = self.runq.borrow_mut().pop_front() {
+            if let Some(t) = self.pop_runq() {
                 return Some(t);
             }
             if let Some(t) = me.inbox.quick_pop() {
@@ -301,6 +311,27 @@ impl WorkerCtx {
             }
             self.idle();
         }
+    }
+
+    /// The front of the run queue; when that is the coroutine that yielded
+    /// last, an unstarted coroutine (own spawn queue, else the global queue)
+    /// goes first, so a yield loop cannot starve new coroutines. Unstarted
+    /// coroutines wait in the spawn queue until then, where thieves see them.
+    fn pop_runq(&self) -> Option<Arc<Task>> {
+        let t = self.runq.borrow_mut().pop_front()?;
+        if ptr::eq(Arc::as_ptr(&t), self.yielded.get()) {
+            self.yielded.set(ptr::null());
+            let fresh = self
+                .shared_part()
+                .spawnq
+                .quick_pop()
+                .or_else(|| self.shared.global.quick_pop());
+            if let Some(fresh) = fresh {
+                self.runq.borrow_mut().push_front(t);
+                return Some(fresh);
+            }
+        }
+        Some(t)
     }
 
     /// Fires due timers (cheap when none is due: one atomic load).
@@ -334,7 +365,11 @@ impl WorkerCtx {
         n
     }
 
-    /// Steals unstarted coroutines from other workers (Go's `stealWork`).
+    /// Steals unstarted coroutines from other workers (Go's `stealWork`),
+    /// but only from workers more loaded than this one (`runtime::Load`):
+    /// placement already put each coroutine on the least-loaded worker and
+    /// woke it, so taking from an equally loaded worker would only
+    /// unbalance the two.
     fn steal(&self) -> Option<Arc<Task>> {
         let n = self.shared.workers.len();
         if n == 1 {
@@ -350,24 +385,38 @@ impl WorkerCtx {
         }
         let me = self.shared_part();
         for _ in 0..STEAL_ROUNDS {
+            let mine = me.load.get();
             let start = self.next_rand() as usize % n;
             for k in 0..n {
                 let v = (start + k) % n;
                 if v == self.index {
                     continue;
                 }
-                let victim = &self.shared.workers[v].spawnq;
+                let vs = &self.shared.workers[v];
+                let theirs = vs.load.get();
+                if theirs <= mine {
+                    continue;
+                }
+                let victim = &vs.spawnq;
+                // The charge of `first` moves when it starts (`execute`).
                 let Some(first) = victim.pop() else { continue };
-                // Take up to half of what is left, as Go's runqsteal does.
-                for _ in 0..victim.len() / 2 {
-                    match victim.pop() {
-                        Some(t) => {
-                            if let Err(t) = me.spawnq.push(t) {
-                                self.shared.global.push(t);
-                            }
-                        }
-                        None => break,
+                // Take up to half of what is left, as Go's runqsteal does,
+                // but not so much that this worker ends up more loaded.
+                let extra = (victim.len() / 2).min((theirs - mine).saturating_sub(2) / 2);
+                let mut moved = 0;
+                for _ in 0..extra {
+                    let Some(t) = victim.pop() else { break };
+                    // SAFETY: an unstarted task popped from a queue is owned
+                    // by its popper (coroutine module docs).
+                    unsafe { t.local().charge = self.index };
+                    moved += 1;
+                    if let Err(t) = me.spawnq.push(t) {
+                        self.shared.global.push(t);
                     }
+                }
+                if moved > 0 {
+                    vs.load.sub(moved);
+                    me.load.add(moved);
                 }
                 return Some(first);
             }
@@ -454,7 +503,17 @@ impl WorkerCtx {
             let slot = self.registry.borrow_mut().insert(task.clone());
             // SAFETY: the task is now owned by this worker, which is the only
             // one that touches `local` from here on (coroutine module docs).
-            unsafe { task.local().slot = slot };
+            let local = unsafe { task.local() };
+            local.slot = slot;
+            // It lives here now: move its charge (placed on another worker,
+            // then stolen or taken from the global queue).
+            if local.charge != self.index {
+                if let Some(w) = self.shared.workers.get(local.charge) {
+                    w.load.sub(1);
+                }
+                self.shared_part().load.add(1);
+                local.charge = self.index;
+            }
         }
         // SAFETY: owner-only field of a task this worker owns.
         if unsafe { task.local().co.is_none() } {
@@ -559,7 +618,9 @@ impl WorkerCtx {
 
     /// Go's Gosched: the yielding coroutine goes behind the others. Readied
     /// coroutines from the inbox and one unstarted coroutine go before it, so
-    /// a yield loop cannot starve them.
+    /// a yield loop cannot starve them; the unstarted one is taken only when
+    /// the yielder's turn comes (`pop_runq`), so until then it stays in the
+    /// spawn queue, stealable.
     fn requeue_yielded(&self, task: Arc<Task>) {
         let me = self.shared_part();
         let mut q = self.runq.borrow_mut();
@@ -569,13 +630,7 @@ impl WorkerCtx {
         while let Some(t) = me.inbox.quick_pop() {
             q.push_back(t);
         }
-        if let Some(t) = me
-            .spawnq
-            .quick_pop()
-            .or_else(|| self.shared.global.quick_pop())
-        {
-            q.push_back(t);
-        }
+        self.yielded.set(Arc::as_ptr(&task));
         q.push_back(task);
     }
 
@@ -591,6 +646,9 @@ impl WorkerCtx {
         }
         let slot = local.slot;
         let held = self.registry.borrow_mut().remove(slot);
+        if held.is_some() {
+            self.shared_part().load.sub(1);
+        }
         let panic = panic.map(|mut p| match p.downcast_mut::<Cancelled>() {
             Some(c) => {
                 // The unwind this worker raised came back: not swallowed.
@@ -615,6 +673,9 @@ impl WorkerCtx {
             std::mem::forget(co);
         }
         let held = self.registry.borrow_mut().remove(local.slot);
+        if held.is_some() {
+            self.shared_part().load.sub(1);
+        }
         let name = task
             .name
             .as_deref()

@@ -44,7 +44,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{drop_payload, QuickPop, WorkerCtx, CANCELLED_MSG};
-use crate::coroutine::{Task, CANCEL_NONE, CANCEL_REQUESTED};
+use crate::coroutine::{Task, CANCEL_NONE, CANCEL_REQUESTED, NO_HOME};
 use crate::runtime::Shared;
 
 /// How often a worker with nothing to run re-checks, during shutdown, for
@@ -163,17 +163,27 @@ impl WorkerCtx {
 /// what is left in inboxes and timers (after the last worker stopped), so
 /// no task keeps the runtime's shared state alive.
 pub(crate) fn cancel_queued(shared: &Arc<Shared>, all: bool) {
+    // Pairs with the fence of a spawner that pushed, then saw the shutdown
+    // flag and every worker stopped (`Shared::submit`): one of us sees the
+    // other's write, so a task pushed to an inbox after the last worker
+    // left is still dropped.
+    fence(Ordering::SeqCst);
     while let Some(t) = shared.global.pop() {
-        drop_unstarted(t);
+        drop_unstarted(shared, t);
     }
     for w in shared.workers.iter() {
         while let Some(t) = w.spawnq.pop() {
-            drop_unstarted(t);
+            drop_unstarted(shared, t);
         }
         if all {
             // Started coroutines readied after their worker left: they were
-            // leaked, and `Task`'s drop never unwinds a stack.
-            while w.inbox.pop().is_some() {}
+            // leaked, and `Task`'s drop never unwinds a stack. Unstarted
+            // ones were placed on that worker explicitly (`Builder::worker`).
+            while let Some(t) = w.inbox.pop() {
+                if t.home.load(Ordering::Relaxed) == NO_HOME {
+                    drop_unstarted(shared, t);
+                }
+            }
             let mut due = Vec::new();
             w.timers.take_all(&mut due);
             drop(due);
@@ -182,10 +192,17 @@ pub(crate) fn cancel_queued(shared: &Arc<Shared>, all: bool) {
 }
 
 /// Drops an unstarted coroutine popped from a queue and fails its join.
-fn drop_unstarted(task: Arc<Task>) {
+fn drop_unstarted(shared: &Shared, task: Arc<Task>) {
     // SAFETY: the task was popped from a run queue, so its popper is its
     // owner; it never ran, so no worker owns it (coroutine module docs).
-    let co = unsafe { task.local().co.take() };
+    let local = unsafe { task.local() };
+    if let Some(w) = shared
+        .workers
+        .get(std::mem::replace(&mut local.charge, NO_HOME))
+    {
+        w.load.sub(1);
+    }
+    let co = local.co.take();
     if let Some(co) = co {
         debug_assert!(
             !co.started(),

@@ -47,3 +47,69 @@ fn panicking_commit_is_raised_in_the_coroutine() {
     }
     in_child_ok(NAME);
 }
+
+/// The per-worker load counters (live coroutines plus queued unstarted
+/// ones) return to zero once every coroutine has ended, whichever way it
+/// ended: returned, panicked, cancelled before it started, unwound at
+/// shutdown, or leaked there.
+#[test]
+fn load_counters_return_to_zero() {
+    use std::sync::atomic::Ordering;
+    let rt = crate::Runtime::builder().workers(2).build().unwrap();
+    let shared = rt.shared().clone();
+    let loads =
+        |s: &crate::runtime::Shared| s.workers.iter().map(|w| w.load.get()).collect::<Vec<_>>();
+
+    // Spawns from a plain thread, explicit placement, panics, yields, and a
+    // fan-out from a coroutine whose children spawn more.
+    let mut hs = Vec::new();
+    for i in 0..64 {
+        let b = crate::Builder::new();
+        let b = if i % 4 == 0 { b.worker(i) } else { b };
+        hs.push(
+            b.spawn_on(&rt, move || {
+                if i % 7 == 0 {
+                    panic!("expected");
+                }
+                for _ in 0..3 {
+                    crate::yield_now();
+                }
+                let kids: Vec<_> = (0..4).map(|_| crate::spawn(crate::yield_now)).collect();
+                for k in kids {
+                    k.join().unwrap();
+                }
+            })
+            .unwrap(),
+        );
+    }
+    for h in hs {
+        let _ = h.join();
+    }
+    assert_eq!(loads(&shared), [0, 0]);
+
+    // Shutdown: parked coroutines, queued unstarted ones (spawned by a
+    // coroutine that holds its worker), and one that swallows its
+    // cancellation and is leaked.
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..10 {
+        rt.spawn(crate::park);
+    }
+    rt.spawn(|| {
+        let _ = std::panic::catch_unwind(crate::park);
+        crate::park();
+    });
+    rt.spawn(move || {
+        let queued: Vec<_> = (0..20).map(|_| crate::spawn(|| ())).collect();
+        tx.send(queued).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    let queued = rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(shared.workers.iter().map(|w| w.load.get()).sum::<usize>() > 0);
+    drop(rt);
+    for h in queued {
+        let _ = h.join();
+    }
+    assert!(shared.shutdown.load(Ordering::SeqCst));
+    assert_eq!(loads(&shared), [0, 0]);
+}

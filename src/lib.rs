@@ -23,18 +23,19 @@
 //! worker thread runs other coroutines; a per-runtime epoll poller readies
 //! it again. Coroutines are cheap: a guarded, lazily committed stack each.
 //!
-//! ## Glossary (Go's vocabulary, Rust casing)
-//! - **coroutine** (Go: goroutine, `g`): a function running on its own stack.
-//! - **worker** (Go: an M holding a P): an OS thread that runs coroutines.
-//! - **park** (Go: `gopark`): suspend the running coroutine; the worker then
-//!   runs the park's *commit* step, which publishes the coroutine where a
-//!   waker will find it.
-//! - **ready** (Go: `ready`/`goready`): make a parked coroutine runnable
-//!   again, on its home worker.
-//! - **runnext**: the slot for the coroutine that runs next on a worker.
-//! - **spinning**: an idle worker looking for work to steal.
-//! - **find_runnable** (Go: `findRunnable`): how a worker picks what runs next.
-//! - **netpoll**, **PollDesc**: the epoll poller and its per-descriptor state.
+//! ## Modules
+//! - [`spawn`], [`go!`], [`Builder`], [`JoinHandle`], [`run`], [`yield_now`],
+//!   [`park`], [`current`], [`worker_index`]: coroutines; [`scope`] for
+//!   coroutines that borrow; [`coroutine_local!`] for per-coroutine values.
+//! - [`Runtime`]: independent runtimes and their settings (the default one
+//!   starts on first use).
+//! - [`net`]: TCP, UDP and Unix sockets with std's names, Go's deadlines and
+//!   errors; [`io`] for pipes, child stdio and the standard streams; [`fs`]:
+//!   std's file API off the workers; [`blocking`] for any other blocking call.
+//! - [`chan`] and [`select!`]: Go's channels; [`sync`]: locks, `WaitGroup`,
+//!   `ErrGroup` and friends that park instead of block; [`time`]: sleeps and
+//!   timer channels; [`context`]: cancellation and deadlines; [`signal`]:
+//!   signals as a channel.
 //!
 //! ## Pitfalls
 //! A started coroutine never leaves its worker thread, and a worker runs many

@@ -54,9 +54,9 @@ pub use never::never;
 /// Implementation details of [`select!`](crate::select); not a public API.
 ///
 /// The macro expands to code in the caller's crate, so these items must be
-/// public. They are safe to reach from outside the crate anyway: [`Arm`] is
+/// public. They are safe to reach from outside the crate anyway: `Arm` is
 /// sealed, and the methods that link an arm's node into a channel's queue
-/// can only be called by [`select`], which unlinks every node before it
+/// can only be called by `select`, which unlinks every node before it
 /// returns or unwinds.
 ///
 /// No type outside gopark can be an arm:

@@ -92,7 +92,7 @@
 //! parked coroutines (of any runtime) wait for. Once that runtime has been
 //! dropped, plain threads can keep using the socket (they wait in poll(2)),
 //! and an op of a coroutine succeeds if it need not wait; one that would have
-//! to wait fails instead with [`io::ErrorKind::Other`], "gopark: the runtime
+//! to wait fails instead with [`io::ErrorKind::Other`], "the runtime
 //! this socket was registered with has shut down" — also a coroutine of
 //! another runtime that was parked on it when the runtime was dropped. Conversions from std types and `FromRawFd` switch the
 //! descriptor to non-blocking mode, which is shared with its duplicates;

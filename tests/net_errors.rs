@@ -143,7 +143,10 @@ fn connect_refused() {
 
         let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
-        assert!(e.to_string().starts_with(&format!("connect tcp {addr}: ")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("connect tcp {addr}: ")),
+            "{e}"
+        );
     });
 }
 
@@ -155,14 +158,20 @@ fn bind_in_use_names_the_address() {
         let e = TcpListener::bind(addr).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
         let msg = e.to_string();
-        assert!(msg.contains("bind") && msg.contains(&addr.to_string()), "{msg}");
+        assert!(
+            msg.contains("bind") && msg.contains(&addr.to_string()),
+            "{msg}"
+        );
         assert_eq!(gopark::net::raw_os_error(&e), Some(libc::EADDRINUSE));
 
         let u = gopark::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let ua = u.local_addr().unwrap();
         let e = gopark::net::UdpSocket::bind(ua).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
-        assert!(e.to_string().starts_with(&format!("bind udp {ua}: ")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("bind udp {ua}: ")),
+            "{e}"
+        );
     });
 }
 
@@ -174,11 +183,19 @@ fn unix_errors_name_the_path() {
         let _ = std::fs::remove_file(&p);
         let e = UnixStream::connect(&p).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
-        assert!(e.to_string().starts_with(&format!("connect unix {}: ", p.display())), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("connect unix {}: ", p.display())),
+            "{e}"
+        );
         let _l = UnixListener::bind(&p).unwrap();
         let e = UnixListener::bind(&p).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
-        assert!(e.to_string().starts_with(&format!("bind unix {}: ", p.display())), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("bind unix {}: ", p.display())),
+            "{e}"
+        );
         let e = UnixDatagram::bind(&p).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
         assert!(e.to_string().contains("bind unixgram"), "{e}");
@@ -207,7 +224,10 @@ fn debug_shows_the_addresses() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let la = l.local_addr().unwrap();
         let d = format!("{l:?}");
-        assert!(d.starts_with("TcpListener {") && d.contains(&format!("addr: {la}")), "{d}");
+        assert!(
+            d.starts_with("TcpListener {") && d.contains(&format!("addr: {la}")),
+            "{d}"
+        );
         assert!(d.contains("fd: "), "{d}");
         let c = TcpStream::connect(la).unwrap();
         let ca = c.local_addr().unwrap();
@@ -271,7 +291,10 @@ fn emfile_scenario() {
     let std_kind = std::io::Error::from_raw_os_error(libc::EMFILE).kind();
     assert_eq!(err.kind(), std_kind, "{err}");
     assert_eq!(gopark::net::raw_os_error(&err), Some(libc::EMFILE), "{err}");
-    assert!(err.to_string().starts_with(&format!("accept tcp {addr}: ")), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("accept tcp {addr}: ")),
+        "{err}"
+    );
     assert!(!accepted.is_empty(), "some connections fit under the limit");
     let n = accepted.len();
     drop(accepted); // free descriptors: the server keeps going

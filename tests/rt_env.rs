@@ -1,4 +1,5 @@
-//! `GOPARK_WORKERS` that is not a positive integer: ignored with one warning.
+//! Runtime configuration: a bad `GOPARK_WORKERS` (ignored with one warning),
+//! tiny stack sizes, and the `Debug` of a runtime.
 
 use std::process::Command;
 
@@ -44,5 +45,27 @@ fn stack_size_below_the_minimum_still_runs() {
             })
             .unwrap();
         assert_eq!(h.join().unwrap(), 4 * 1024);
+    }
+}
+
+#[test]
+fn runtime_debug_shows_workers_and_coroutines() {
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let h = rt.spawn(move || {
+        let _ = rx.recv();
+    });
+    let d = format!("{rt:?}");
+    assert!(
+        d.contains("workers: 2") && d.contains("coroutines: 1"),
+        "{d}"
+    );
+    tx.send(()).unwrap();
+    h.join().unwrap();
+    // The charge is released when the coroutine ends, just after its join.
+    let t = std::time::Instant::now();
+    while !format!("{rt:?}").contains("coroutines: 0") {
+        assert!(t.elapsed().as_secs() < 5, "{rt:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }

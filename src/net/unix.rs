@@ -140,7 +140,11 @@ impl UnixListener {
     /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
         self.accept_inner().map_err(|e| {
-            let addr = || self.local_addr().ok().and_then(|a| a.as_pathname().map(path_str));
+            let addr = || {
+                self.local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(path_str))
+            };
             wrap("accept", "unix", addr, e)
         })
     }

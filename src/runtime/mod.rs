@@ -407,6 +407,9 @@ fn plain_thread_rand() -> u32 {
 /// assert_eq!(h.join().unwrap(), 42);
 /// assert_eq!(rt.run(|| gopark::current().is_some()), true);
 /// ```
+///
+/// `Debug` shows the worker count and the coroutines not yet finished
+/// (started or queued): `Runtime { workers: 2, coroutines: 0 }`.
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<ThreadHandle<()>>,
@@ -414,8 +417,11 @@ pub struct Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The sum of the workers' loads: a snapshot, racing with spawns.
+        let coroutines: usize = self.shared.workers.iter().map(|w| w.load.get()).sum();
         f.debug_struct("Runtime")
             .field("workers", &self.shared.workers.len())
+            .field("coroutines", &coroutines)
             .finish()
     }
 }

@@ -112,7 +112,7 @@ pub fn notify(signals: &[i32]) -> io::Result<Receiver<i32>> {
     if signals.is_empty() || signals.iter().any(|&s| forbidden(s)) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "gopark: signal::notify: no signals, or one that cannot be caught",
+            "signal::notify: no signals, or one that cannot be caught",
         ));
     }
     let mut guard = registry();

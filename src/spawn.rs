@@ -157,8 +157,12 @@ impl Builder {
         self
     }
 
-    /// Usable stack size in bytes (rounded up to whole pages; committed
-    /// lazily, so only what the coroutine touches costs memory).
+    /// Usable stack size in bytes, committed lazily, so only what the
+    /// coroutine touches costs memory. At least 16 KiB: a smaller size
+    /// (`0` included) becomes 16 KiB, and any size is rounded up to whole
+    /// pages (4 KiB on most systems); a guard page below the stack is not
+    /// counted. More than 1 TiB makes [`spawn`](Self::spawn) fail with
+    /// [`InvalidInput`](std::io::ErrorKind::InvalidInput).
     ///
     /// ```
     /// let h = gopark::Builder::new().stack_size(1 << 20).spawn(|| {

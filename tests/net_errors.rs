@@ -130,6 +130,124 @@ fn connect_refused() {
         };
         let e = TcpStream::connect(addr).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("connect"), "{msg}");
+        assert!(msg.contains(&format!("127.0.0.1:{}", addr.port())), "{msg}");
+        let op = gopark::net::OpError::from_io(&e).expect("an OpError");
+        assert_eq!((op.op(), op.net()), ("connect", "tcp"));
+        assert_eq!(op.io_error().raw_os_error(), Some(libc::ECONNREFUSED));
+        assert_eq!(gopark::net::raw_os_error(&e), Some(libc::ECONNREFUSED));
+        // The message once, and the original as the source.
+        let src = std::error::Error::source(&e).expect("a source");
+        assert_eq!(src.to_string(), op.io_error().to_string());
+
+        let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("connect tcp {addr}: ")),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn bind_in_use_names_the_address() {
+    rt().run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let e = TcpListener::bind(addr).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("bind") && msg.contains(&addr.to_string()),
+            "{msg}"
+        );
+        assert_eq!(gopark::net::raw_os_error(&e), Some(libc::EADDRINUSE));
+
+        let u = gopark::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ua = u.local_addr().unwrap();
+        let e = gopark::net::UdpSocket::bind(ua).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("bind udp {ua}: ")),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn unix_errors_name_the_path() {
+    use gopark::net::unix::{UnixDatagram, UnixListener, UnixStream};
+    rt().run(|| {
+        let p = std::env::temp_dir().join(format!("gopark-err-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        let e = UnixStream::connect(&p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("connect unix {}: ", p.display())),
+            "{e}"
+        );
+        let _l = UnixListener::bind(&p).unwrap();
+        let e = UnixListener::bind(&p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("bind unix {}: ", p.display())),
+            "{e}"
+        );
+        let e = UnixDatagram::bind(&p).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AddrInUse, "{e}");
+        assert!(e.to_string().contains("bind unixgram"), "{e}");
+        std::fs::remove_file(&p).unwrap();
+    });
+}
+
+#[test]
+fn closed_and_would_block_errors_are_not_wrapped() {
+    rt().run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let e = l.accept().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::WouldBlock);
+        assert!(gopark::net::OpError::from_io(&e).is_none(), "{e}");
+        l.close().unwrap();
+        let e = l.accept().unwrap_err();
+        assert!(gopark::net::is_closed(&e), "{e}");
+        assert_eq!(e.to_string(), "use of closed network connection");
+    });
+}
+
+#[test]
+fn debug_shows_the_addresses() {
+    rt().run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let la = l.local_addr().unwrap();
+        let d = format!("{l:?}");
+        assert!(
+            d.starts_with("TcpListener {") && d.contains(&format!("addr: {la}")),
+            "{d}"
+        );
+        assert!(d.contains("fd: "), "{d}");
+        let c = TcpStream::connect(la).unwrap();
+        let ca = c.local_addr().unwrap();
+        let d = format!("{c:?}");
+        assert!(d.contains(&format!("addr: {ca}")), "{d}");
+        assert!(d.contains(&format!("peer: {la}")), "{d}");
+        c.close().unwrap();
+        let d = format!("{c:?}");
+        assert!(d.starts_with("TcpStream {") && d.contains("fd: "), "{d}");
+
+        let u = gopark::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let ua = u.local_addr().unwrap();
+        assert!(format!("{u:?}").contains(&format!("addr: {ua}")), "{u:?}");
+        assert!(!format!("{u:?}").contains("peer"), "{u:?}");
+        u.connect(la).unwrap();
+        assert!(format!("{u:?}").contains(&format!("peer: {la}")), "{u:?}");
+
+        let (a, _b) = gopark::net::unix::UnixStream::pair().unwrap();
+        let d = format!("{a:?}");
+        assert!(d.contains("addr: ") && d.contains("peer: "), "{d}");
     });
 }
 
@@ -170,7 +288,13 @@ fn emfile_scenario() {
             }
         }
     });
-    assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+    let std_kind = std::io::Error::from_raw_os_error(libc::EMFILE).kind();
+    assert_eq!(err.kind(), std_kind, "{err}");
+    assert_eq!(gopark::net::raw_os_error(&err), Some(libc::EMFILE), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!("accept tcp {addr}: ")),
+        "{err}"
+    );
     assert!(!accepted.is_empty(), "some connections fit under the limit");
     let n = accepted.len();
     drop(accepted); // free descriptors: the server keeps going

@@ -69,6 +69,10 @@
 //!     assert!(gopark::net::is_closed(&err));
 //! });
 //! ```
+//! - A failed `connect`, `bind`, `accept` or `send_to` names the operation
+//!   and the address, as Go's errors do: "connect tcp 127.0.0.1:1:
+//!   Connection refused (os error 111)". The [`io::ErrorKind`] is the
+//!   underlying error's; see [`OpError`] for its parts and the errno.
 //! - Accepted and connected TCP streams have `TCP_NODELAY` on (as in Go);
 //!   listeners set `SO_REUSEADDR`; accept retries ECONNABORTED and EINTR
 //!   and returns EMFILE to the caller.
@@ -88,7 +92,7 @@
 //! parked coroutines (of any runtime) wait for. Once that runtime has been
 //! dropped, plain threads can keep using the socket (they wait in poll(2)),
 //! and an op of a coroutine succeeds if it need not wait; one that would have
-//! to wait fails instead with [`io::ErrorKind::Other`], "gopark: the runtime
+//! to wait fails instead with [`io::ErrorKind::Other`], "the runtime
 //! this socket was registered with has shut down" — also a coroutine of
 //! another runtime that was parked on it when the runtime was dropped. Conversions from std types and `FromRawFd` switch the
 //! descriptor to non-blocking mode, which is shared with its duplicates;
@@ -97,6 +101,7 @@
 use std::io;
 
 mod addr;
+mod error;
 mod fd;
 mod fd_mutex;
 mod sys;
@@ -105,6 +110,7 @@ mod udp;
 pub mod unix;
 
 pub use addr::{lookup_host, ToSocketAddrs};
+pub use error::{raw_os_error, OpError};
 pub use std::net::Shutdown;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
@@ -413,7 +419,7 @@ macro_rules! stream_io {
 
 /// Raw descriptor traits and the conversion from the std type.
 macro_rules! fd_traits {
-    ($ty:ident, $std:ty) => {
+    ($ty:ident, $std:ty $(, $peer:ident)?) => {
         impl std::os::fd::AsRawFd for $ty {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 self.inner.raw()
@@ -473,11 +479,22 @@ macro_rules! fd_traits {
             }
         }
 
+        /// Like std's: the local address, the peer's (for a connected
+        /// socket) and the descriptor; an address that cannot be read (the
+        /// socket is closed, say) is left out.
         impl std::fmt::Debug for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    .field("fd", &self.inner.raw())
-                    .finish()
+                let mut d = f.debug_struct(stringify!($ty));
+                if let Ok(a) = self.local_addr() {
+                    d.field("addr", &a);
+                }
+                $(
+                    let _ = stringify!($peer);
+                    if let Ok(p) = self.peer_addr() {
+                        d.field("peer", &p);
+                    }
+                )?
+                d.field("fd", &self.inner.raw()).finish()
             }
         }
     };

@@ -5,6 +5,7 @@ use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
+use super::error::wrap;
 use super::fd::NetFd;
 use super::{closable, each_addr, fd_traits, stream_io, sys, timeouts, ToSocketAddrs};
 use crate::sm::poll_desc::Mode;
@@ -100,18 +101,22 @@ impl TcpListener {
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(addr, |a| {
-            let fd = sys::socket(sys::family(a), libc::SOCK_STREAM)?;
-            // SAFETY: a fresh socket we own; the std type closes it on error.
-            let l = unsafe { net::TcpListener::from_raw_fd(fd) };
-            sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-            let raw = sys::raw_addr(a);
-            // SAFETY: `raw` holds a valid sockaddr of `raw.len` bytes.
-            sys::cvt(unsafe { libc::bind(fd, raw.as_ptr(), raw.len) })?;
-            // SAFETY: plain syscall on our socket.
-            sys::cvt(unsafe { libc::listen(fd, BACKLOG) })?;
-            Ok(TcpListener {
-                inner: NetFd::new(l)?,
-            })
+            TcpListener::bind_addr(a).map_err(|e| wrap("bind", "tcp", || Some(a.to_string()), e))
+        })
+    }
+
+    fn bind_addr(a: &SocketAddr) -> io::Result<TcpListener> {
+        let fd = sys::socket(sys::family(a), libc::SOCK_STREAM)?;
+        // SAFETY: a fresh socket we own; the std type closes it on error.
+        let l = unsafe { net::TcpListener::from_raw_fd(fd) };
+        sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        let raw = sys::raw_addr(a);
+        // SAFETY: `raw` holds a valid sockaddr of `raw.len` bytes.
+        sys::cvt(unsafe { libc::bind(fd, raw.as_ptr(), raw.len) })?;
+        // SAFETY: plain syscall on our socket.
+        sys::cvt(unsafe { libc::listen(fd, BACKLOG) })?;
+        Ok(TcpListener {
+            inner: NetFd::new(l)?,
         })
     }
 
@@ -130,6 +135,13 @@ impl TcpListener {
     /// });
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept_inner().map_err(|e| {
+            let addr = || self.local_addr().ok().map(|a| a.to_string());
+            wrap("accept", "tcp", addr, e)
+        })
+    }
+
+    fn accept_inner(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (fd, st) = self.inner.io(Mode::Read, |l| sys::accept(l.as_raw_fd()))?;
         // SAFETY: accept4 returned a fresh descriptor we own.
         let s = unsafe { net::TcpStream::from_raw_fd(fd) };
@@ -225,6 +237,11 @@ macro_rules! stream_doc {
 
 impl TcpStream {
     fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        TcpStream::connect_raw(addr, deadline)
+            .map_err(|e| wrap("connect", "tcp", || Some(addr.to_string()), e))
+    }
+
+    fn connect_raw(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let fd = sys::socket(sys::family(addr), libc::SOCK_STREAM)?;
         // SAFETY: a fresh socket we own; the std type closes it on error.
         let s = unsafe { net::TcpStream::from_raw_fd(fd) };
@@ -396,6 +413,6 @@ timeouts!(
     "let _l = gopark::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\n\
      let s = gopark::net::TcpStream::connect(_l.local_addr().unwrap()).unwrap();"
 );
-fd_traits!(TcpStream, net::TcpStream);
+fd_traits!(TcpStream, net::TcpStream, peer);
 
 stream_io!(TcpStream);

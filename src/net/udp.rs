@@ -3,6 +3,7 @@
 use std::io;
 use std::net::{self, SocketAddr};
 
+use super::error::wrap;
 use super::fd::NetFd;
 use super::{addr, closable, each_addr, fd_traits, no_addr, timeouts, ToSocketAddrs};
 use crate::sm::poll_desc::Mode;
@@ -41,9 +42,12 @@ impl UdpSocket {
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
         each_addr(addr, |a| {
-            Ok(UdpSocket {
-                inner: NetFd::from_blocking(net::UdpSocket::bind(a)?)?,
-            })
+            let bind = || {
+                Ok(UdpSocket {
+                    inner: NetFd::from_blocking(net::UdpSocket::bind(a)?)?,
+                })
+            };
+            bind().map_err(|e| wrap("bind", "udp", || Some(a.to_string()), e))
         })
     }
 
@@ -81,7 +85,9 @@ impl UdpSocket {
     /// ```
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let to = addr::resolve(&addr)?.next().ok_or_else(no_addr)?;
-        self.inner.io(Mode::Write, |s| s.send_to(buf, to))
+        self.inner
+            .io(Mode::Write, |s| s.send_to(buf, to))
+            .map_err(|e| wrap("send_to", "udp", || Some(to.to_string()), e))
     }
 
     /// Sets the default peer: `send`/`recv` use it and datagrams from other
@@ -96,7 +102,10 @@ impl UdpSocket {
     /// ```
     pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
         let s = self.inner.get()?;
-        each_addr(addr, |a| s.connect(a))
+        each_addr(addr, |a| {
+            s.connect(a)
+                .map_err(|e| wrap("connect", "udp", || Some(a.to_string()), e))
+        })
     }
 
     /// Sends one datagram to the connected peer.
@@ -222,4 +231,4 @@ timeouts!(
     UdpSocket,
     "let s = gopark::net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();"
 );
-fd_traits!(UdpSocket, net::UdpSocket);
+fd_traits!(UdpSocket, net::UdpSocket, peer);

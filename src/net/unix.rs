@@ -21,6 +21,7 @@ use std::net::Shutdown;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 
+use super::error::wrap;
 use super::fd::NetFd;
 use super::{closable, fd_traits, stream_io, timeouts};
 use crate::sm::poll_desc::Mode;
@@ -115,9 +116,13 @@ impl UnixListener {
     /// assert!(s.local_addr().unwrap().as_pathname().is_some());
     /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            inner: NetFd::from_blocking(net::UnixListener::bind(path)?)?,
-        })
+        let path = path.as_ref();
+        let bind = || {
+            Ok(UnixListener {
+                inner: NetFd::from_blocking(net::UnixListener::bind(path)?)?,
+            })
+        };
+        bind().map_err(|e| wrap("bind", "unix", || Some(path_str(path)), e))
     }
 
     /// Waits for a connection (parking the coroutine) and returns it with
@@ -134,6 +139,17 @@ impl UnixListener {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        self.accept_inner().map_err(|e| {
+            let addr = || {
+                self.local_addr()
+                    .ok()
+                    .and_then(|a| a.as_pathname().map(path_str))
+            };
+            wrap("accept", "unix", addr, e)
+        })
+    }
+
+    fn accept_inner(&self) -> io::Result<(UnixStream, SocketAddr)> {
         let (s, a) = self.inner.io(Mode::Read, |l| match l.accept() {
             Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
                 Err(io::ErrorKind::Interrupted.into())
@@ -211,9 +227,13 @@ impl UnixStream {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            inner: NetFd::from_blocking(net::UnixStream::connect(path)?)?,
-        })
+        let path = path.as_ref();
+        let connect = || {
+            Ok(UnixStream {
+                inner: NetFd::from_blocking(net::UnixStream::connect(path)?)?,
+            })
+        };
+        connect().map_err(|e| wrap("connect", "unix", || Some(path_str(path)), e))
     }
 
     /// A connected pair of streams (`socketpair(2)`).
@@ -290,7 +310,7 @@ timeouts!(
     UnixStream,
     "let (s, _peer) = gopark::net::unix::UnixStream::pair().unwrap();"
 );
-fd_traits!(UnixStream, net::UnixStream);
+fd_traits!(UnixStream, net::UnixStream, peer);
 
 stream_io!(UnixStream);
 
@@ -315,9 +335,13 @@ impl UnixDatagram {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram {
-            inner: NetFd::from_blocking(net::UnixDatagram::bind(path)?)?,
-        })
+        let path = path.as_ref();
+        let bind = || {
+            Ok(UnixDatagram {
+                inner: NetFd::from_blocking(net::UnixDatagram::bind(path)?)?,
+            })
+        };
+        bind().map_err(|e| wrap("bind", "unixgram", || Some(path_str(path)), e))
     }
 
     /// A socket bound to no address.
@@ -366,7 +390,9 @@ impl UnixDatagram {
     /// std::fs::remove_file(&p).unwrap();
     /// ```
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.inner.get()?.connect(path)
+        let path = path.as_ref();
+        let connect = || self.inner.get()?.connect(path);
+        connect().map_err(|e| wrap("connect", "unixgram", || Some(path_str(path)), e))
     }
 
     /// Sends one datagram to the socket bound to `path`.
@@ -381,7 +407,9 @@ impl UnixDatagram {
     /// ```
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.inner.io(Mode::Write, |s| s.send_to(buf, path))
+        self.inner
+            .io(Mode::Write, |s| s.send_to(buf, path))
+            .map_err(|e| wrap("send_to", "unixgram", || Some(path_str(path)), e))
     }
 
     /// Receives one datagram and its sender's address, parking until one
@@ -489,7 +517,7 @@ timeouts!(
     UnixDatagram,
     "let s = gopark::net::unix::UnixDatagram::unbound().unwrap();"
 );
-fd_traits!(UnixDatagram, net::UnixDatagram);
+fd_traits!(UnixDatagram, net::UnixDatagram, peer);
 
 /// True if the datagram socket's read side was shut down. After
 /// `shutdown(Read)` Linux answers a non-blocking receive with EAGAIN while
@@ -506,4 +534,9 @@ fn read_shut_down(s: &net::UnixDatagram) -> bool {
     // SAFETY: one valid pollfd that outlives the call; zero timeout.
     let r = unsafe { libc::poll(&mut pfd, 1, 0) };
     r > 0 && pfd.revents & libc::POLLRDHUP != 0
+}
+
+/// A socket path for an error message.
+fn path_str(path: &Path) -> String {
+    path.display().to_string()
 }

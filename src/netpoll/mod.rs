@@ -117,12 +117,12 @@ impl Shard {
     fn new() -> io::Result<Shard> {
         // SAFETY: plain syscall; the result is checked.
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
-            .map_err(|e| io::Error::new(e.kind(), format!("gopark: epoll_create1 failed: {e}")))?;
+            .map_err(|e| io::Error::new(e.kind(), format!("epoll_create1 failed: {e}")))?;
         // SAFETY: a fresh descriptor we own.
         let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
         // SAFETY: plain syscall; the result is checked.
         let evfd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
-            .map_err(|e| io::Error::new(e.kind(), format!("gopark: eventfd failed: {e}")))?;
+            .map_err(|e| io::Error::new(e.kind(), format!("eventfd failed: {e}")))?;
         // SAFETY: a fresh descriptor we own.
         let evfd = unsafe { OwnedFd::from_raw_fd(evfd) };
         let mut ev = libc::epoll_event {

@@ -69,12 +69,12 @@ pub(crate) fn err_closed() -> io::Error {
 /// The error of a coroutine's op that would have to wait for readiness on
 /// a descriptor whose runtime has shut down (nobody polls it any more).
 pub(crate) fn err_runtime_gone() -> io::Error {
-    io::Error::other("gopark: the runtime this socket was registered with has shut down")
+    io::Error::other("the runtime this socket was registered with has shut down")
 }
 
 /// The error of an op that would wait while its runtime is shutting down.
 pub(crate) fn err_shutting_down() -> io::Error {
-    io::Error::other("gopark: the runtime is shutting down; socket operations no longer wait")
+    io::Error::other("the runtime is shutting down; socket operations no longer wait")
 }
 
 /// The error of an op whose deadline expired (Go's `ErrDeadlineExceeded`).

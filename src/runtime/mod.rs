@@ -407,6 +407,9 @@ fn plain_thread_rand() -> u32 {
 /// assert_eq!(h.join().unwrap(), 42);
 /// assert_eq!(rt.run(|| gopark::current().is_some()), true);
 /// ```
+///
+/// `Debug` shows the worker count and the coroutines not yet finished
+/// (started or queued): `Runtime { workers: 2, coroutines: 0 }`.
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<ThreadHandle<()>>,
@@ -414,8 +417,11 @@ pub struct Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The sum of the workers' loads: a snapshot, racing with spawns.
+        let coroutines: usize = self.shared.workers.iter().map(|w| w.load.get()).sum();
         f.debug_struct("Runtime")
             .field("workers", &self.shared.workers.len())
+            .field("coroutines", &coroutines)
             .finish()
     }
 }
@@ -448,7 +454,9 @@ impl RuntimeBuilder {
     /// `--cpus`), whichever is smaller, with a fractional quota rounded
     /// down and at least 1. (Go 1.25 rounds a quota up and uses at least 2;
     /// gopark rounds down, since a worker beyond the quota only gets
-    /// throttled.) Read once, when the runtime is built.
+    /// throttled.) Read when the runtime is built. A `GOPARK_WORKERS` that
+    /// is not a positive integer is ignored with a warning on stderr (once
+    /// per process).
     ///
     /// Coroutines start on the least-loaded worker; see
     /// [`Builder::worker`](crate::Builder::worker) to choose one.
@@ -470,7 +478,9 @@ impl RuntimeBuilder {
 
     /// Default stack size for this runtime's coroutines (default 256 KiB,
     /// committed lazily); [`Builder::stack_size`](crate::Builder::stack_size)
-    /// overrides it per coroutine.
+    /// overrides it per coroutine. As there, a size below the 16 KiB minimum
+    /// (`0` included) becomes 16 KiB and sizes are rounded up to whole pages;
+    /// more than 1 TiB makes each spawn fail.
     ///
     /// ```
     /// let rt = gopark::Runtime::builder().stack_size(1 << 20).build().unwrap();
@@ -537,7 +547,7 @@ impl RuntimeBuilder {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "gopark: a runtime needs at least one worker",
+                "a runtime needs at least one worker",
             ));
         }
         crate::spawn::install_panic_hook();
@@ -583,12 +593,32 @@ impl RuntimeBuilder {
     }
 }
 
+/// The worker count when the builder sets none: `GOPARK_WORKERS`, else the
+/// available parallelism.
+///
+/// A `GOPARK_WORKERS` that is not a positive integer (`0`, `abc`) is
+/// ignored, as Go ignores a bad `GOMAXPROCS`, but unlike Go with a warning
+/// on stderr, once per process: a typo in a deployment's environment would
+/// otherwise change the worker count unnoticed.
 fn default_workers() -> usize {
-    std::env::var("GOPARK_WORKERS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+    let cpus = || thread::available_parallelism().map_or(1, |n| n.get());
+    let Some(v) = std::env::var_os("GOPARK_WORKERS") else {
+        return cpus();
+    };
+    match v.to_str().and_then(|s| s.trim().parse::<usize>().ok()) {
+        Some(n) if n > 0 => n,
+        _ => {
+            let n = cpus();
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "gopark: ignoring GOPARK_WORKERS={}: not a positive integer; using {n} workers",
+                    v.to_string_lossy()
+                );
+            });
+            n
+        }
+    }
 }
 
 impl Runtime {

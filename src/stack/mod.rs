@@ -191,7 +191,7 @@ pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     if size > MAX_SIZE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("gopark: coroutine stack size {size} bytes is too large (at most 1 TiB)"),
+            format!("coroutine stack size {size} bytes is too large (at most 1 TiB)"),
         ));
     }
     let from_pool = POOL.try_with(|p| {

@@ -359,7 +359,7 @@ fn explain(err: io::Error, what: &str) -> io::Error {
     } else {
         String::new()
     };
-    io::Error::new(err.kind(), format!("gopark: cannot {what}: {err}{hint}"))
+    io::Error::new(err.kind(), format!("cannot {what}: {err}{hint}"))
 }
 
 /// Diagnoses an ENOMEM from mmap/madvise/mprotect.

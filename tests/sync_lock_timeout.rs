@@ -81,13 +81,15 @@ fn acquire_many_takes_and_returns_all() {
     assert_eq!(s.available_permits(), 1);
     let s2 = s.clone();
     let h = gopark::spawn(move || {
-        let _p = s2.acquire_many(2); // waits for the 3 to come back
-        s2.available_permits()
+        let p = s2.acquire_many(2); // waits for the 3 to come back
+                                    // (Not `available_permits()` here: the 3 are returned one at a time,
+                                    // so the count seen now depends on how far that has got.)
+        drop(p);
     });
     gopark::time::sleep(Duration::from_millis(20));
     assert!(!h.is_finished());
     drop(p);
-    assert_eq!(h.join().unwrap(), 2);
+    h.join().unwrap();
     assert_eq!(s.available_permits(), 4);
 }
 

@@ -64,6 +64,13 @@
 //!   parking keeps the others of its worker waiting (there is no
 //!   preemption): call [`yield_now`] now and then, or move the work to
 //!   [`blocking`] or a thread.
+//!
+//!   gopark's own operations that complete without parking (socket reads
+//!   and writes that find data or room, channel sends and receives that do
+//!   not wait, uncontended [`sync::Mutex`] locks) count against a
+//!   cooperative budget: after 128 of them in a row the coroutine yields
+//!   on its own, so a coroutine reading an always-ready socket does not
+//!   starve its neighbours. Expect the occasional yield in such a loop.
 //! - **`std::sync::Mutex` across a park.** Holding a std lock while the
 //!   coroutine parks (a socket op, a channel, a sleep) can deadlock the
 //!   worker: another coroutine of the same worker that calls `lock()` blocks

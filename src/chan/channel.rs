@@ -160,6 +160,7 @@ impl<T> Chan<T> {
     }
 
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        crate::runtime::worker::coop_tick();
         let mut st = lock(&self.state);
         let v = match self.try_send_locked(&mut st, v) {
             Ok(wake) => {
@@ -208,6 +209,7 @@ impl<T> Chan<T> {
     }
 
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        crate::runtime::worker::coop_tick();
         let mut st = lock(&self.state);
         match self.try_recv_locked(&mut st) {
             Ok((v, wake)) => {

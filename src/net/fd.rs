@@ -387,6 +387,7 @@ impl<S: AsRawFd> NetFd<S> {
         len: usize,
         mut sys: impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
+        crate::runtime::worker::coop_tick();
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;

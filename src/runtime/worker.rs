@@ -95,6 +95,38 @@ pub(crate) fn worker_here() -> Option<&'static WorkerCtx> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// Operations a coroutine may complete without parking before
+/// [`coop_tick`] makes it yield (tokio's coop budget).
+pub(crate) const COOP_BUDGET: u32 = 128;
+
+/// Spends one unit of the running coroutine's cooperative budget; when it
+/// is spent, yields so the other coroutines, timers and the poller of this
+/// worker get their turn. Called by gopark operations that can complete
+/// without parking (stream reads/writes, channel sends/receives, mutex
+/// locks) before they do their work. The budget is refilled whenever the
+/// worker resumes the coroutine. Does nothing on plain threads.
+#[inline]
+pub(crate) fn coop_tick() {
+    if let Some(ctx) = current_ctx() {
+        let left = ctx.budget.get();
+        if left <= 1 {
+            coop_yield();
+        } else {
+            ctx.budget.set(left - 1);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn coop_yield() {
+    // A coroutine unwinding (a panic, or a cancellation at shutdown) must
+    // not be suspended: a cancelling resume would panic inside the unwind.
+    if !std::thread::panicking() {
+        crate::coroutine::yield_now();
+    }
+}
+
 /// The worker context if the caller runs inside a coroutine.
 #[inline]
 pub(crate) fn current_ctx() -> Option<&'static WorkerCtx> {
@@ -159,6 +191,8 @@ pub(crate) struct WorkerCtx {
     runq: RefCell<VecDeque<Arc<Task>>>,
     registry: RefCell<Registry>,
     tick: Cell<u32>,
+    /// The running coroutine's cooperative budget (see [`coop_tick`]).
+    budget: Cell<u32>,
     spinning: Cell<bool>,
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
@@ -182,6 +216,7 @@ impl WorkerCtx {
             runq: RefCell::new(VecDeque::with_capacity(256)),
             registry: RefCell::new(Registry::default()),
             tick: Cell::new(0),
+            budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
             shutting_down: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
@@ -530,6 +565,7 @@ impl WorkerCtx {
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
             self.current.set((&task as *const Arc<Task>).cast());
+            self.budget.set(COOP_BUDGET);
             // SAFETY: owner-only field of a task this worker owns; the raw
             // place expression borrows only `co`, disjoint from `yielder`
             // which the coroutine reads while running.

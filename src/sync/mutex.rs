@@ -100,6 +100,7 @@ impl<T: ?Sized> Mutex<T> {
     /// ```
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        crate::runtime::worker::coop_tick();
         if !self.sema.word.try_acquire_one_of_one() {
             self.sema.acquire_slow();
         }

@@ -484,6 +484,7 @@ impl WorkerCtx {
             *self.polled.borrow_mut() = buf;
         }
         sh.remove_idle(self.index);
+        sh.monitor.worker_woke();
         if me.woken_spinning.swap(false, Ordering::SeqCst) {
             self.spinning.set(true);
         }
@@ -541,7 +542,9 @@ impl WorkerCtx {
                 limit: task.stack_limit,
                 name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
             }));
+            self.shared_part().monitor.enter(&task);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
+            self.shared_part().monitor.leave();
             stack::set_running(None);
             self.current.set(ptr::null());
             match r {
@@ -645,6 +648,7 @@ impl WorkerCtx {
             }
         }
         let slot = local.slot;
+        self.shared_part().monitor.retire();
         let held = self.registry.borrow_mut().remove(slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
@@ -672,6 +676,7 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
+        self.shared_part().monitor.retire();
         let held = self.registry.borrow_mut().remove(local.slot);
         if held.is_some() {
             self.shared_part().load.sub(1);

@@ -528,6 +528,7 @@ impl WorkerCtx {
             return;
         }
         let mut input = self.resume_input(&task);
+        let monitor = &self.shared_part().monitor;
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
             self.current.set((&task as *const Arc<Task>).cast());
@@ -542,9 +543,9 @@ impl WorkerCtx {
                 limit: task.stack_limit,
                 name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
             }));
-            self.shared_part().monitor.enter(&task);
+            monitor.enter(&task);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
-            self.shared_part().monitor.leave();
+            monitor.leave();
             stack::set_running(None);
             self.current.set(ptr::null());
             match r {

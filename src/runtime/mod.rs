@@ -24,6 +24,7 @@
 //! never moves, a new one starts on the least-loaded worker
 //! ([`Shared::place`]), and stealing only takes from more loaded workers.
 
+pub(crate) mod monitor;
 pub(crate) mod timer;
 pub(crate) mod worker;
 
@@ -32,7 +33,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle as ThreadHandle, Thread};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
@@ -67,6 +68,8 @@ pub(crate) struct WorkerShared {
     /// How loaded the worker is: its live coroutines plus the unstarted
     /// ones charged to it (see [`Shared::place`]).
     pub(crate) load: Load,
+    /// What the worker runs, for the stall monitor.
+    pub(crate) monitor: monitor::Slot,
 }
 
 /// A worker's load counter, on its own cache line: other threads bump it
@@ -128,6 +131,8 @@ pub(crate) struct Shared {
     next_timer_worker: AtomicUsize,
     /// The pool of blocking threads (`crate::blocking`).
     pub(crate) blocking: crate::blocking::PoolHandle,
+    /// The stall monitor's state.
+    pub(crate) monitor: monitor::Monitor,
 }
 
 impl fmt::Debug for Shared {
@@ -413,6 +418,7 @@ fn plain_thread_rand() -> u32 {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<ThreadHandle<()>>,
+    monitor: Option<ThreadHandle<()>>,
 }
 
 impl fmt::Debug for Runtime {
@@ -443,6 +449,7 @@ pub struct RuntimeBuilder {
     stack_size: usize,
     name: String,
     max_blocking_threads: usize,
+    stall_threshold: Option<Duration>,
 }
 
 impl RuntimeBuilder {
@@ -529,6 +536,51 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Reports a coroutine that runs too long without parking or yielding
+    /// (default 100 ms; the `GOPARK_STALL_MS` environment variable, in
+    /// milliseconds, sets the default; zero turns the report off).
+    ///
+    /// A started coroutine never leaves its worker, so one that runs a CPU
+    /// loop or a blocking call holds up every coroutine on that worker. A
+    /// monitor thread (Go's sysmon, reporting only) samples the workers
+    /// every 10 ms while any is awake and sleeps while all of them do; when
+    /// a worker has run the same coroutine for longer than this threshold,
+    /// it writes one line to stderr, once per stall:
+    ///
+    /// ```text
+    /// gopark: coroutine 'crunch' (id 7) has run on worker 0 for 250 ms without parking or yielding; every coroutine on that worker waits (a CPU loop or a blocking call? see gopark::blocking / yield_now)
+    /// ```
+    ///
+    /// Move such work to [`blocking`](crate::blocking), or call
+    /// [`yield_now`](crate::yield_now) in long loops. The time is measured
+    /// by the monitor's samples, so it is accurate to about 10 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = gopark::Runtime::builder()
+    ///     .workers(1)
+    ///     .stall_threshold(Duration::from_millis(50))
+    ///     .build()
+    ///     .unwrap();
+    /// // Yields often enough: no report.
+    /// rt.run(|| {
+    ///     let t = std::time::Instant::now();
+    ///     while t.elapsed() < Duration::from_millis(20) {
+    ///         gopark::yield_now();
+    ///     }
+    /// });
+    /// // No monitor at all:
+    /// let quiet = gopark::Runtime::builder()
+    ///     .stall_threshold(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(quiet);
+    /// ```
+    pub fn stall_threshold(mut self, threshold: Duration) -> Self {
+        self.stall_threshold = Some(threshold);
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -560,6 +612,7 @@ impl RuntimeBuilder {
                 woken_spinning: AtomicBool::new(false),
                 thread: OnceLock::new(),
                 load: Load::default(),
+                monitor: monitor::Slot::default(),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -577,10 +630,15 @@ impl RuntimeBuilder {
             epoch: Instant::now(),
             next_timer_worker: AtomicUsize::new(0),
             blocking: crate::blocking::PoolHandle::new(&self.name, self.max_blocking_threads),
+            monitor: monitor::Monitor::new(
+                self.stall_threshold
+                    .unwrap_or_else(monitor::threshold_from_env),
+            ),
         });
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(n),
+            monitor: None,
         };
         for i in 0..n {
             let s = shared.clone();
@@ -588,6 +646,13 @@ impl RuntimeBuilder {
                 .name(format!("{}-worker-{i}", self.name))
                 .spawn(move || worker::run(s, i))?;
             rt.threads.push(t);
+        }
+        if shared.monitor.enabled() {
+            let s = shared.clone();
+            let t = thread::Builder::new()
+                .name(format!("{}-monitor", self.name))
+                .spawn(move || monitor::run(s))?;
+            rt.monitor = Some(t);
         }
         Ok(rt)
     }
@@ -634,6 +699,7 @@ impl Runtime {
             stack_size: DEFAULT_STACK_SIZE,
             name: "gopark".to_owned(),
             max_blocking_threads: crate::blocking::DEFAULT_MAX_THREADS,
+            stall_threshold: None,
         }
     }
 
@@ -712,6 +778,7 @@ impl Drop for Runtime {
         for w in 0..self.shared.workers.len() {
             self.shared.wake_worker(w);
         }
+        self.shared.monitor.wake();
         let inside =
             worker::worker_here().is_some_and(|ctx| Arc::ptr_eq(&ctx.shared, &self.shared));
         if inside {
@@ -719,7 +786,7 @@ impl Drop for Runtime {
             // their own; joining them here would wait for ourselves.
             return;
         }
-        for t in self.threads.drain(..) {
+        for t in self.threads.drain(..).chain(self.monitor.take()) {
             let _ = t.join();
         }
         // Whatever is still queued never started (or was cancelled already).

@@ -519,6 +519,7 @@ impl WorkerCtx {
             *self.polled.borrow_mut() = buf;
         }
         sh.remove_idle(self.index);
+        sh.monitor.worker_woke();
         if me.woken_spinning.swap(false, Ordering::SeqCst) {
             self.spinning.set(true);
         }
@@ -562,6 +563,7 @@ impl WorkerCtx {
             return;
         }
         let mut input = self.resume_input(&task);
+        let monitor = &self.shared_part().monitor;
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
             self.current.set((&task as *const Arc<Task>).cast());
@@ -577,7 +579,9 @@ impl WorkerCtx {
                 limit: task.stack_limit,
                 name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
             }));
+            monitor.enter(&task);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
+            monitor.leave();
             stack::set_running(None);
             self.current.set(ptr::null());
             match r {
@@ -681,6 +685,7 @@ impl WorkerCtx {
             }
         }
         let slot = local.slot;
+        self.shared_part().monitor.retire();
         let held = self.registry.borrow_mut().remove(slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
@@ -708,6 +713,7 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
+        self.shared_part().monitor.retire();
         let held = self.registry.borrow_mut().remove(local.slot);
         if held.is_some() {
             self.shared_part().load.sub(1);

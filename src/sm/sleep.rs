@@ -72,6 +72,12 @@ impl SleepState {
         self.0.store(AWAKE, Ordering::SeqCst);
     }
 
+    /// True while the worker announced or is in a sleep (read by the stall
+    /// monitor).
+    pub(crate) fn is_asleep(&self) -> bool {
+        self.0.load(Ordering::SeqCst) != AWAKE
+    }
+
     /// Step 2, producer side, after the push.
     pub(crate) fn wake(&self) -> Wake {
         // Pairs with the fence in `prepare`: orders the caller's push before

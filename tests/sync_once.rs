@@ -38,15 +38,19 @@ fn panicking_initialiser_lets_the_next_try() {
     let rt = gopark::Runtime::builder().workers(2).build().unwrap();
     let once = Arc::new(Once::new());
     let o = once.clone();
+    // The second caller arrives while the first initialiser runs (told by
+    // `inside`, not by timing: the two may start in either order).
+    let (inside_tx, inside_rx) = gopark::chan::bounded::<()>(1);
     let first = rt.spawn(move || {
         o.call_once(|| {
+            inside_tx.send(()).unwrap();
             gopark::time::sleep(Duration::from_millis(2));
             panic!("init failed");
         })
     });
     let o = once.clone();
     let second = rt.spawn(move || {
-        gopark::time::sleep(Duration::from_millis(1));
+        inside_rx.recv().unwrap();
         let mut ran = false;
         o.call_once(|| ran = true);
         ran

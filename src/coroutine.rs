@@ -10,9 +10,9 @@
 //! - `local`: owned by the worker that runs the coroutine. Before the first
 //!   resume whoever holds the task in a run queue owns it; from the first
 //!   resume on only the home worker touches it, since a started coroutine
-//!   never changes threads (design brief, decision 1).
+//!   never changes threads (docs/SAFETY.md, section 1).
 //!
-//! ## Park and ready (design brief, decision 2)
+//! ## Park and ready (docs/SAFETY.md, section 2)
 //! A coroutine never publishes itself. [`park_commit`] suspends with a
 //! command; after `resume()` has returned, the worker runs the command's
 //! commit function, which publishes the task where a waker will find it (a

@@ -8,8 +8,8 @@
 //!    time). If several are ready, each is equally likely to be first.
 //! 2. **Default.** With `default`, return it now; with `default(timeout)`,
 //!    return it if the deadline has passed.
-//! 3. **Register.** Park with a commit (after the switch, design brief
-//!    decision 2) that links one node per arm into its channel's queue, one
+//! 3. **Register.** Park with a commit (after the switch, docs/SAFETY.md
+//!    section 2) that links one node per arm into its channel's queue, one
 //!    channel lock at a time. If an arm turns out to be ready while
 //!    registering (something arrived after step 1), the selector claims its
 //!    own waiter with `ABORTED` and resumes at once, unregisters, and starts

@@ -1,6 +1,6 @@
 //! The runtime: workers, queues, idle workers and the default runtime.
 //!
-//! Go's G/M/P, adapted to decision 1 of the design brief (a started coroutine
+//! Go's G/M/P, adapted to the rule of docs/SAFETY.md section 1 (a started coroutine
 //! never changes threads):
 //!
 //! | Go                 | gopark                                                   |

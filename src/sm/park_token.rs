@@ -21,7 +21,7 @@
 //! | (g, PARKED)     | `abandon` (coroutine)    | (g, EMPTY)      | park ended without a wake   |
 //!
 //! `commit_park` runs on the worker after the coroutine has switched off its
-//! stack (design brief, decision 2), so whoever observes PARKED may ready the
+//! stack (docs/SAFETY.md, section 2), so whoever observes PARKED may ready the
 //! coroutine at once. Exactly one transition out of PARKED succeeds, so a
 //! coroutine is readied once per park however many threads call `unpark`.
 //! The generation lets a timer armed for one park be ignored by a later park.

@@ -1,5 +1,5 @@
 //! Coroutine stacks: a guarded slab allocator, per-thread pools, and
-//! stack-overflow diagnostics (design brief, decision 5).
+//! stack-overflow diagnostics (docs/SAFETY.md, section 4).
 //!
 //! # Layout
 //!

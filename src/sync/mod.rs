@@ -51,7 +51,7 @@
 //! wait queue of waiters that live on the waiting stacks, behind a short
 //! internal lock that is never held across user code. A waiting coroutine
 //! is published in the queue only after it has switched off its stack
-//! (design brief, decision 2).
+//! (docs/SAFETY.md, section 2).
 
 mod barrier;
 mod condvar;

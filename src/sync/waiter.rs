@@ -7,7 +7,7 @@
 //!
 //! 1. Under the queue lock, the caller links its node(s) (`WaitList::push_back`).
 //! 2. [`Parker::park`] releases the queue lock *after* the coroutine has
-//!    switched off its stack (design brief, decision 2: Go's
+//!    switched off its stack (docs/SAFETY.md, section 2: Go's
 //!    `gopark(chanparkcommit)`), so no waker can ready a coroutine that is
 //!    still running. A thread releases the lock and blocks on its parker.
 //! 3. A waker pops the node under the lock and claims it

@@ -66,7 +66,7 @@ use crate::sync::Mutex;
 /// use std::os::fd::{FromRawFd, OwnedFd};
 ///
 /// let mut fds = [0; 2];
-/// // SAFETY (of the example): `fds` has room for the two descriptors.
+/// // SAFETY: (of the example) `fds` has room for the two descriptors.
 /// assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
 /// // SAFETY: pipe2 just opened both; each is owned once.
 /// let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };

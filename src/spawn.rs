@@ -371,8 +371,10 @@ where
 }
 
 /// Makes panics in coroutines print the coroutine's name and id, the way a
-/// thread's panic names the thread. Installed once, wrapping the previous hook
-/// (which still handles panics outside coroutines).
+/// thread's panic names the thread. Installed once (when the first runtime is
+/// built), wrapping the previous hook: a coroutine's panic is announced with
+/// one line naming it and then handed to that hook, so a hook the program
+/// installed before (logging, error reporting) still sees every panic.
 pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -384,23 +386,13 @@ pub(crate) fn install_panic_hook() {
             let Some((id, name)) = who else {
                 return prev(info);
             };
-            let msg = info
-                .payload()
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("Box<dyn Any>");
-            let loc = info
-                .location()
-                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
-                .unwrap_or_default();
+            // Name the coroutine, then hand the panic to the hook that was
+            // there before (std's default one, or the program's own logging
+            // hook): it prints the message, the location, the backtrace or
+            // the RUST_BACKTRACE hint, exactly as for a thread.
             let name = name.map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
-            let bt = std::backtrace::Backtrace::capture();
-            let bt = match bt.status() {
-                std::backtrace::BacktraceStatus::Captured => format!("\nstack backtrace:\n{bt}"),
-                _ => String::new(),
-            };
-            eprintln!("coroutine {name} (id {id}) panicked at {loc}:\n{msg}{bt}");
+            eprintln!("gopark: panic in coroutine {name} (id {id}):");
+            prev(info);
         }));
     });
 }

@@ -35,3 +35,36 @@ fn detached_panic_names_the_coroutine() {
     );
     assert!(stderr.contains("detached failure 42"), "stderr: {stderr}");
 }
+
+/// A panic hook the program installed before gopark started still sees the
+/// panics of coroutines (gopark announces the coroutine and delegates).
+#[test]
+fn earlier_user_hook_sees_coroutine_panics() {
+    const NAME: &str = "earlier_user_hook_sees_coroutine_panics";
+    if common::in_child(NAME) {
+        std::panic::set_hook(Box::new(|info| {
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .copied()
+                .unwrap_or("?");
+            eprintln!("USER HOOK saw: {msg}");
+        }));
+        let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+        let h = gopark::Builder::new()
+            .name("reported")
+            .spawn_on(&rt, || panic!("coroutine failure"))
+            .unwrap();
+        assert!(h.join().is_err());
+        println!("child ok");
+        return;
+    }
+    let out = common::child(NAME);
+    let stderr = common::stderr(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("USER HOOK saw: coroutine failure"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("coroutine 'reported' (id "), "{stderr}");
+}

@@ -5,6 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::sleeper;
+
 use gopark::fs::{self, File, OpenOptions};
 
 fn tmp(name: &str) -> std::path::PathBuf {
@@ -12,21 +15,6 @@ fn tmp(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// A coroutine that sleeps 1 ms in a loop until `stop`; returns its worst gap.
-fn sleeper(stop: Arc<AtomicBool>) -> gopark::JoinHandle<Duration> {
-    gopark::spawn(move || {
-        let mut worst = Duration::ZERO;
-        let mut last = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            gopark::time::sleep(Duration::from_millis(1));
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-        }
-        worst
-    })
 }
 
 #[test]

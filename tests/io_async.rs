@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+use common::sleeper;
+
 use gopark::io::Pollable;
 
 fn pipe() -> (OwnedFd, OwnedFd) {
@@ -21,21 +24,6 @@ fn is_nonblocking(fd: &impl AsRawFd) -> bool {
     // SAFETY: F_GETFL on an open descriptor.
     let fl = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
     fl & libc::O_NONBLOCK != 0
-}
-
-/// A coroutine that sleeps 1 ms in a loop until `stop`; returns its worst gap.
-fn sleeper(stop: Arc<AtomicBool>) -> gopark::JoinHandle<Duration> {
-    gopark::spawn(move || {
-        let mut worst = Duration::ZERO;
-        let mut last = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            gopark::time::sleep(Duration::from_millis(1));
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-        }
-        worst
-    })
 }
 
 #[test]

@@ -2,26 +2,11 @@
 //! cancellation at runtime shutdown, and name resolution off the worker.
 
 mod common;
+use common::sleeper;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Spawns a coroutine that sleeps 1 ms in a loop until `stop` is set, and
-/// returns the longest gap it saw between two wake-ups.
-pub fn sleeper(stop: Arc<AtomicBool>) -> gopark::JoinHandle<Duration> {
-    gopark::spawn(move || {
-        let mut worst = Duration::ZERO;
-        let mut last = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            gopark::time::sleep(Duration::from_millis(1));
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-        }
-        worst
-    })
-}
 
 #[test]
 fn blocking_sleep_does_not_stall_the_worker() {

@@ -170,3 +170,23 @@ pub fn process_cpu() -> std::time::Duration {
     let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
+
+/// Spawns a coroutine (on the current runtime) that sleeps 1 ms in a loop
+/// until `stop` is set, and returns the longest gap it saw between two
+/// wake-ups: how long something held its worker.
+pub fn sleeper(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> gopark::JoinHandle<std::time::Duration> {
+    use std::time::{Duration, Instant};
+    gopark::spawn(move || {
+        let mut worst = Duration::ZERO;
+        let mut last = Instant::now();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            gopark::time::sleep(Duration::from_millis(1));
+            let now = Instant::now();
+            worst = worst.max(now - last);
+            last = now;
+        }
+        worst
+    })
+}

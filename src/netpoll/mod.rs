@@ -88,8 +88,6 @@ pub(crate) struct Poller {
     cache: Mutex<PollCache>,
     /// The runtime's workers have all stopped: nobody polls any more.
     dead: AtomicBool,
-    /// Workers of the runtime that have stopped.
-    stopped: AtomicUsize,
 }
 
 impl Drop for Poller {
@@ -171,7 +169,6 @@ impl Poller {
             pwait2: false,
             cache: Mutex::new(PollCache::default()),
             dead: AtomicBool::new(false),
-            stopped: AtomicUsize::new(0),
         };
         // Probe once with a zero timeout: older kernels say ENOSYS, some
         // seccomp filters EPERM; either way fall back to epoll_pwait.
@@ -271,15 +268,12 @@ impl Poller {
         c.free.push(pd);
     }
 
-    /// Called by each worker of the runtime `own` (whose poller this is) once
-    /// it has stopped; the last one shuts the poller down: every descriptor is
-    /// marked dead, so that coroutines (of other runtimes) waiting on one wake
-    /// with an error and later ones do not park (nobody would poll for them).
-    /// Every coroutine of `own` has been unwound by then.
-    pub(crate) fn worker_stopped(&self, own: &Shared) {
-        if self.stopped.fetch_add(1, Ordering::AcqRel) + 1 < own.workers.len() {
-            return;
-        }
+    /// Called by the last worker of the runtime `own` (whose poller this is)
+    /// to stop: shuts the poller down. Every descriptor is marked dead, so
+    /// that coroutines (of other runtimes) waiting on one wake with an error
+    /// and later ones do not park (nobody would poll for them). Every
+    /// coroutine of `own` has been unwound by then.
+    pub(crate) fn last_worker_stopped(&self, own: &Shared) {
         // SeqCst: see `open`.
         self.dead.store(true, Ordering::SeqCst);
         let all = self

@@ -799,7 +799,6 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         ctx.execute(task);
     }
     ctx.shutdown();
-    ctx.shared.poller.worker_stopped(&ctx.shared);
     std::mem::forget(guard);
     CTX.with(|c| c.set(ptr::null()));
 }

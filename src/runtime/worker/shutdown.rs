@@ -32,7 +32,9 @@
 //!    or yield again is leaked the same way instead of being unwound forever.
 //! 5. The last worker out (or `Runtime::drop`, after joining the threads)
 //!    drops whatever is still queued ([`cancel_queued`]), which also breaks
-//!    the reference cycle between the tasks and the runtime they point to.
+//!    the reference cycle between the tasks and the runtime they point to,
+//!    and the last worker out shuts the poller down (sockets still used from
+//!    other runtimes get an error instead of waiting on it).
 //!
 //! Nothing in this protocol moves a started coroutine to another thread or
 //! unwinds its stack anywhere but on its home worker.
@@ -91,7 +93,9 @@ impl WorkerCtx {
             }
         }
         if self.shared.shutdown_active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last worker out.
             cancel_queued(&self.shared, true);
+            self.shared.poller.last_worker_stopped(&self.shared);
         }
     }
 

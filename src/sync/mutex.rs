@@ -141,7 +141,7 @@ impl<T: ?Sized> Mutex<T> {
             return Some(MutexGuard { mutex: self });
         }
         let acquired = match std::time::Instant::now().checked_add(timeout) {
-            Some(deadline) => self.sema.acquire_slow_until(deadline),
+            Some(deadline) => self.sema.acquire_slow_until(Some(deadline)),
             None => {
                 self.sema.acquire_slow();
                 true

@@ -35,50 +35,28 @@ impl Sema {
     /// Waits for a permit after the fast path failed.
     #[cold]
     pub(crate) fn acquire_slow(&self) {
+        let got = self.acquire_slow_until(None);
+        debug_assert!(got, "an untimed wait cannot time out");
+    }
+
+    /// Like `acquire_slow`, giving up at `deadline` (if any): false if it
+    /// timed out (then no permit was taken).
+    #[cold]
+    pub(crate) fn acquire_slow_until(&self, deadline: Option<std::time::Instant>) -> bool {
         let mut q = lock(&self.queue);
         if self.word.acquire_or_wait() {
-            return;
+            return true;
         }
-        let parker = Parker::new(None);
+        let parker = Parker::new(deadline);
         let node = Node::new(None);
         node.prepare(parker.waiter(), 1);
         // SAFETY: `node` stays in this frame until it is popped by a
         // releaser or unlinked by `cleanup` (declared after it, dropped
         // first, also on unwind).
         unsafe { q.push_back(&node) };
-        // Only runs if this frame is unwound while parked (runtime
-        // shutdown): leave the queue, or pass on a permit we were handed.
-        let cleanup = OnDrop::new(|| {
-            let mut q = lock(&self.queue);
-            // SAFETY: the node was only ever linked in this queue.
-            if unsafe { q.remove(&node) } {
-                self.word.waiter_left(q.is_empty());
-            } else if parker.state() == 1 {
-                drop(q);
-                self.release();
-            }
-        });
-        parker.park(q);
-        // A releaser claimed our node and handed us its permit.
-        cleanup.disarm();
-    }
-
-    /// Like `acquire_slow`, giving up at `deadline`: false if it timed out
-    /// (then no permit was taken).
-    #[cold]
-    pub(crate) fn acquire_slow_until(&self, deadline: std::time::Instant) -> bool {
-        let mut q = lock(&self.queue);
-        if self.word.acquire_or_wait() {
-            return true;
-        }
-        let parker = Parker::new(Some(deadline));
-        let node = Node::new(None);
-        node.prepare(parker.waiter(), 1);
-        // SAFETY: as in `acquire_slow`.
-        unsafe { q.push_back(&node) };
-        // Runs on a timeout or an unwind: leave the queue (a releaser may
-        // have unlinked the stale node already), or pass on a permit we were
-        // handed.
+        // Runs on a timeout or an unwind (runtime shutdown): leave the queue
+        // (a releaser may have unlinked the stale node already), or pass on
+        // a permit we were handed.
         let cleanup = OnDrop::new(|| {
             let mut q = lock(&self.queue);
             // SAFETY: the node was only ever linked in this queue.
@@ -93,6 +71,7 @@ impl Sema {
             drop(cleanup);
             return false;
         }
+        // A releaser claimed our node and handed us its permit.
         cleanup.disarm();
         true
     }

@@ -190,3 +190,15 @@ pub fn sleeper(
         worst
     })
 }
+
+/// Asserts that this process uses almost no CPU (< 50 ms) over the next
+/// second: what an idle runtime must cost.
+pub fn assert_idle_for_a_second() {
+    let before = process_cpu();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let used = process_cpu() - before;
+    assert!(
+        used < std::time::Duration::from_millis(50),
+        "idle runtime used {used:?} of CPU in 1 s"
+    );
+}

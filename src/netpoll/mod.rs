@@ -219,10 +219,18 @@ impl Poller {
     /// coroutine of that shard's worker before it parks on `pd`, holding a
     /// reference to the descriptor (so no `close` runs meanwhile); only that
     /// worker registers with its shard, so the check-then-add cannot race.
+    #[inline]
     pub(crate) fn register(&self, pd: &PollDesc, shard: usize) -> io::Result<()> {
         if pd.in_shard(shard) {
             return Ok(());
         }
+        self.register_slow(pd, shard)
+    }
+
+    /// [`register`](Self::register) for a descriptor not yet in `shard`.
+    #[cold]
+    #[inline(never)]
+    fn register_slow(&self, pd: &PollDesc, shard: usize) -> io::Result<()> {
         let sh = &self.shards[shard];
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,

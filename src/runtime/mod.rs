@@ -13,7 +13,7 @@
 //! |                    | `WorkerShared::inbox` (readied from other threads)       |
 //! |                    | `WorkerShared::load` (live + placed unstarted)           |
 //! | `sched.runq`       | `Shared::global` (spawnq overflow)                       |
-//! | `sched.pidle`      | `Shared::idle` + `nidle`                                 |
+//! | `sched.pidle`      | `WorkerShared::idle` flags + `Shared::nidle`             |
 //! | `sched.nmspinning` | `Shared::nspinning`                                      |
 //! | `wakep()`          | [`Shared::wakep`]                                        |
 //! | `p.timers`         | `WorkerShared::timers`                                   |
@@ -31,7 +31,7 @@ pub(crate) mod worker;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle as ThreadHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,10 @@ pub(crate) struct WorkerShared {
     pub(crate) sleep: SleepState,
     /// Set by `wakep` when it hands this worker the spinning role.
     pub(crate) woken_spinning: AtomicBool,
+    /// In the idle set (Go's pidle): set by the worker before it sleeps;
+    /// cleared by whoever takes it out (`wakep`, or the worker on waking),
+    /// and only the one whose swap saw `true` decrements `Shared::nidle`.
+    idle: AtomicBool,
     /// The worker's thread, set by the worker itself before it can sleep.
     pub(crate) thread: OnceLock<Thread>,
     /// How loaded the worker is: its live coroutines plus the unstarted
@@ -109,9 +113,7 @@ pub(crate) struct Shared {
     pub(crate) workers: Box<[WorkerShared]>,
     /// Coroutines spawned from outside the runtime, and spawnq overflow.
     pub(crate) global: SegQueue<Arc<Task>>,
-    /// Indices of idle workers (Go's pidle).
-    idle: Mutex<Vec<usize>>,
-    /// `idle.len()`, readable without the lock.
+    /// Number of workers whose `WorkerShared::idle` flag is set.
     pub(crate) nidle: AtomicUsize,
     /// Workers looking for work to steal (Go's nmspinning).
     pub(crate) nspinning: AtomicUsize,
@@ -272,14 +274,14 @@ impl Shared {
         {
             return;
         }
-        let w = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let w = idle.pop();
-            if w.is_some() {
-                self.nidle.fetch_sub(1, Ordering::SeqCst);
-            }
-            w
-        };
+        // Take the first idle worker out of the idle set (no lock: the
+        // swap decides between us and the worker waking by itself).
+        let w = self.workers.iter().position(|ws| {
+            ws.idle.load(Ordering::Relaxed) && ws.idle.swap(false, Ordering::SeqCst)
+        });
+        if w.is_some() {
+            self.nidle.fetch_sub(1, Ordering::SeqCst);
+        }
         match w {
             Some(w) => {
                 self.workers[w].woken_spinning.store(true, Ordering::SeqCst);
@@ -305,19 +307,20 @@ impl Shared {
         }
     }
 
-    /// Adds worker `w` to the idle list.
+    /// Adds worker `w` (the caller) to the idle set.
     pub(crate) fn push_idle(&self, w: usize) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.push(w);
-        // SeqCst: see `wakep`.
+        // Count first, then flag: `nidle` may briefly exceed the flags set
+        // (a `wakep` then finds no flag and backs off, as it would had it
+        // come a moment earlier), never the reverse, so a flag taken by
+        // `wakep` always has its count to decrement. SeqCst: see `wakep`.
         self.nidle.fetch_add(1, Ordering::SeqCst);
+        self.workers[w].idle.store(true, Ordering::SeqCst);
     }
 
-    /// Removes worker `w` from the idle list if it is still there.
+    /// Takes worker `w` (the caller) out of the idle set if `wakep` has not
+    /// already.
     pub(crate) fn remove_idle(&self, w: usize) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = idle.iter().position(|&x| x == w) {
-            idle.swap_remove(i);
+        if self.workers[w].idle.swap(false, Ordering::SeqCst) {
             self.nidle.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -610,6 +613,7 @@ impl RuntimeBuilder {
                 timers: timer::Timers::new(),
                 sleep: SleepState::new(),
                 woken_spinning: AtomicBool::new(false),
+                idle: AtomicBool::new(false),
                 thread: OnceLock::new(),
                 load: Load::default(),
                 monitor: monitor::Slot::default(),
@@ -618,7 +622,6 @@ impl RuntimeBuilder {
         let shared = Arc::new(Shared {
             workers,
             global: SegQueue::new(),
-            idle: Mutex::new(Vec::with_capacity(n)),
             nidle: AtomicUsize::new(0),
             nspinning: AtomicUsize::new(0),
             poller: Poller::new(n)?,

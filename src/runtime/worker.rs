@@ -493,17 +493,19 @@ impl WorkerCtx {
         // `prepare` found us AWAKE and did not wake us; its work may be gone
         // already, but the spinning role it handed us must not sleep (it
         // would hold nspinning at 1 and mute every later wakep).
+        // No clock read unless a timer is armed (the common idle entry of a
+        // busy server has none).
+        let next = me.timers.next();
+        let now = (next != u64::MAX).then(|| sh.nanos(Instant::now()));
         let has_work = sh.shutdown.load(Ordering::SeqCst)
             || me.woken_spinning.load(Ordering::SeqCst)
             || !me.inbox.is_empty()
             || sh.has_visible_work()
-            || me.timers.next() <= sh.nanos(Instant::now());
+            || now.is_some_and(|now| next <= now);
         if has_work {
             me.sleep.finish();
         } else {
-            let next = me.timers.next();
-            let timeout = (next != u64::MAX)
-                .then(|| Duration::from_nanos(next.saturating_sub(sh.nanos(Instant::now()))));
+            let timeout = now.map(|now| Duration::from_nanos(next.saturating_sub(now)));
             // Free stacks left dirty by a burst go back to the kernel once
             // they have aged: wake once for that, then sleep for good.
             let timeout = match (timeout, stack::scavenge()) {

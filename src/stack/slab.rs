@@ -9,7 +9,7 @@
 //! giving up. Slabs are never unmapped.
 
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -128,6 +128,24 @@ impl Class {
 
 static CLASSES: Mutex<Vec<Class>> = Mutex::new(Vec::new());
 
+/// Whether any class holds a dirty stack: lets [`scavenge`], called at every
+/// idle entry of every worker, return at once without the lock or a clock
+/// read when there is nothing to age. Written under the [`CLASSES`] lock
+/// after every change of a dirty list (`note_dirty`). A reader on another
+/// thread may see a stale `false` right after a `give`; it then sleeps
+/// without a scavenge timeout, and the stacks are aged at the next idle
+/// entry of the thread that gave them (which reads its own store).
+static ANY_DIRTY: AtomicBool = AtomicBool::new(false);
+
+/// Re-derives [`ANY_DIRTY`]; call with the lock held, after changing a
+/// dirty list.
+fn note_dirty(classes: &[Class]) {
+    ANY_DIRTY.store(
+        classes.iter().any(|c| !c.dirty.is_empty()),
+        Ordering::Relaxed,
+    );
+}
+
 fn lock() -> MutexGuard<'static, Vec<Class>> {
     CLASSES.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -167,6 +185,7 @@ pub(super) fn take(size: usize, want: usize, out: &mut Vec<(usize, usize)>) -> i
         let top = c.carve()?;
         out.push((size, top));
     }
+    note_dirty(&classes);
     Ok(())
 }
 
@@ -189,6 +208,7 @@ pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>) {
         for c in classes.iter_mut() {
             collect_idle(c, now, &mut trims);
         }
+        note_dirty(&classes);
     }
     trim_and_keep(trims);
 }
@@ -198,6 +218,9 @@ pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>) {
 /// do; meant for a worker that is about to go idle. Returns how long until
 /// the next dirty stack becomes old enough, `None` if none is left.
 pub(super) fn scavenge() -> Option<Duration> {
+    if !ANY_DIRTY.load(Ordering::Relaxed) {
+        return None;
+    }
     let now = now_ms();
     let mut trims = Vec::new();
     let oldest_left = {
@@ -205,6 +228,7 @@ pub(super) fn scavenge() -> Option<Duration> {
         for c in classes.iter_mut() {
             collect_idle(c, now, &mut trims);
         }
+        note_dirty(&classes);
         classes
             .iter()
             .filter_map(|c| c.dirty.first().map(|d| d.1))

@@ -68,3 +68,114 @@ fn earlier_user_hook_sees_coroutine_panics() {
     );
     assert!(stderr.contains("coroutine 'reported' (id "), "{stderr}");
 }
+
+/// The frames of the first backtrace printed in `stderr` (the lines
+/// `  N: symbol`), without their `at file:line` lines.
+fn frames(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("stack backtrace:"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .map(str::trim)
+        .filter(|l| !l.starts_with("at "))
+        .collect()
+}
+
+#[inline(never)]
+fn user_fails_here(x: u32) -> u32 {
+    if std::hint::black_box(x) > 0 {
+        panic!("user failure");
+    }
+    x
+}
+
+/// With `RUST_BACKTRACE=1`, a coroutine's panic prints a short backtrace
+/// like a thread's: the user's frames, not the runtime's or corosensei's
+/// (it printed about twenty of those around the user's frame).
+#[test]
+fn short_backtrace_shows_only_user_frames() {
+    const NAME: &str = "short_backtrace_shows_only_user_frames";
+    if common::in_child(NAME) {
+        let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+        let h = gopark::Builder::new()
+            .name("bt")
+            .spawn_on(&rt, || user_fails_here(1))
+            .unwrap();
+        assert!(h.join().is_err());
+        println!("child ok");
+        return;
+    }
+    let out = common::child_env(NAME, &[("RUST_BACKTRACE", "1")]);
+    let stderr = common::stderr(&out);
+    assert!(out.status.success(), "{stderr}");
+    let frames = frames(&stderr);
+    assert!(
+        frames.iter().any(|f| f.contains("user_fails_here")),
+        "{frames:#?}"
+    );
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.contains("corosensei") || f.contains("gopark::runtime")),
+        "{frames:#?}"
+    );
+    // std's panic machinery (2 frames), the user's function, the closure.
+    assert!(frames.len() <= 6, "{frames:#?}");
+    assert!(stderr.contains("RUST_BACKTRACE=full"), "{stderr}");
+}
+
+/// Without `RUST_BACKTRACE`, the panic keeps std's hint to set it.
+#[test]
+fn backtrace_hint_when_unset() {
+    const NAME: &str = "backtrace_hint_when_unset";
+    if common::in_child(NAME) {
+        let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+        let h = gopark::Builder::new()
+            .spawn_on(&rt, || user_fails_here(1))
+            .unwrap();
+        assert!(h.join().is_err());
+        return;
+    }
+    let out = common::child(NAME);
+    let stderr = common::stderr(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("RUST_BACKTRACE=1"), "{stderr}");
+    assert!(!stderr.contains("stack backtrace:"), "{stderr}");
+}
+
+/// A slow panic hook (printing a backtrace, a reporting hook) is not
+/// reported as a stall of the coroutine in the middle of its panic message.
+#[test]
+fn slow_panic_hook_is_not_a_stall() {
+    const NAME: &str = "slow_panic_hook_is_not_a_stall";
+    if common::in_child(NAME) {
+        std::panic::set_hook(Box::new(|_| {
+            std::thread::sleep(Duration::from_millis(300));
+            eprintln!("slow hook done");
+        }));
+        let rt = gopark::Runtime::builder()
+            .workers(1)
+            .stall_threshold(Duration::from_millis(30))
+            .build()
+            .unwrap();
+        let h = gopark::Builder::new()
+            .name("slow-hook")
+            .spawn_on(&rt, || user_fails_here(1))
+            .unwrap();
+        assert!(h.join().is_err());
+        // The monitor still works afterwards: a real stall is reported.
+        rt.run(|| std::thread::sleep(Duration::from_millis(300)));
+        return;
+    }
+    let out = common::child(NAME);
+    let stderr = common::stderr(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("slow hook done"), "{stderr}");
+    let stalls: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("without parking or yielding"))
+        .collect();
+    assert_eq!(stalls.len(), 1, "{stderr}");
+    assert!(!stalls[0].contains("slow-hook"), "{stderr}");
+}

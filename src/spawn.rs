@@ -1,5 +1,6 @@
 //! Spawning coroutines and joining them.
 
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
@@ -9,7 +10,7 @@ use std::sync::{Arc, Once};
 use std::thread;
 
 use crate::coroutine::{self, Co, Coroutine, Resume, Task, Yielder};
-use crate::runtime::{self, Runtime, Shared};
+use crate::runtime::{self, worker, Runtime, Shared, UnjoinedPanic};
 use crate::stack;
 
 /// The result slot of a coroutine.
@@ -102,10 +103,16 @@ impl<T> JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     /// Detaches the coroutine. If it has already ended with a panic that
-    /// nobody joined, its payload is dropped here, by the caller; otherwise
-    /// its home worker drops the payload when the coroutine ends.
+    /// nobody joined, its payload is dropped here, by the caller (after
+    /// aborting the process instead, if the runtime was built with
+    /// [`UnjoinedPanic::Abort`](crate::UnjoinedPanic::Abort)); otherwise its
+    /// home worker deals with the payload when the coroutine ends.
     fn drop(&mut self) {
-        drop(self.task.join.detach());
+        let p = self.task.join.detach();
+        if let Some(p) = &p {
+            unjoined_panic(&self.task, &**p);
+        }
+        drop(p);
     }
 }
 
@@ -368,6 +375,32 @@ where
         // reads it only after completion (see Packet).
         unsafe { *packet.value.get() = Some(v) };
     })
+}
+
+/// Called with the payload of a coroutine that ended with a panic no join
+/// will observe (its handle is gone): aborts the process if its runtime was
+/// built with [`UnjoinedPanic::Abort`]. The join errors the runtime itself
+/// gives a coroutine cancelled or leaked at shutdown are no panics and never
+/// abort. The panic was printed when it happened, by the panic hook.
+pub(crate) fn unjoined_panic(task: &Task, payload: &(dyn Any + Send)) {
+    if task.shared.unjoined_panic != UnjoinedPanic::Abort {
+        return;
+    }
+    let shutdown = payload
+        .downcast_ref::<&str>()
+        .is_some_and(|s| *s == worker::CANCELLED_MSG || *s == worker::LEAKED_MSG);
+    if shutdown {
+        return;
+    }
+    let name = task
+        .name
+        .as_deref()
+        .map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
+    eprintln!(
+        "gopark: coroutine {name} (id {}) panicked and nothing joined it; aborting, as UnjoinedPanic::Abort asks",
+        task.id
+    );
+    std::process::abort();
 }
 
 /// Calls a coroutine's entry closure. Its name is the marker std's panic

@@ -179,3 +179,160 @@ fn slow_panic_hook_is_not_a_stall() {
     assert_eq!(stalls.len(), 1, "{stderr}");
     assert!(!stalls[0].contains("slow-hook"), "{stderr}");
 }
+
+/// Prints on stderr when dropped (shows that a coroutine's stack unwound).
+struct Guard(&'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        eprintln!("{} dropped", self.0);
+    }
+}
+
+fn aborted(out: &std::process::Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    out.status.signal() == Some(libc::SIGABRT)
+}
+
+/// With `UnjoinedPanic::Abort`, a detached coroutine's panic aborts the
+/// process once the coroutine has unwound.
+#[test]
+fn unjoined_panic_abort_detached() {
+    const NAME: &str = "unjoined_panic_abort_detached";
+    if common::in_child(NAME) {
+        let rt = gopark::Runtime::builder()
+            .workers(1)
+            .unjoined_panic(gopark::UnjoinedPanic::Abort)
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let h = gopark::Builder::new()
+            .name("fatal")
+            .spawn_on(&rt, move || {
+                let _g = Guard("fatal's guard");
+                // Wait for the handle to be dropped first.
+                while rx.try_recv().is_err() {
+                    gopark::time::sleep(Duration::from_millis(1));
+                }
+                panic!("detached failure");
+            })
+            .unwrap();
+        drop(h);
+        tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_secs(5));
+        println!("survived");
+        return;
+    }
+    let out = common::child(NAME);
+    let stderr = common::stderr(&out);
+    assert!(aborted(&out), "{:?} {stderr}", out.status);
+    assert!(!common::stdout(&out).contains("survived"));
+    let panic = stderr.find("detached failure").expect(&stderr);
+    let guard = stderr.find("fatal's guard dropped").expect(&stderr);
+    let abort = stderr
+        .find("gopark: coroutine 'fatal' (id ")
+        .expect(&stderr);
+    assert!(panic < guard && guard < abort, "{stderr}");
+    assert!(
+        stderr.contains("panicked and nothing joined it; aborting, as UnjoinedPanic::Abort asks"),
+        "{stderr}"
+    );
+}
+
+/// With `UnjoinedPanic::Abort`, dropping the handle of a coroutine that
+/// ended with a panic, without joining it, aborts.
+#[test]
+fn unjoined_panic_abort_on_handle_drop() {
+    const NAME: &str = "unjoined_panic_abort_on_handle_drop";
+    if common::in_child(NAME) {
+        let rt = gopark::Runtime::builder()
+            .workers(1)
+            .unjoined_panic(gopark::UnjoinedPanic::Abort)
+            .build()
+            .unwrap();
+        let h = rt.spawn(|| panic!("ended, not joined"));
+        while !h.is_finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        println!("finished, still alive");
+        drop(h);
+        println!("survived");
+        return;
+    }
+    let out = common::child(NAME);
+    let stdout = common::stdout(&out);
+    assert!(aborted(&out), "{:?}", out.status);
+    assert!(stdout.contains("finished, still alive"), "{stdout}");
+    assert!(!stdout.contains("survived"), "{stdout}");
+}
+
+/// With `UnjoinedPanic::Abort`, a joined panic, a panic caught inside the
+/// coroutine, a scoped child's panic (re-raised by the scope) and a
+/// coroutine cancelled by shutdown do not abort.
+#[test]
+fn unjoined_panic_abort_spares_observed_panics() {
+    const NAME: &str = "unjoined_panic_abort_spares_observed_panics";
+    if common::in_child(NAME) {
+        let rt = gopark::Runtime::builder()
+            .workers(1)
+            .unjoined_panic(gopark::UnjoinedPanic::Abort)
+            .build()
+            .unwrap();
+        assert!(rt.spawn(|| panic!("joined")).join().is_err());
+        let caught = rt.spawn(|| std::panic::catch_unwind(|| panic!("caught")).is_err());
+        drop(caught);
+        let scoped = rt.run(|| {
+            std::panic::catch_unwind(|| {
+                gopark::scope(|s| {
+                    s.spawn(|| panic!("scoped"));
+                })
+            })
+            .is_err()
+        });
+        assert!(scoped);
+        // Parked forever, detached: cancelled when the runtime is dropped.
+        drop(rt.spawn(|| {
+            let _g = Guard("parked");
+            gopark::park();
+        }));
+        std::thread::sleep(Duration::from_millis(50));
+        drop(rt);
+        println!("child ok");
+        return;
+    }
+    let out = common::child(NAME);
+    let stderr = common::stderr(&out);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(common::stdout(&out).contains("child ok"));
+    assert!(stderr.contains("parked dropped"), "{stderr}");
+}
+
+/// `GOPARK_UNJOINED_PANIC=abort` sets it for the default runtime; a bad
+/// value is ignored with a warning.
+#[test]
+fn unjoined_panic_from_env() {
+    const NAME: &str = "unjoined_panic_from_env";
+    if common::in_child(NAME) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        drop(gopark::spawn(move || {
+            let _tx = tx;
+            panic!("default runtime")
+        }));
+        // The coroutine has unwound; it ends (or aborts) right after.
+        assert!(rx.recv().is_err());
+        let abort = std::env::var("GOPARK_UNJOINED_PANIC").as_deref() == Ok("abort");
+        std::thread::sleep(Duration::from_millis(if abort { 5000 } else { 200 }));
+        println!("survived");
+        return;
+    }
+    let out = common::child_env(NAME, &[("GOPARK_UNJOINED_PANIC", "abort")]);
+    assert!(aborted(&out), "{:?}", out.status);
+    let out = common::child_env(NAME, &[("GOPARK_UNJOINED_PANIC", "crash")]);
+    let stderr = common::stderr(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ignoring GOPARK_UNJOINED_PANIC=crash"),
+        "{stderr}"
+    );
+    assert!(common::stdout(&out).contains("survived"));
+}

@@ -72,7 +72,10 @@
 //! - A failed `connect`, `bind`, `accept` or `send_to` names the operation
 //!   and the address, as Go's errors do: "connect tcp 127.0.0.1:1:
 //!   Connection refused (os error 111)". The [`io::ErrorKind`] is the
-//!   underlying error's; see [`OpError`] for its parts and the errno.
+//!   underlying error's; see [`OpError`] for its parts and the errno. A
+//!   host name that does not resolve names the host: "lookup
+//!   nosuch.invalid: failed to lookup address information: Name or service
+//!   not known".
 //! - Accepted and connected TCP streams have `TCP_NODELAY` on (as in Go);
 //!   listeners set `SO_REUSEADDR`; accept retries ECONNABORTED and EINTR
 //!   and returns EMFILE to the caller.

@@ -2,7 +2,8 @@
 //! that code written for std ports by changing the import.
 //!
 //! Inside a coroutine an op that would block parks the coroutine on the
-//! runtime's netpoller (Go's `pollDesc`, see `netpoll`) and the worker runs
+//! runtime's netpoller (an epoll instance per worker, as Go's netpoller;
+//! docs/ARCHITECTURE.md in the repository describes it) and the worker runs
 //! other coroutines; on a plain thread the same op blocks the thread.
 //!
 //! ```

@@ -403,14 +403,14 @@ pub(crate) fn unjoined_panic(task: &Task, payload: &(dyn Any + Send)) {
     std::process::abort();
 }
 
-/// Calls a coroutine's entry closure. Its name is the marker std's panic
-/// hook looks for (by suffix) when it prints a short backtrace
-/// (`RUST_BACKTRACE=1`): frames beyond it, here the runtime's and
+/// Calls a coroutine's entry closure (and a blocking job). Its name is the
+/// marker std's panic hook looks for (by substring) when it prints a short
+/// backtrace (`RUST_BACKTRACE=1`): frames beyond it, here the runtime's and
 /// corosensei's, are left out, as for a thread, whose closure std calls
-/// through a function of the same name. Never inlined, and kept out of a tail
-/// call, so that its frame is on the stack.
+/// through a function of the same name. Never inlined, and kept out of a
+/// tail call, so that its frame is on the stack.
 #[inline(never)]
-fn __rust_begin_short_backtrace<F: FnOnce() -> T, T>(f: F) -> T {
+pub(crate) fn __rust_begin_short_backtrace<F: FnOnce() -> T, T>(f: F) -> T {
     let v = f();
     std::hint::black_box(());
     v

@@ -69,16 +69,19 @@ fn earlier_user_hook_sees_coroutine_panics() {
     assert!(stderr.contains("coroutine 'reported' (id "), "{stderr}");
 }
 
-/// The frames of the first backtrace printed in `stderr` (the lines
+/// The frames of each backtrace printed in `stderr` (the lines
 /// `  N: symbol`), without their `at file:line` lines.
-fn frames(stderr: &str) -> Vec<&str> {
+fn backtraces(stderr: &str) -> Vec<Vec<&str>> {
     stderr
-        .lines()
-        .skip_while(|l| !l.starts_with("stack backtrace:"))
+        .split("stack backtrace:\n")
         .skip(1)
-        .take_while(|l| l.starts_with(' '))
-        .map(str::trim)
-        .filter(|l| !l.starts_with("at "))
+        .map(|bt| {
+            bt.lines()
+                .take_while(|l| l.starts_with(' '))
+                .map(str::trim)
+                .filter(|l| !l.starts_with("at "))
+                .collect()
+        })
         .collect()
 }
 
@@ -92,7 +95,8 @@ fn user_fails_here(x: u32) -> u32 {
 
 /// With `RUST_BACKTRACE=1`, a coroutine's panic prints a short backtrace
 /// like a thread's: the user's frames, not the runtime's or corosensei's
-/// (it printed about twenty of those around the user's frame).
+/// (it printed 22 of those after the user's frames). So does a panic in a
+/// job on the blocking pool (17 of the pool's frames).
 #[test]
 fn short_backtrace_shows_only_user_frames() {
     const NAME: &str = "short_backtrace_shows_only_user_frames";
@@ -103,25 +107,30 @@ fn short_backtrace_shows_only_user_frames() {
             .spawn_on(&rt, || user_fails_here(1))
             .unwrap();
         assert!(h.join().is_err());
+        let blocking = rt.run(|| gopark::spawn_blocking(|| user_fails_here(2)).join());
+        assert!(blocking.is_err());
         println!("child ok");
         return;
     }
     let out = common::child_env(NAME, &[("RUST_BACKTRACE", "1")]);
     let stderr = common::stderr(&out);
     assert!(out.status.success(), "{stderr}");
-    let frames = frames(&stderr);
-    assert!(
-        frames.iter().any(|f| f.contains("user_fails_here")),
-        "{frames:#?}"
-    );
-    assert!(
-        !frames
-            .iter()
-            .any(|f| f.contains("corosensei") || f.contains("gopark::runtime")),
-        "{frames:#?}"
-    );
-    // std's panic machinery (2 frames), the user's function, the closure.
-    assert!(frames.len() <= 6, "{frames:#?}");
+    let bts = backtraces(&stderr);
+    assert_eq!(bts.len(), 2, "{stderr}");
+    for frames in bts {
+        assert!(
+            frames.iter().any(|f| f.contains("user_fails_here")),
+            "{frames:#?}"
+        );
+        assert!(
+            !frames.iter().any(|f| f.contains("corosensei")
+                || f.contains("gopark::runtime")
+                || f.contains("gopark::blocking")),
+            "{frames:#?}"
+        );
+        // std's panic machinery (2 frames), the user's function, the closure.
+        assert!(frames.len() <= 6, "{frames:#?}");
+    }
     assert!(stderr.contains("RUST_BACKTRACE=full"), "{stderr}");
 }
 

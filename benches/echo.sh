@@ -29,8 +29,10 @@ done
 
 cd "$root"
 cargo build --release -q --example echo --example echo_client
-client=$root/target/release/examples/echo_client
-atarget=$root/target/anchors
+# Where cargo put the binaries (CARGO_TARGET_DIR, as cargo itself reads it).
+target=${CARGO_TARGET_DIR:-$root/target}
+client=$target/release/examples/echo_client
+atarget=$target/anchors
 if [ -z "$anchors" ] || [ ! -d "$anchors" ]; then
   echo "note: ANCHORS not set (or not a directory): only gopark runs; the comparison servers are skipped" >&2
 else
@@ -45,7 +47,7 @@ fi
 
 server_cmd() { # name port
   case $1 in
-    gopark) echo "$root/target/release/examples/echo --addr 127.0.0.1:$2 --workers $workers" ;;
+    gopark) echo "$target/release/examples/echo --addr 127.0.0.1:$2 --workers $workers" ;;
     epoll) echo "$atarget/release/epoll-echo 127.0.0.1:$2" ;;
     tokio) echo "env TOKIO_WORKER_THREADS=$workers $atarget/release/tokio-echo 127.0.0.1:$2" ;;
     go) echo "env GOMAXPROCS=$workers $atarget/go-echo-server -addr 127.0.0.1:$2" ;;

@@ -5,11 +5,12 @@
 //!
 //! Ctrl-C (or SIGTERM) shuts it down cleanly: the accept loop stops, open
 //! connections are closed (their parked reads wake up), every handler is
-//! joined, and the server prints what it served.
+//! joined, and the server prints what it served: connections, bytes echoed
+//! (those of connections that ended with an error included) and the errors
+//! by kind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use gopark::net::{TcpListener, TcpStream};
@@ -17,19 +18,29 @@ use gopark::net::{TcpListener, TcpStream};
 /// Open connections, so that shutdown can close them.
 type Conns = Arc<Mutex<HashMap<u64, Arc<TcpStream>>>>;
 
-/// Echoes until the peer closes; returns the bytes echoed.
-fn handle(conn: Arc<TcpStream>) -> io::Result<u64> {
+/// Echoes until the peer closes, adding to `echoed` the bytes echoed as it
+/// goes, so that they count even when the connection ends with an error.
+fn handle(conn: Arc<TcpStream>, echoed: &mut u64) -> io::Result<()> {
     let mut buf = [0u8; 4096];
-    let mut total = 0;
     let mut c = &*conn;
     loop {
         let n = c.read(&mut buf)?;
         if n == 0 {
-            return Ok(total);
+            return Ok(());
         }
         c.write_all(&buf[..n])?;
-        total += n as u64;
+        *echoed += n as u64;
     }
+}
+
+/// What the handlers did, summed at the end.
+#[derive(Default)]
+struct Stats {
+    bytes: u64,
+    /// Connections that ended with an error, by kind, with one example.
+    errors: BTreeMap<String, (u64, String)>,
+    /// Connections cut by the shutdown's close.
+    closed: u64,
 }
 
 fn usage() -> ! {
@@ -83,7 +94,8 @@ fn main() -> io::Result<()> {
         });
     }
 
-    let bytes = Arc::new(AtomicU64::new(0));
+    let stats: Arc<Mutex<Stats>> = Arc::default();
+    let totals = stats.clone();
     let served = rt.run(move || {
         let mut handlers = Vec::new();
         let mut next_id = 0u64;
@@ -101,12 +113,23 @@ fn main() -> io::Result<()> {
             let id = next_id;
             next_id += 1;
             conns.lock().unwrap().insert(id, conn.clone());
-            let (conns, bytes) = (conns.clone(), bytes.clone());
+            let (conns, stats) = (conns.clone(), stats.clone());
             handlers.push(gopark::go!(move || {
-                if let Ok(n) = handle(conn) {
-                    bytes.fetch_add(n, Ordering::Relaxed);
-                }
+                let mut echoed = 0;
+                let r = handle(conn, &mut echoed);
                 conns.lock().unwrap().remove(&id);
+                // One lock per connection, when it ends.
+                let mut s = stats.lock().unwrap();
+                s.bytes += echoed;
+                match r {
+                    Ok(()) => {}
+                    Err(e) if gopark::net::is_closed(&e) => s.closed += 1,
+                    Err(e) => {
+                        let kind = format!("{:?}", e.kind());
+                        let entry = s.errors.entry(kind).or_insert_with(|| (0, e.to_string()));
+                        entry.0 += 1;
+                    }
+                }
             }));
             handlers.retain(|h| !h.is_finished());
         }
@@ -117,11 +140,15 @@ fn main() -> io::Result<()> {
         for h in handlers {
             let _ = h.join();
         }
-        (next_id, bytes.load(Ordering::Relaxed))
+        next_id
     });
+    let s = totals.lock().unwrap();
     println!(
-        "echo: served {} connections, echoed {} bytes",
-        served.0, served.1
+        "echo: served {served} connections, echoed {} bytes; {} closed by the shutdown",
+        s.bytes, s.closed
     );
+    for (kind, (n, example)) in &s.errors {
+        println!("echo: {n} connections ended with {kind} (e.g. {example})");
+    }
     Ok(())
 }

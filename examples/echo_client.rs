@@ -3,8 +3,12 @@
 //!
 //! Run with: `cargo run --release --example echo_client -- --addr 127.0.0.1:7000 --conns 50 --size 64 --secs 5`
 //!
-//! Prints requests per second and the latency percentiles p50, p99, p99.9.
+//! Prints requests per second and the latency percentiles p50, p99, p99.9
+//! of the requests that completed (those of connections that failed later
+//! included), then the failed connections, counted by kind of error. Exits
+//! with an error if any connection failed.
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
@@ -51,17 +55,23 @@ fn parse() -> Opts {
     o
 }
 
-/// One connection's run: request/response until `end`; latencies in ns.
-fn client(addr: String, size: usize, seed: usize, end: Instant) -> io::Result<Vec<u32>> {
-    let mut s = TcpStream::connect(addr.as_str())?;
+/// One connection's run: request/response until `end`, pushing the
+/// latency of each completed request (in ns) to `lat`.
+fn client(
+    addr: &str,
+    size: usize,
+    seed: usize,
+    end: Instant,
+    lat: &mut Vec<u32>,
+) -> io::Result<()> {
+    let mut s = TcpStream::connect(addr)?;
     let mut msg: Vec<u8> = (0..size).map(|i| (i * 31 + seed) as u8).collect();
     let mut back = vec![0u8; size];
-    let mut lat = Vec::with_capacity(1 << 16);
     let mut round = 0u8;
     loop {
         let t0 = Instant::now();
         if t0 >= end {
-            return Ok(lat);
+            return Ok(());
         }
         // Vary the payload so a stale or misrouted echo cannot pass.
         msg[0] = round;
@@ -102,7 +112,11 @@ fn main() -> io::Result<()> {
         let hs: Vec<_> = (0..conns)
             .map(|i| {
                 let addr = addr.clone();
-                gopark::go!(move || client(addr, size, i, end))
+                gopark::go!(move || {
+                    let mut lat = Vec::with_capacity(1 << 16);
+                    let r = client(&addr, size, i, end, &mut lat);
+                    (lat, r)
+                })
             })
             .collect();
         hs.into_iter()
@@ -112,13 +126,16 @@ fn main() -> io::Result<()> {
     let wall = start.elapsed().as_secs_f64();
     let mut all = Vec::new();
     let mut failed = 0;
-    for r in results {
-        match r {
-            Ok(l) => all.extend(l),
-            Err(e) => {
-                failed += 1;
-                eprintln!("echo_client: connection failed: {e}");
-            }
+    // Failed connections by kind of error, with the first message seen.
+    let mut errors: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for (lat, r) in results {
+        all.extend(lat);
+        if let Err(e) = r {
+            failed += 1;
+            let entry = errors
+                .entry(format!("{:?}", e.kind()))
+                .or_insert_with(|| (0, e.to_string()));
+            entry.0 += 1;
         }
     }
     all.sort_unstable();
@@ -132,14 +149,22 @@ fn main() -> io::Result<()> {
         n as f64 / wall,
         n as u64 * o.size as u64
     );
-    println!(
-        "latency p50 {:?}  p99 {:?}  p99.9 {:?}",
-        pct(&all, 0.50),
-        pct(&all, 0.99),
-        pct(&all, 0.999)
-    );
+    if n == 0 {
+        println!("latency: no request completed");
+    } else {
+        println!(
+            "latency p50 {:?}  p99 {:?}  p99.9 {:?}",
+            pct(&all, 0.50),
+            pct(&all, 0.99),
+            pct(&all, 0.999)
+        );
+    }
     if failed > 0 {
-        return Err(io::Error::other(format!("{failed} connections failed")));
+        for (kind, (n, example)) in &errors {
+            eprintln!("echo_client: {n} connections failed with {kind} (e.g. {example})");
+        }
+        eprintln!("echo_client: {failed} of {} connections failed", o.conns);
+        std::process::exit(1);
     }
     Ok(())
 }

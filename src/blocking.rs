@@ -305,7 +305,11 @@ where
     });
     let p = packet.clone();
     pool.submit(Box::new(move || {
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        // Through the short-backtrace marker, as a coroutine's body: a
+        // panic's RUST_BACKTRACE=1 backtrace ends at the user's closure.
+        let r = panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::spawn::__rust_begin_short_backtrace(f)
+        }));
         lock(&p.inner).result = Some(r);
         Some(p as Arc<dyn Complete>)
     }));

@@ -81,6 +81,32 @@
 //!   `thread_local!`s, so a value set by one coroutine is seen by the others.
 //!   Use [`coroutine_local!`] for a value per coroutine.
 //!
+//! ## Panics
+//! A panic in a coroutine unwinds the coroutine's stack and ends it, as a
+//! panic ends a thread; its worker and the other coroutines carry on.
+//! [`JoinHandle::join`] returns the panic as an `Err` ([`run`] and
+//! [`Runtime::run`] re-raise it in the caller). It is printed when it
+//! happens, as a thread's is, after a line naming the coroutine:
+//!
+//! ```text
+//! gopark: panic in coroutine 'conn-7' (id 42):
+//!
+//! thread 'gopark-worker-1' (1234) panicked at src/main.rs:10:5:
+//! index out of bounds: the len is 0 but the index is 0
+//! note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
+//! ```
+//!
+//! With `RUST_BACKTRACE=1` the backtrace shows the coroutine's own frames,
+//! not the runtime's (`RUST_BACKTRACE=full` shows all). A panic hook the
+//! program installed before the first runtime started is still called for
+//! every coroutine panic.
+//!
+//! A panic in a coroutine whose handle was dropped (detached) is printed
+//! and the process carries on, as with a detached `std::thread`; a Go
+//! program would die instead. To die too, build the runtime with
+//! [`RuntimeBuilder::unjoined_panic`]`(`[`UnjoinedPanic::Abort`]`)`, or set
+//! `GOPARK_UNJOINED_PANIC=abort` (which also covers the default runtime).
+//!
 //! See `docs/ARCHITECTURE.md` and `docs/SAFETY.md` in the repository.
 
 #[cfg(not(all(
@@ -146,7 +172,7 @@ pub use local::CoroutineLocal;
 #[cfg(not(loom))]
 pub use macros::__go_spawn;
 #[cfg(not(loom))]
-pub use runtime::{Runtime, RuntimeBuilder};
+pub use runtime::{Runtime, RuntimeBuilder, UnjoinedPanic};
 #[cfg(not(loom))]
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]

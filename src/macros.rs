@@ -63,11 +63,35 @@
 /// ```
 #[macro_export]
 macro_rules! go {
-    // ---- internal rules ----
+    (move || $body:expr) => {
+        $crate::__go_spawn(move || $body)
+    };
+    (|| $body:expr) => {
+        $crate::__go_spawn(|| $body)
+    };
+    ($f:ident ( $($arg:expr),* $(,)? )) => {
+        $crate::__go!(@args [] ($f) $($arg,)*)
+    };
+    ($($path:ident)::+ ( $($arg:expr),* $(,)? )) => {
+        $crate::__go!(@args [] ($($path)::+) $($arg,)*)
+    };
+    ($recv:ident . $($rest:tt)+) => {
+        $crate::__go!(@method [$recv] . $($rest)+)
+    };
+    ($($other:tt)*) => {
+        $crate::__go!(@error)
+    };
+}
+
+/// Implementation detail of [`go!`]: the rules that bind the arguments,
+/// kept out of its documentation. Not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __go {
     // Function call: bind each argument in the caller, then spawn.
     (@args [$($done:ident)*] ($($f:tt)+) $head:expr, $($rest:tt)*) => {{
         let __gopark_arg = $head;
-        $crate::go!(@args [$($done)* __gopark_arg] ($($f)+) $($rest)*)
+        $crate::__go!(@args [$($done)* __gopark_arg] ($($f)+) $($rest)*)
     }};
     (@args [$($done:ident)*] ($($f:tt)+)) => {
         $crate::__go_spawn(move || $($f)+($($done),*))
@@ -75,17 +99,17 @@ macro_rules! go {
     // Method call: collect the receiver path, then bind receiver and args.
     (@method [$($recv:tt)+] . $m:ident ( $($arg:expr),* $(,)? )) => {{
         let __gopark_recv = $($recv)+;
-        $crate::go!(@margs [] __gopark_recv $m $($arg,)*)
+        $crate::__go!(@margs [] __gopark_recv $m $($arg,)*)
     }};
     (@method [$($recv:tt)+] . $field:ident $($rest:tt)+) => {
-        $crate::go!(@method [$($recv)+ . $field] $($rest)+)
+        $crate::__go!(@method [$($recv)+ . $field] $($rest)+)
     };
     (@method $($rest:tt)*) => {
-        $crate::go!(@error)
+        $crate::__go!(@error)
     };
     (@margs [$($done:ident)*] $r:ident $m:ident $head:expr, $($rest:tt)*) => {{
         let __gopark_arg = $head;
-        $crate::go!(@margs [$($done)* __gopark_arg] $r $m $($rest)*)
+        $crate::__go!(@margs [$($done)* __gopark_arg] $r $m $($rest)*)
     }};
     (@margs [$($done:ident)*] $r:ident $m:ident) => {
         $crate::__go_spawn(move || $r.$m($($done),*))
@@ -95,26 +119,6 @@ macro_rules! go {
             "go! expects a call `f(args)`, `path::f(args)`, `receiver.method(args)` \
              (receiver: a variable or field path) or a closure `move || body`"
         )
-    };
-
-    // ---- public forms ----
-    (move || $body:expr) => {
-        $crate::__go_spawn(move || $body)
-    };
-    (|| $body:expr) => {
-        $crate::__go_spawn(|| $body)
-    };
-    ($f:ident ( $($arg:expr),* $(,)? )) => {
-        $crate::go!(@args [] ($f) $($arg,)*)
-    };
-    ($($path:ident)::+ ( $($arg:expr),* $(,)? )) => {
-        $crate::go!(@args [] ($($path)::+) $($arg,)*)
-    };
-    ($recv:ident . $($rest:tt)+) => {
-        $crate::go!(@method [$recv] . $($rest)+)
-    };
-    ($($other:tt)*) => {
-        $crate::go!(@error)
     };
 }
 

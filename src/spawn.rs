@@ -1,5 +1,6 @@
 //! Spawning coroutines and joining them.
 
+use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
@@ -9,7 +10,7 @@ use std::sync::{Arc, Once};
 use std::thread;
 
 use crate::coroutine::{self, Co, Coroutine, Resume, Task, Yielder};
-use crate::runtime::{self, Runtime, Shared};
+use crate::runtime::{self, worker, Runtime, Shared, UnjoinedPanic};
 use crate::stack;
 
 /// The result slot of a coroutine.
@@ -102,10 +103,16 @@ impl<T> JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     /// Detaches the coroutine. If it has already ended with a panic that
-    /// nobody joined, its payload is dropped here, by the caller; otherwise
-    /// its home worker drops the payload when the coroutine ends.
+    /// nobody joined, its payload is dropped here, by the caller (after
+    /// aborting the process instead, if the runtime was built with
+    /// [`UnjoinedPanic::Abort`](crate::UnjoinedPanic::Abort)); otherwise its
+    /// home worker deals with the payload when the coroutine ends.
     fn drop(&mut self) {
-        drop(self.task.join.detach());
+        let p = self.task.join.detach();
+        if let Some(p) = &p {
+            unjoined_panic(&self.task, &**p);
+        }
+        drop(p);
     }
 }
 
@@ -363,11 +370,50 @@ where
             }
             return;
         }
-        let v = f();
+        let v = __rust_begin_short_backtrace(f);
         // SAFETY: the slot is written once, before completion; the joiner
         // reads it only after completion (see Packet).
         unsafe { *packet.value.get() = Some(v) };
     })
+}
+
+/// Called with the payload of a coroutine that ended with a panic no join
+/// will observe (its handle is gone): aborts the process if its runtime was
+/// built with [`UnjoinedPanic::Abort`]. The join errors the runtime itself
+/// gives a coroutine cancelled or leaked at shutdown are no panics and never
+/// abort. The panic was printed when it happened, by the panic hook.
+pub(crate) fn unjoined_panic(task: &Task, payload: &(dyn Any + Send)) {
+    if task.shared.unjoined_panic != UnjoinedPanic::Abort {
+        return;
+    }
+    let shutdown = payload
+        .downcast_ref::<&str>()
+        .is_some_and(|s| *s == worker::CANCELLED_MSG || *s == worker::LEAKED_MSG);
+    if shutdown {
+        return;
+    }
+    let name = task
+        .name
+        .as_deref()
+        .map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
+    eprintln!(
+        "gopark: coroutine {name} (id {}) panicked and nothing joined it; aborting, as UnjoinedPanic::Abort asks",
+        task.id
+    );
+    std::process::abort();
+}
+
+/// Calls a coroutine's entry closure (and a blocking job). Its name is the
+/// marker std's panic hook looks for (by substring) when it prints a short
+/// backtrace (`RUST_BACKTRACE=1`): frames beyond it, here the runtime's and
+/// corosensei's, are left out, as for a thread, whose closure std calls
+/// through a function of the same name. Never inlined, and kept out of a
+/// tail call, so that its frame is on the stack.
+#[inline(never)]
+pub(crate) fn __rust_begin_short_backtrace<F: FnOnce() -> T, T>(f: F) -> T {
+    let v = f();
+    std::hint::black_box(());
+    v
 }
 
 /// Makes panics in coroutines print the coroutine's name and id, the way a
@@ -375,24 +421,30 @@ where
 /// built), wrapping the previous hook: a coroutine's panic is announced with
 /// one line naming it and then handed to that hook, so a hook the program
 /// installed before (logging, error reporting) still sees every panic.
+///
+/// While the hook runs, the stall monitor does not watch the coroutine:
+/// printing a backtrace (symbolizing it) can take longer than the stall
+/// threshold, and a stall report in the middle of the panic message would
+/// only mislead.
 pub(crate) fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let who = crate::runtime::worker::with_current(|_, t| {
-                (t.id, t.name.as_deref().map(str::to_owned))
-            });
-            let Some((id, name)) = who else {
+            let Some(ctx) = crate::runtime::worker::current_ctx() else {
                 return prev(info);
             };
+            let task = ctx.current_task().clone();
             // Name the coroutine, then hand the panic to the hook that was
             // there before (std's default one, or the program's own logging
             // hook): it prints the message, the location, the backtrace or
             // the RUST_BACKTRACE hint, exactly as for a thread.
-            let name = name.map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
-            eprintln!("gopark: panic in coroutine {name} (id {id}):");
-            prev(info);
+            let name = task
+                .name
+                .as_deref()
+                .map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
+            eprintln!("gopark: panic in coroutine {name} (id {}):", task.id);
+            ctx.shared_part().monitor.unwatched(&task, || prev(info));
         }));
     });
 }

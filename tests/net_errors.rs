@@ -322,3 +322,38 @@ fn accept_returns_emfile_and_the_server_recovers() {
     let out = run_child(NAME);
     assert!(String::from_utf8_lossy(&out.stdout).contains("emfile-scenario-ok"));
 }
+
+/// A name that cannot be resolved fails with an error naming the host
+/// (Go's "lookup nosuch.invalid: no such host"), with the resolver's kind.
+/// `.invalid` never resolves (RFC 6761), with or without a network; if
+/// the resolver itself is unavailable the error still names the host.
+#[test]
+fn unresolvable_name_is_named() {
+    // std's own error for the same lookup, for its kind and errno.
+    let std_err = std::net::ToSocketAddrs::to_socket_addrs("nosuch.invalid:80").unwrap_err();
+    rt().run(move || {
+        let lookups = [
+            gopark::net::lookup_host("nosuch.invalid:80").map(drop),
+            gopark::net::lookup_host("nosuch.invalid").map(drop),
+            gopark::net::lookup_host(("nosuch.invalid", 80)).map(drop),
+            TcpStream::connect("nosuch.invalid:80").map(drop),
+            TcpListener::bind("nosuch.invalid:0").map(drop),
+            gopark::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .send_to(b"x", "nosuch.invalid:9")
+                .map(drop),
+        ];
+        for r in lookups {
+            let e = r.unwrap_err();
+            assert!(e.to_string().starts_with("lookup nosuch.invalid: "), "{e}");
+            assert_eq!(e.kind(), std_err.kind(), "{e}");
+            assert_eq!(gopark::net::raw_os_error(&e), std_err.raw_os_error());
+            let op = gopark::net::OpError::from_io(&e).expect("an OpError");
+            assert_eq!(
+                (op.op(), op.net(), op.addr()),
+                ("lookup", "", Some("nosuch.invalid"))
+            );
+            assert_eq!(op.io_error().to_string(), std_err.to_string());
+        }
+    });
+}

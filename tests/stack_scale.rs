@@ -213,6 +213,10 @@ fn stack_exhaustion_is_an_io_error_from_builder_spawn() {
         assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
         let msg = err.to_string();
         assert!(msg.contains("RLIMIT_AS") && msg.contains("raise"), "{msg}");
+        // Says what failed, without a "gopark:" prefix that the caller's own
+        // context (spawn's panic message, say) would double.
+        assert!(msg.starts_with("cannot "), "{msg}");
+        assert!(!msg.contains("gopark:"), "{msg}");
         // Nothing is broken: release, join, and spawn again (pooled stacks).
         release.store(true, Ordering::Release);
         for h in &hs {

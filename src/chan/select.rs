@@ -458,21 +458,31 @@ pub fn select(arms: &[&dyn Arm], timeout: Timeout) -> usize {
 /// ```
 #[macro_export]
 macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__select!(@parse [] [] $($tokens)*)
+    };
+}
+
+/// Implementation detail of [`select!`]: its parsing and code generation
+/// rules, kept out of its documentation. Not a public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select {
     // ---- parsing: collect arms as (kind (args) (pat) {body}) ----
     (@parse [$($arms:tt)*] [$($def:tt)*]) => {
-        $crate::select!(@gen [] [$($arms)*] [$($def)*])
+        $crate::__select!(@gen [] [$($arms)*] [$($def)*])
     };
     (@parse $arms:tt $def:tt recv($r:expr) -> $res:pat => $($rest:tt)*) => {
-        $crate::select!(@body $arms $def (recv ($r) ($res)) $($rest)*)
+        $crate::__select!(@body $arms $def (recv ($r) ($res)) $($rest)*)
     };
     (@parse $arms:tt $def:tt send($s:expr, $v:expr) -> $res:pat => $($rest:tt)*) => {
-        $crate::select!(@body $arms $def (send ($s, $v) ($res)) $($rest)*)
+        $crate::__select!(@body $arms $def (send ($s, $v) ($res)) $($rest)*)
     };
     (@parse $arms:tt [] default => $($rest:tt)*) => {
-        $crate::select!(@body $arms [] (default ($crate::chan::__private::Timeout::Now)) $($rest)*)
+        $crate::__select!(@body $arms [] (default ($crate::chan::__private::Timeout::Now)) $($rest)*)
     };
     (@parse $arms:tt [] default($t:expr) => $($rest:tt)*) => {
-        $crate::select!(@body $arms []
+        $crate::__select!(@body $arms []
             (default ($crate::chan::__private::Timeout::after($t))) $($rest)*)
     };
     (@parse $arms:tt [$($def:tt)+] default $($rest:tt)*) => {
@@ -486,22 +496,22 @@ macro_rules! select {
     };
     // A body: a block (comma optional) or an expression (comma unless last).
     (@body $arms:tt $def:tt $head:tt $body:block, $($rest:tt)*) => {
-        $crate::select!(@push $arms $def $head $body $($rest)*)
+        $crate::__select!(@push $arms $def $head $body $($rest)*)
     };
     (@body $arms:tt $def:tt $head:tt $body:block $($rest:tt)*) => {
-        $crate::select!(@push $arms $def $head $body $($rest)*)
+        $crate::__select!(@push $arms $def $head $body $($rest)*)
     };
     (@body $arms:tt $def:tt $head:tt $body:expr, $($rest:tt)*) => {
-        $crate::select!(@push $arms $def $head { $body } $($rest)*)
+        $crate::__select!(@push $arms $def $head { $body } $($rest)*)
     };
     (@body $arms:tt $def:tt $head:tt $body:expr) => {
-        $crate::select!(@push $arms $def $head { $body })
+        $crate::__select!(@push $arms $def $head { $body })
     };
     (@push $arms:tt [] (default ($mode:expr)) $body:block $($rest:tt)*) => {
-        $crate::select!(@parse $arms [($mode) $body] $($rest)*)
+        $crate::__select!(@parse $arms [($mode) $body] $($rest)*)
     };
     (@push [$($arms:tt)*] $def:tt ($kind:ident $args:tt $res:tt) $body:block $($rest:tt)*) => {
-        $crate::select!(@parse [$($arms)* ($kind $args $res $body)] $def $($rest)*)
+        $crate::__select!(@parse [$($arms)* ($kind $args $res $body)] $def $($rest)*)
     };
 
     // ---- code generation: one `let` per arm, each in its own hygiene ----
@@ -510,7 +520,7 @@ macro_rules! select {
         match &$r {
             __r => {
                 let __arm = $crate::chan::__private::RecvArm::new(__r);
-                $crate::select!(@gen [$($done)* (__arm ($res) $body)] [$($todo)*] $def)
+                $crate::__select!(@gen [$($done)* (__arm ($res) $body)] [$($todo)*] $def)
             }
         }
     };
@@ -518,17 +528,17 @@ macro_rules! select {
         match (&$s, $v) {
             (__s, __v) => {
                 let __arm = $crate::chan::__private::SendArm::new(__s, __v);
-                $crate::select!(@gen [$($done)* (__arm ($res) $body)] [$($todo)*] $def)
+                $crate::__select!(@gen [$($done)* (__arm ($res) $body)] [$($todo)*] $def)
             }
         }
     };
     (@gen [$(($arm:ident ($res:pat) $body:block))*] [] [$(($mode:expr) $dbody:block)?]) => {{
-        let __mode = $crate::select!(@mode $($mode)?);
+        let __mode = $crate::__select!(@mode $($mode)?);
         let __index = $crate::chan::__private::select(
             &[$(&$arm as &dyn $crate::chan::__private::Arm),*],
             __mode,
         );
-        $crate::select!(@dispatch __index (0) [$(($arm ($res) $body))*] [$($dbody)?])
+        $crate::__select!(@dispatch __index (0) [$(($arm ($res) $body))*] [$($dbody)?])
     }};
     (@mode) => { $crate::chan::__private::Timeout::Never };
     (@mode $mode:expr) => { $mode };
@@ -538,16 +548,11 @@ macro_rules! select {
             let $res = $arm.into_result();
             $body
         } else {
-            $crate::select!(@dispatch $i ($n + 1) [$($rest)*] $def)
+            $crate::__select!(@dispatch $i ($n + 1) [$($rest)*] $def)
         }
     };
     (@dispatch $i:ident ($n:expr) [] [$dbody:block]) => { $dbody };
     (@dispatch $i:ident ($n:expr) [] []) => {
         ::core::unreachable!("gopark: select without default returned no arm")
-    };
-
-    // ---- entry point ----
-    ($($tokens:tt)*) => {
-        $crate::select!(@parse [] [] $($tokens)*)
     };
 }

@@ -45,15 +45,25 @@ fn many(v: Vec<SocketAddr>) -> Addrs {
     Addrs(AddrsInner::Many(v.into_iter()))
 }
 
-/// `getaddrinfo` on the blocking pool (inline on a plain thread).
-fn lookup(host: String, port: Option<u16>) -> io::Result<Addrs> {
+/// `getaddrinfo` on the blocking pool (inline on a plain thread). A failure
+/// is a `lookup` [`OpError`](super::OpError) naming the host, with the
+/// resolver's error (and its kind) inside.
+fn lookup(host: String, port: u16) -> io::Result<Addrs> {
     crate::blocking(move || {
-        let it = match port {
-            Some(p) => std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), p))?,
-            None => std::net::ToSocketAddrs::to_socket_addrs(host.as_str())?,
-        };
-        Ok(many(it.collect()))
+        match std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)) {
+            Ok(it) => Ok(many(it.collect())),
+            Err(e) => Err(super::error::wrap("lookup", "", || Some(host), e)),
+        }
     })
+}
+
+/// A malformed address string, named in the error (std's says only
+/// "invalid socket address").
+fn malformed(addr: &str, what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("address {addr}: {what}"),
+    )
 }
 
 mod sealed {
@@ -118,7 +128,7 @@ impl Resolve for (&str, u16) {
         let (host, port) = *self;
         match host.parse::<IpAddr>() {
             Ok(ip) => one(SocketAddr::new(ip, port)),
-            Err(_) => lookup(host.to_owned(), Some(port)),
+            Err(_) => lookup(host.to_owned(), port),
         }
     }
 }
@@ -140,10 +150,17 @@ impl Resolve for str {
                 return one(SocketAddr::new(ip, 0));
             }
             if !self.contains(':') {
-                return lookup(self.to_owned(), Some(0));
+                return lookup(self.to_owned(), 0);
             }
         }
-        lookup(self.to_owned(), None)
+        // "host:port", split at the last colon as std does.
+        let Some((host, port)) = self.rsplit_once(':') else {
+            return Err(malformed(self, "missing port"));
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            return Err(malformed(self, "invalid port"));
+        };
+        (host, port).resolve(bare_host)
     }
 }
 
@@ -175,8 +192,11 @@ impl<T: Resolve + ?Sized> Resolve for &T {
 /// addresses then carry port 0. Numeric addresses are parsed, not looked up.
 ///
 /// # Errors
-/// The resolver's error (unknown host, no network), or
-/// [`InvalidInput`](io::ErrorKind::InvalidInput) for a malformed string.
+/// The resolver's error (unknown host, no network) with its kind, inside an
+/// [`OpError`](crate::net::OpError) that names the host ("lookup
+/// nosuch.invalid: ..."), or [`InvalidInput`](io::ErrorKind::InvalidInput)
+/// for a malformed string. Socket functions given a host name fail with the
+/// same lookup error.
 ///
 /// ```
 /// gopark::run(|| {
@@ -213,7 +233,19 @@ mod tests {
         check(resolve(&(IpAddr::from([1, 2, 3, 4]), 5u16)), "1.2.3.4:5");
         let s = ["1.1.1.1:1".parse().unwrap(), "2.2.2.2:2".parse().unwrap()];
         assert_eq!(resolve(&&s[..]).unwrap().count(), 2);
-        // Malformed: std's error.
-        assert!(resolve(&"localhost").is_err());
+        // Malformed: std's kind, and the input named.
+        for (bad, why) in [
+            ("localhost", "missing port"),
+            ("localhost:http", "invalid port"),
+        ] {
+            let e = resolve(&bad).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert_eq!(e.to_string(), format!("address {bad}: {why}"));
+        }
+        // An unparsable IPv6 form is a host name for std too.
+        assert_eq!(
+            resolve(&"::1:80").unwrap().collect::<Vec<_>>(),
+            vec!["[::1]:80".parse::<SocketAddr>().unwrap()]
+        );
     }
 }

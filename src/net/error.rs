@@ -9,7 +9,9 @@ use std::io;
 /// operation, the network and the address, as Go's `*net.OpError` does
 /// ("connect tcp 127.0.0.1:1: Connection refused (os error 111)"; Go says
 /// "dial" and "listen" where gopark uses the std method names `connect` and
-/// `bind`).
+/// `bind`). A host name that cannot be resolved gives a `lookup` error
+/// naming the host, with no network, as Go's `*net.DNSError` does
+/// ("lookup nosuch.invalid: failed to lookup address information: ...").
 ///
 /// The `io::Error` keeps the [`kind`](io::Error::kind) of the underlying
 /// error, so `match err.kind()` works as with std. Its
@@ -44,17 +46,20 @@ pub struct OpError {
 }
 
 impl OpError {
-    /// The operation: `"connect"`, `"bind"`, `"accept"` or `"send_to"`.
+    /// The operation: `"connect"`, `"bind"`, `"accept"`, `"send_to"` or
+    /// `"lookup"` (name resolution).
     pub fn op(&self) -> &str {
         self.op
     }
 
-    /// The network: `"tcp"`, `"udp"`, `"unix"` or `"unixgram"`.
+    /// The network: `"tcp"`, `"udp"`, `"unix"` or `"unixgram"`; empty for a
+    /// `lookup`.
     pub fn net(&self) -> &str {
         self.net
     }
 
-    /// The address operated on (for `accept`, the listener's), if known.
+    /// The address operated on (for `accept`, the listener's; for a
+    /// `lookup`, the host name), if known.
     pub fn addr(&self) -> Option<&str> {
         self.addr.as_deref()
     }
@@ -72,7 +77,10 @@ impl OpError {
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.op, self.net)?;
+        write!(f, "{}", self.op)?;
+        if !self.net.is_empty() {
+            write!(f, " {}", self.net)?;
+        }
         if let Some(a) = &self.addr {
             write!(f, " {a}")?;
         }

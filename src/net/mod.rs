@@ -2,7 +2,8 @@
 //! that code written for std ports by changing the import.
 //!
 //! Inside a coroutine an op that would block parks the coroutine on the
-//! runtime's netpoller (Go's `pollDesc`, see `netpoll`) and the worker runs
+//! runtime's netpoller (an epoll instance per worker, as Go's netpoller;
+//! docs/ARCHITECTURE.md in the repository describes it) and the worker runs
 //! other coroutines; on a plain thread the same op blocks the thread.
 //!
 //! ```
@@ -72,7 +73,10 @@
 //! - A failed `connect`, `bind`, `accept` or `send_to` names the operation
 //!   and the address, as Go's errors do: "connect tcp 127.0.0.1:1:
 //!   Connection refused (os error 111)". The [`io::ErrorKind`] is the
-//!   underlying error's; see [`OpError`] for its parts and the errno.
+//!   underlying error's; see [`OpError`] for its parts and the errno. A
+//!   host name that does not resolve names the host: "lookup
+//!   nosuch.invalid: failed to lookup address information: Name or service
+//!   not known".
 //! - Accepted and connected TCP streams have `TCP_NODELAY` on (as in Go);
 //!   listeners set `SO_REUSEADDR`; accept retries ECONNABORTED and EINTR
 //!   and returns EMFILE to the caller.

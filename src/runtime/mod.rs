@@ -135,6 +135,8 @@ pub(crate) struct Shared {
     pub(crate) blocking: crate::blocking::PoolHandle,
     /// The stall monitor's state.
     pub(crate) monitor: monitor::Monitor,
+    /// What a panic that no join observes does.
+    pub(crate) unjoined_panic: UnjoinedPanic,
 }
 
 impl fmt::Debug for Shared {
@@ -453,6 +455,23 @@ pub struct RuntimeBuilder {
     name: String,
     max_blocking_threads: usize,
     stall_threshold: Option<Duration>,
+    unjoined_panic: Option<UnjoinedPanic>,
+}
+
+/// What a runtime does when a coroutine panics and no join observes the
+/// panic (see [`RuntimeBuilder::unjoined_panic`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum UnjoinedPanic {
+    /// The panic is printed when it happens (by the panic hook) and the
+    /// process carries on, as it does when a detached `std::thread`
+    /// panics. The default.
+    #[default]
+    Continue,
+    /// The panic is printed, the coroutine's stack unwinds (its destructors
+    /// run), and then the process aborts, as a Go program dies of an
+    /// unrecovered panic in any goroutine.
+    Abort,
 }
 
 impl RuntimeBuilder {
@@ -584,6 +603,40 @@ impl RuntimeBuilder {
         self
     }
 
+    /// What happens when a coroutine panics and no [`join`] observes the
+    /// panic: its [`JoinHandle`] was dropped (detached) before it ended, or
+    /// is dropped after it ended without being joined. Default:
+    /// [`UnjoinedPanic::Continue`], or the `GOPARK_UNJOINED_PANIC`
+    /// environment variable (`abort` or `continue`; another value is
+    /// ignored with a warning on stderr), which also sets it for the
+    /// default runtime.
+    ///
+    /// Either way the panic is printed when it happens, naming the
+    /// coroutine, and a joined panic is the joiner's to handle: `join`
+    /// returns it as an `Err`, and a [`scope`](crate::scope) re-raises its
+    /// children's panics. With [`UnjoinedPanic::Abort`], a panic nobody will
+    /// see as an `Err` ends the process (with `SIGABRT`, after one more line
+    /// on stderr), as it would in Go, instead of leaving a server running
+    /// without the coroutine that failed. A coroutine cancelled by the
+    /// runtime's shutdown has not panicked and does not abort.
+    ///
+    /// [`join`]: JoinHandle::join
+    ///
+    /// ```
+    /// use gopark::UnjoinedPanic;
+    /// let rt = gopark::Runtime::builder()
+    ///     .unjoined_panic(UnjoinedPanic::Abort)
+    ///     .build()
+    ///     .unwrap();
+    /// // A joined panic is observed: an `Err`, no abort.
+    /// let h = rt.spawn(|| panic!("seen"));
+    /// assert!(h.join().is_err());
+    /// ```
+    pub fn unjoined_panic(mut self, what: UnjoinedPanic) -> Self {
+        self.unjoined_panic = Some(what);
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -637,6 +690,7 @@ impl RuntimeBuilder {
                 self.stall_threshold
                     .unwrap_or_else(monitor::threshold_from_env),
             ),
+            unjoined_panic: self.unjoined_panic.unwrap_or_else(unjoined_panic_from_env),
         });
         let mut rt = Runtime {
             shared: shared.clone(),
@@ -689,6 +743,30 @@ fn default_workers() -> usize {
     }
 }
 
+/// The reaction to an unjoined panic when the builder sets none:
+/// `GOPARK_UNJOINED_PANIC` (`abort` or `continue`), else
+/// [`UnjoinedPanic::Continue`]; another value is ignored with a warning on
+/// stderr, once per process.
+fn unjoined_panic_from_env() -> UnjoinedPanic {
+    let Some(v) = std::env::var_os("GOPARK_UNJOINED_PANIC") else {
+        return UnjoinedPanic::Continue;
+    };
+    match v.to_str().map(str::trim) {
+        Some(s) if s.eq_ignore_ascii_case("abort") => UnjoinedPanic::Abort,
+        Some(s) if s.eq_ignore_ascii_case("continue") => UnjoinedPanic::Continue,
+        _ => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "gopark: ignoring GOPARK_UNJOINED_PANIC={}: expected abort or continue",
+                    v.to_string_lossy()
+                );
+            });
+            UnjoinedPanic::Continue
+        }
+    }
+}
+
 impl Runtime {
     /// A builder with the defaults (see [`RuntimeBuilder`]).
     ///
@@ -703,6 +781,7 @@ impl Runtime {
             name: "gopark".to_owned(),
             max_blocking_threads: crate::blocking::DEFAULT_MAX_THREADS,
             stall_threshold: None,
+            unjoined_panic: None,
         }
     }
 

@@ -75,6 +75,18 @@ impl Slot {
         self.running.store(std::ptr::null_mut(), Ordering::Relaxed);
     }
 
+    /// Runs `f` on the owner, inside a resume of `task`, with the slot
+    /// showing no coroutine running: the panic hook prints a coroutine's
+    /// panic so (symbolizing a backtrace can take a second, which is no
+    /// stall of the coroutine's making). Afterwards the resume counts as a
+    /// new one, so a stall is timed again from there.
+    pub(crate) fn unwatched<R>(&self, task: &Arc<Task>, f: impl FnOnce() -> R) -> R {
+        self.leave();
+        let r = f();
+        self.enter(task);
+        r
+    }
+
     /// Before a task leaves the worker's registry (after [`Slot::leave`]):
     /// waits out a monitor reading the task's name.
     pub(crate) fn retire(&self) {

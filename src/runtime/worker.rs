@@ -701,7 +701,11 @@ impl WorkerCtx {
             }
             None => p,
         });
-        drop_payload(task.complete(panic));
+        let unjoined = task.complete(panic);
+        if let Some(p) = &unjoined {
+            crate::spawn::unjoined_panic(&task, &**p);
+        }
+        drop_payload(unjoined);
         drop(held);
     }
 

@@ -46,8 +46,8 @@
 //! `OnceLock` (whose initialiser might park) versus the types here.
 //!
 //! ## Implementation
-//! Each primitive is a lock-free state word (see `sm::sema` and
-//! `sm::rwlock`, model-checked with loom) for the fast paths, plus a FIFO
+//! Each primitive is a lock-free state word (model-checked with loom; see
+//! docs/SAFETY.md in the repository) for the fast paths, plus a FIFO
 //! wait queue of waiters that live on the waiting stacks, behind a short
 //! internal lock that is never held across user code. A waiting coroutine
 //! is published in the queue only after it has switched off its stack

@@ -28,6 +28,17 @@ pub fn child_at(path: &str, name: &str) -> Output {
     out
 }
 
+/// [`child`] with extra environment variables set in the child (which
+/// otherwise runs without `RUST_BACKTRACE`).
+pub fn child_env(name: &str, vars: &[(&str, &str)]) -> Output {
+    let out = child_command(name, name)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    echo_child(name, &out);
+    out
+}
+
 /// The command that re-runs test `path` alone, as the child for `name`.
 fn child_command(path: &str, name: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());

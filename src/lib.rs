@@ -146,6 +146,8 @@ pub use local::CoroutineLocal;
 #[cfg(not(loom))]
 pub use macros::__go_spawn;
 #[cfg(not(loom))]
+pub use runtime::metrics::{metrics, RuntimeMetrics, WorkerMetrics};
+#[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder};
 #[cfg(not(loom))]
 pub use scope::{scope, Scope, ScopedJoinHandle};

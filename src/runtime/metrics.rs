@@ -30,10 +30,10 @@
 //!
 //! The run queue's length is not published per resume: that one store,
 //! with the queue's `RefCell` check, cost 5 of the 15 instructions the
-//! counters first added to an echo request (callgrind, 983 before). It is
+//! counters first added to an echo request (callgrind, 984 before). It is
 //! sampled where the worker touches the queue anyway: every 61 rounds (the
 //! fairness check) and after each sleep's poll. An echo request now costs
-//! about 13 instructions more than without metrics (1.3%); the
+//! about 12 instructions more than without metrics (995, +1.2%); the
 //! remaining cost is the `parks` increment, the idle clock and code layout.
 //!
 //! ## Busy and idle time

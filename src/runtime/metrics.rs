@@ -278,6 +278,14 @@ pub struct RuntimeMetrics {
 /// Counters count from the runtime's start; the others are the state at
 /// the snapshot. "This worker" is the worker thread and the coroutines that
 /// live on it: a coroutine that has started never changes workers.
+///
+/// `Display` prints one line, `Debug` every field:
+///
+/// ```
+/// let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+/// let line = rt.metrics().worker(0).to_string();
+/// assert!(line.starts_with("worker 0: 0 live, 0 runnable, "), "{line}");
+/// ```
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
     index: usize,

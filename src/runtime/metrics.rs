@@ -463,6 +463,7 @@ impl WorkerMetrics {
 
     /// Polls of the worker's poller shard (epoll): the blocking ones when
     /// it sleeps and the non-blocking look every 61 scheduling rounds.
+    /// A poll is counted when it returns: a sleep in progress is not yet.
     pub fn netpoll_calls(&self) -> u64 {
         self.netpoll_calls
     }

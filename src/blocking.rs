@@ -266,6 +266,14 @@ impl PoolHandle {
     }
 }
 
+impl PoolHandle {
+    /// Threads alive, idle threads, and queued jobs (for the metrics).
+    pub(crate) fn stats(&self) -> (usize, usize, usize) {
+        let s = lock(&self.0.state);
+        (s.threads, s.idle, s.queue.len())
+    }
+}
+
 impl Drop for PoolHandle {
     fn drop(&mut self) {
         self.0.shutdown();

@@ -28,7 +28,8 @@
 //!   [`park`], [`current`], [`worker_index`]: coroutines; [`scope`] for
 //!   coroutines that borrow; [`coroutine_local!`] for per-coroutine values.
 //! - [`Runtime`]: independent runtimes and their settings (the default one
-//!   starts on first use).
+//!   starts on first use); [`Runtime::metrics`] and [`metrics`]: live
+//!   coroutines, queues, busy time, parks and polls per worker.
 //! - [`net`]: TCP, UDP and Unix sockets with std's names, Go's deadlines and
 //!   errors; [`io`] for pipes, child stdio and the standard streams; [`fs`]:
 //!   std's file API off the workers; [`blocking`] for any other blocking call.
@@ -171,6 +172,8 @@ pub use local::CoroutineLocal;
 #[doc(hidden)]
 #[cfg(not(loom))]
 pub use macros::__go_spawn;
+#[cfg(not(loom))]
+pub use runtime::metrics::{metrics, RuntimeMetrics, WorkerMetrics};
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder, UnjoinedPanic};
 #[cfg(not(loom))]

@@ -24,6 +24,7 @@
 //! never moves, a new one starts on the least-loaded worker
 //! ([`Shared::place`]), and stealing only takes from more loaded workers.
 
+pub(crate) mod metrics;
 pub(crate) mod monitor;
 pub(crate) mod timer;
 pub(crate) mod worker;
@@ -74,6 +75,8 @@ pub(crate) struct WorkerShared {
     pub(crate) load: Load,
     /// What the worker runs, for the stall monitor.
     pub(crate) monitor: monitor::Slot,
+    /// The worker's metrics counters, written by the worker only.
+    pub(crate) metrics: metrics::Counters,
 }
 
 /// A worker's load counter, on its own cache line: other threads bump it
@@ -137,6 +140,9 @@ pub(crate) struct Shared {
     pub(crate) monitor: monitor::Monitor,
     /// What a panic that no join observes does.
     pub(crate) unjoined_panic: UnjoinedPanic,
+    /// Coroutines spawned from threads that are not workers of this
+    /// runtime (the workers count theirs in their own `metrics`).
+    pub(crate) spawned_outside: metrics::Outside,
 }
 
 impl fmt::Debug for Shared {
@@ -173,6 +179,16 @@ impl Shared {
                 (w, here.is_some_and(|ctx| ctx.index == w))
             }
         };
+        match here {
+            Some(ctx) => {
+                let m = &ctx.shared_part().metrics;
+                m.spawned.inc();
+                if ctx.index != w {
+                    m.handoffs.inc();
+                }
+            }
+            None => self.spawned_outside.inc(),
+        }
         let ws = &self.workers[w];
         // SAFETY: the task is unstarted and not queued yet: the caller owns it.
         unsafe { task.local().charge = w };
@@ -299,13 +315,19 @@ impl Shared {
     pub(crate) fn wake_worker(&self, w: usize) {
         let ws = &self.workers[w];
         match ws.sleep.wake() {
-            Wake::None => {}
+            Wake::None => return,
             Wake::Thread => {
                 if let Some(t) = ws.thread.get() {
                     t.unpark();
                 }
             }
             Wake::Poller => self.poller.wake(w),
+        }
+        // A wake-up made (a syscall): count it on the waking worker.
+        if let Some(ctx) = worker::worker_here() {
+            if ctx.index != w && ptr_eq(&ctx.shared, self) {
+                ctx.shared_part().metrics.wakeups.inc();
+            }
         }
     }
 
@@ -418,8 +440,10 @@ fn plain_thread_rand() -> u32 {
 /// assert_eq!(rt.run(|| gopark::current().is_some()), true);
 /// ```
 ///
-/// `Debug` shows the worker count and the coroutines not yet finished
-/// (started or queued): `Runtime { workers: 2, coroutines: 0 }`.
+/// `Debug` shows the worker count, the coroutines not yet finished
+/// (started or queued) and the live ones among them (started):
+/// `Runtime { workers: 2, coroutines: 0, live: 0 }`. [`Runtime::metrics`]
+/// has the full picture.
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<ThreadHandle<()>>,
@@ -433,6 +457,7 @@ impl fmt::Debug for Runtime {
         f.debug_struct("Runtime")
             .field("workers", &self.shared.workers.len())
             .field("coroutines", &coroutines)
+            .field("live", &metrics::live(&self.shared))
             .finish()
     }
 }
@@ -670,6 +695,7 @@ impl RuntimeBuilder {
                 thread: OnceLock::new(),
                 load: Load::default(),
                 monitor: monitor::Slot::default(),
+                metrics: metrics::Counters::default(),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -691,6 +717,7 @@ impl RuntimeBuilder {
                     .unwrap_or_else(monitor::threshold_from_env),
             ),
             unjoined_panic: self.unjoined_panic.unwrap_or_else(unjoined_panic_from_env),
+            spawned_outside: metrics::Outside::default(),
         });
         let mut rt = Runtime {
             shared: shared.clone(),

@@ -69,6 +69,11 @@ impl Slot {
             .store(Arc::as_ptr(task).cast_mut(), Ordering::Release);
     }
 
+    /// Resumes so far (the metrics' resume count).
+    pub(crate) fn resumes(&self) -> u64 {
+        self.tick.load(Ordering::Relaxed)
+    }
+
     /// After the resume returns.
     #[inline]
     pub(crate) fn leave(&self) {
@@ -191,6 +196,9 @@ pub(crate) fn run(sh: Arc<Shared>) {
                         if let Some((id, name)) = slot.running_task() {
                             if slot.tick.load(Ordering::Relaxed) == tick {
                                 report(id, name.as_deref(), w, ran);
+                                // The monitor thread is the count's only
+                                // writer.
+                                ws.metrics.stalls.inc();
                             }
                         }
                     }

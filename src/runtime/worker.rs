@@ -319,6 +319,7 @@ impl WorkerCtx {
                 if self.shared.poller.has_fds(self.index) {
                     self.netpoll(Some(Duration::ZERO));
                 }
+                self.publish_runq();
             }
 
             if let Some(t) = self.runnext.take() {
@@ -369,6 +370,15 @@ impl WorkerCtx {
         Some(t)
     }
 
+    /// Publishes the length of the run queue (with `runnext`) for the
+    /// metrics. Not on every resume: every 61 rounds, and after a sleep.
+    fn publish_runq(&self) {
+        let rn = self.runnext.take();
+        let n = self.runq.borrow().len() + usize::from(rn.is_some());
+        self.runnext.set(rn);
+        self.shared_part().metrics.runq.set(n as u64);
+    }
+
     /// Fires due timers (cheap when none is due: one atomic load).
     fn run_timers(&self) {
         let timers = &self.shared_part().timers;
@@ -393,6 +403,9 @@ impl WorkerCtx {
         let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
         self.shared.poller.poll(self.index, timeout, &mut buf);
         let n = buf.len();
+        let m = &self.shared_part().metrics;
+        m.netpoll_calls.inc();
+        m.netpoll_events.add(n as u64);
         for t in buf.drain(..) {
             crate::coroutine::ready(t);
         }
@@ -453,6 +466,7 @@ impl WorkerCtx {
                     vs.load.sub(moved);
                     me.load.add(moved);
                 }
+                me.metrics.steals.add(1 + moved as u64);
                 return Some(first);
             }
             if let Some(t) = self.shared.global.pop() {
@@ -494,18 +508,21 @@ impl WorkerCtx {
         // already, but the spinning role it handed us must not sleep (it
         // would hold nspinning at 1 and mute every later wakep).
         // No clock read unless a timer is armed (the common idle entry of a
-        // busy server has none).
+        // busy server has none); a worker that goes to sleep reads it anyway,
+        // its idle time starts there.
         let next = me.timers.next();
-        let now = (next != u64::MAX).then(|| sh.nanos(Instant::now()));
+        let armed = (next != u64::MAX).then(|| sh.nanos(Instant::now()));
         let has_work = sh.shutdown.load(Ordering::SeqCst)
             || me.woken_spinning.load(Ordering::SeqCst)
             || !me.inbox.is_empty()
             || sh.has_visible_work()
-            || now.is_some_and(|now| next <= now);
+            || armed.is_some_and(|now| next <= now);
         if has_work {
             me.sleep.finish();
         } else {
-            let timeout = now.map(|now| Duration::from_nanos(next.saturating_sub(now)));
+            let now = armed.unwrap_or_else(|| sh.nanos(Instant::now()));
+            let timeout =
+                (next != u64::MAX).then(|| Duration::from_nanos(next.saturating_sub(now)));
             // Free stacks left dirty by a burst go back to the kernel once
             // they have aged: wake once for that, then sleep for good.
             let timeout = match (timeout, stack::scavenge()) {
@@ -513,12 +530,20 @@ impl WorkerCtx {
                 (t, s) => t.or(s),
             };
             let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+            // The sleep is the worker's idle time: one clock read more per
+            // sleep, after a blocking epoll_wait.
+            me.metrics.idle.sleep(now);
+            me.metrics.runq.set(0); // nothing to run, or it would not sleep
             sh.poller.poll(self.index, timeout, &mut buf);
+            me.metrics.idle.wake(sh.nanos(Instant::now()));
             me.sleep.finish();
+            me.metrics.netpoll_calls.inc();
+            me.metrics.netpoll_events.add(buf.len() as u64);
             for t in buf.drain(..) {
                 crate::coroutine::ready(t);
             }
             *self.polled.borrow_mut() = buf;
+            self.publish_runq();
         }
         sh.remove_idle(self.index);
         sh.monitor.worker_woke();
@@ -543,6 +568,7 @@ impl WorkerCtx {
             // one that touches `local` from here on (coroutine module docs).
             let local = unsafe { task.local() };
             local.slot = slot;
+            self.shared_part().metrics.started.inc();
             // It lives here now: move its charge (placed on another worker,
             // then stolen or taken from the global queue).
             if local.charge != self.index {
@@ -565,7 +591,8 @@ impl WorkerCtx {
             return;
         }
         let mut input = self.resume_input(&task);
-        let monitor = &self.shared_part().monitor;
+        let me = self.shared_part();
+        let monitor = &me.monitor;
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
             self.current.set((&task as *const Arc<Task>).cast());
@@ -613,7 +640,10 @@ impl WorkerCtx {
                             self.leak(task, LEAK_SWALLOWED);
                             return;
                         }
-                        Ok(true) => return,
+                        Ok(true) => {
+                            me.metrics.parks.inc();
+                            return;
+                        }
                         // The event already came: run it again at once.
                         Ok(false) => input = self.resume_input(&task),
                         // The commit panicked, maybe after publishing the
@@ -691,6 +721,8 @@ impl WorkerCtx {
         let held = self.registry.borrow_mut().remove(slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
+            // Before `complete`: a joiner sees the coroutine no longer live.
+            self.shared_part().metrics.ended.inc_release();
         }
         let panic = panic.map(|mut p| match p.downcast_mut::<Cancelled>() {
             Some(c) => {
@@ -723,6 +755,7 @@ impl WorkerCtx {
         let held = self.registry.borrow_mut().remove(local.slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
+            self.shared_part().metrics.ended.inc_release();
         }
         let name = task
             .name
@@ -779,6 +812,18 @@ pub(crate) fn ready_runnable(task: Arc<Task>) {
     let shared = task.shared.clone();
     shared.workers[home].inbox.push(task);
     shared.wake_worker(home);
+    // Off the fast path above (it kept its code unchanged when this count
+    // was added there: measured).
+    count_handoff(&shared);
+}
+
+/// Counts a coroutine handed to another worker, if the caller is a worker
+/// of `shared` (the coroutine's runtime).
+#[inline(never)]
+fn count_handoff(shared: &Arc<Shared>) {
+    if let Some(ctx) = worker_here().filter(|ctx| Arc::ptr_eq(&ctx.shared, shared)) {
+        ctx.shared_part().metrics.handoffs.inc();
+    }
 }
 
 /// A worker thread's body.
@@ -797,6 +842,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
         }
     }
     let _ = shared.workers[index].thread.set(thread::current());
+    // Up to here the worker counted as idle (see `metrics::IdleClock`).
+    let now = shared.nanos(Instant::now());
+    shared.workers[index].metrics.idle.wake(now);
     stack::worker_init();
     let ctx = WorkerCtx::new(shared, index);
     CTX.with(|c| c.set(&ctx));

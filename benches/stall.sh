@@ -22,6 +22,7 @@
 # golang-go); without it, it is skipped with a note.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+self=$root/benches/$(basename "$0")
 target=${CARGO_TARGET_DIR:-$root/target}
 rounds=3 workers="1 2" file=/tmp/gopark-stall-1g delay=2000
 while [ $# -gt 0 ]; do
@@ -52,7 +53,7 @@ if [ -z "${STALL_NS:-}" ]; then
   cat "$file" >/dev/null
   for u in "" "-r"; do
     if unshare $u --net --mount true 2>/dev/null; then
-      exec env STALL_NS=1 unshare $u --net --mount "$0" --rounds "$rounds" --workers "$workers" \
+      exec env STALL_NS=1 unshare $u --net --mount "$self" --rounds "$rounds" --workers "$workers" \
         --file "$file" --dns-delay-ms "$delay"
     fi
   done

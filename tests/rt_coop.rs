@@ -21,6 +21,11 @@ fn worst_gap_beside(
     dur: Duration,
     busy: impl FnOnce(Instant) -> u64 + Send + 'static,
 ) -> (Duration, u64) {
+    // One busy coroutine at a time: the tests of this file run in parallel,
+    // and several CPU-bound loops on a 2-CPU machine would measure the
+    // kernel's time slicing rather than the budget.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = gopark::Runtime::builder().workers(1).build().unwrap();
     rt.run(move || {
         let stop = Arc::new(AtomicBool::new(false));

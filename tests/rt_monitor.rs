@@ -1,7 +1,7 @@
 //! The stall monitor: a coroutine that runs too long without parking or
 //! yielding is reported on stderr, once; a threshold of zero turns it off;
 //! `GOPARK_STALL_MS` sets the default threshold; an idle runtime's monitor
-//! uses no CPU.
+//! uses no CPU; a stalled worker's unstarted coroutines start elsewhere.
 
 use std::time::{Duration, Instant};
 
@@ -210,4 +210,55 @@ fn an_idle_runtime_monitor_uses_no_cpu() {
     }
     let out = child_within(NAME, LIMIT);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// While a worker is stalled (a coroutine in a 300 ms CPU loop that never
+/// parks), the coroutines it spawned and that have not started yet start
+/// on the other worker: all of them finish before the loop ends. Placement
+/// puts some of them in the stalled worker's own queue (its load is only
+/// one coroutine), so this needs the other worker to take them from there.
+/// (Here rather than with the placement tests, which it would disturb: they
+/// run in parallel and count where CPU-bound coroutines ran.)
+#[test]
+fn a_stalled_workers_unstarted_coroutines_start_elsewhere() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const N: usize = 16;
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let (done_in_loop, elsewhere) = gopark::Builder::new()
+        .worker(0)
+        .spawn_on(&rt, || {
+            let done = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..N)
+                .map(|_| {
+                    let done = done.clone();
+                    gopark::spawn(move || {
+                        gopark::time::sleep(Duration::from_millis(1));
+                        done.fetch_add(1, Ordering::SeqCst);
+                        gopark::worker_index()
+                    })
+                })
+                .collect();
+            // The stall: no park, no yield, no gopark operation.
+            let end = Instant::now() + Duration::from_millis(300);
+            let mut x = 1u64;
+            while Instant::now() < end {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            let done_in_loop = done.load(Ordering::SeqCst);
+            let elsewhere = hs
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&w| w == Some(1))
+                .count();
+            (done_in_loop, elsewhere)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(
+        done_in_loop, N,
+        "only {done_in_loop} of {N} coroutines finished during the 300 ms stall"
+    );
+    assert_eq!(elsewhere, N, "a coroutine ran on the stalled worker");
 }

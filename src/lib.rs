@@ -67,8 +67,10 @@
 //!   [`blocking`] or a thread.
 //!
 //!   gopark's own operations that complete without parking (socket reads
-//!   and writes that find data or room, channel sends and receives that do
-//!   not wait, uncontended [`sync::Mutex`] locks) count against a
+//!   and writes that find data or room, datagrams and accepts, channel
+//!   sends, receives and [`select!`]s that do not wait, uncontended
+//!   [`sync::Mutex`], [`sync::RwLock`] and [`sync::Semaphore`]
+//!   acquisitions) count against a
 //!   cooperative budget: after 128 of them in a row the coroutine yields
 //!   on its own, so a coroutine reading an always-ready socket does not
 //!   starve its neighbours. Expect the occasional yield in such a loop.

@@ -1,7 +1,8 @@
 //! The cooperative budget: a coroutine whose gopark operations never park
-//! (a socket that always has data, a channel that always has a value, an
-//! uncontended mutex) still yields regularly, so a sleeper on the same
-//! worker keeps waking close to on time.
+//! (a socket that always has data, a channel that always has a value, a
+//! `select!` with a ready arm, a UDP socket, an uncontended lock or
+//! semaphore) still yields regularly, so a sleeper on the same worker keeps
+//! waking close to on time.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,11 @@ fn worst_gap_beside(
     dur: Duration,
     busy: impl FnOnce(Instant) -> u64 + Send + 'static,
 ) -> (Duration, u64) {
+    // One busy coroutine at a time: the tests of this file run in parallel,
+    // and several CPU-bound loops on a 2-CPU machine would measure the
+    // kernel's time slicing rather than the budget.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = gopark::Runtime::builder().workers(1).build().unwrap();
     rt.run(move || {
         let stop = Arc::new(AtomicBool::new(false));
@@ -120,6 +126,98 @@ fn uncontended_mutex_lets_a_sleeper_run() {
     assert!(
         gap < MAX_GAP,
         "sleeper's worst gap {gap:?} beside the mutex"
+    );
+}
+
+#[test]
+fn always_ready_select_lets_a_sleeper_run() {
+    // Only select! touches the channel: the plain send/recv tick on their
+    // own, so they must not be in the loop.
+    let (gap, ops) = worst_gap_beside(Duration::from_millis(500), |until| {
+        let (tx, rx) = gopark::chan::bounded(1);
+        let mut n = 0u64;
+        while Instant::now() < until {
+            gopark::select! {
+                send(tx, n) -> res => res.unwrap(),
+            }
+            gopark::select! {
+                recv(rx) -> v => assert_eq!(v, Ok(n)),
+                default(Duration::from_secs(5)) => unreachable!("a value is buffered"),
+            }
+            n += 1;
+        }
+        n
+    });
+    assert!(ops > 0);
+    assert!(
+        gap < MAX_GAP,
+        "sleeper's worst gap {gap:?} beside the select! loop"
+    );
+}
+
+#[test]
+fn always_ready_udp_socket_lets_a_sleeper_run() {
+    let (gap, ops) = worst_gap_beside(Duration::from_millis(500), |until| {
+        let a = gopark::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = gopark::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        let to = a.local_addr().unwrap();
+        let mut buf = [0u8; 8];
+        let mut n = 0u64;
+        // A datagram sent is already queued at the receiver when the send
+        // returns (loopback), so neither call ever waits.
+        while Instant::now() < until {
+            a.send(&n.to_le_bytes()).unwrap();
+            let (len, from) = b.recv_from(&mut buf).unwrap();
+            assert_eq!((len, from, u64::from_le_bytes(buf)), (8, to, n));
+            n += 1;
+        }
+        n
+    });
+    assert!(ops > 0);
+    assert!(
+        gap < MAX_GAP,
+        "sleeper's worst gap {gap:?} beside the UDP socket"
+    );
+}
+
+#[test]
+fn uncontended_rwlock_and_semaphore_let_a_sleeper_run() {
+    let (gap, ops) = worst_gap_beside(Duration::from_millis(500), |until| {
+        let l = gopark::sync::RwLock::new(0u64);
+        let s = gopark::sync::Semaphore::new(4);
+        let mut n = 0;
+        while Instant::now() < until {
+            *l.write() += 1;
+            assert_eq!(*l.read(), n + 1);
+            drop(s.acquire());
+            drop(s.acquire_many(2));
+            n += 1;
+        }
+        n
+    });
+    assert!(ops > 0);
+    assert!(
+        gap < MAX_GAP,
+        "sleeper's worst gap {gap:?} beside the rwlock and semaphore"
+    );
+}
+
+#[test]
+fn uncontended_lock_timeout_lets_a_sleeper_run() {
+    let (gap, ops) = worst_gap_beside(Duration::from_millis(500), |until| {
+        let m = gopark::sync::Mutex::new(0u64);
+        let mut n = 0;
+        while Instant::now() < until {
+            *m.lock_timeout(Duration::from_secs(5)).unwrap() += 1;
+            n += 1;
+        }
+        n
+    });
+    assert!(ops > 0);
+    assert!(
+        gap < MAX_GAP,
+        "sleeper's worst gap {gap:?} beside lock_timeout"
     );
 }
 

@@ -1,11 +1,12 @@
 //! The stall monitor: a coroutine that runs too long without parking or
 //! yielding is reported on stderr, once; a threshold of zero turns it off;
-//! an idle runtime's monitor uses no CPU.
+//! `GOPARK_STALL_MS` sets the default threshold; an idle runtime's monitor
+//! uses no CPU; a stalled worker's unstarted coroutines start elsewhere.
 
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_idle_for_a_second, child_within, in_child, stderr};
+use common::{assert_idle_for_a_second, child_within, child_within_env, in_child, stderr};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -101,6 +102,92 @@ fn a_zero_threshold_reports_nothing() {
     assert!(!err.contains("has run on worker"), "{err}");
 }
 
+/// The stall reports in a child's stderr.
+fn reports(err: &str) -> Vec<&str> {
+    err.lines()
+        .filter(|l| l.contains("has run on worker"))
+        .collect()
+}
+
+/// The milliseconds a report says the coroutine ran.
+fn reported_ms(line: &str) -> u64 {
+    line.split(" for ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no duration in {line:?}"))
+}
+
+#[test]
+fn gopark_stall_ms_sets_the_default_threshold() {
+    const NAME: &str = "gopark_stall_ms_sets_the_default_threshold";
+    if in_child(NAME) {
+        // Two runtimes with the builder's default: the variable is read
+        // for each, and a bad value warns once per process.
+        for _ in 0..2 {
+            let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+            gopark::Builder::new()
+                .name("crunch")
+                .spawn_on(&rt, || spin(Duration::from_millis(300)))
+                .unwrap()
+                .join()
+                .unwrap();
+            // By now a monitor thread has had 300 ms to name itself.
+            let monitor = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+                .any(|comm| comm.trim() == "gopark-monitor");
+            println!("MONITOR={monitor}.");
+        }
+        return;
+    }
+    let run = |v: &str| {
+        let out = child_within_env(NAME, LIMIT, &[("GOPARK_STALL_MS", v)]);
+        assert!(out.status.success(), "GOPARK_STALL_MS={v}");
+        let so = common::stdout(&out);
+        let monitors: Vec<&str> = so.matches("MONITOR=").collect();
+        assert_eq!(monitors.len(), 2, "{so}");
+        let on = so.matches("MONITOR=true.").count();
+        assert!(on == 0 || on == 2, "{so}");
+        (on == 2, stderr(&out))
+    };
+    let warning = "gopark: ignoring GOPARK_STALL_MS=";
+
+    // 50 ms: each 300 ms loop is reported, once, after at least 50 ms.
+    let (monitor, err) = run("50");
+    assert!(monitor, "no monitor thread with GOPARK_STALL_MS=50");
+    let lines = reports(&err);
+    assert_eq!(lines.len(), 2, "one report per runtime's stall: {err}");
+    for l in &lines {
+        assert!(l.starts_with("gopark: coroutine 'crunch' (id "), "{err}");
+        assert!((50..300).contains(&reported_ms(l)), "{err}");
+    }
+    assert!(!err.contains(warning), "{err}");
+
+    // 0: no monitor thread, no report.
+    let (monitor, err) = run("0");
+    assert!(!monitor, "a monitor thread with GOPARK_STALL_MS=0");
+    assert!(reports(&err).is_empty(), "{err}");
+    assert!(!err.contains(warning), "{err}");
+
+    // Not a number: one warning, and the default (100 ms) applies, so the
+    // 300 ms loops are still reported, after at least 100 ms.
+    for bad in ["abc", "-5", "1.5"] {
+        let (monitor, err) = run(bad);
+        assert!(monitor, "no monitor thread with GOPARK_STALL_MS={bad}");
+        let want = format!(
+            "gopark: ignoring GOPARK_STALL_MS={bad}: not a number of milliseconds; using 100 ms"
+        );
+        assert_eq!(err.matches(warning).count(), 1, "{err}");
+        assert!(err.lines().any(|l| l == want), "{err}");
+        let lines = reports(&err);
+        assert_eq!(lines.len(), 2, "{err}");
+        for l in &lines {
+            assert!((100..300).contains(&reported_ms(l)), "{err}");
+        }
+    }
+}
+
 #[test]
 fn an_idle_runtime_monitor_uses_no_cpu() {
     const NAME: &str = "an_idle_runtime_monitor_uses_no_cpu";
@@ -123,4 +210,55 @@ fn an_idle_runtime_monitor_uses_no_cpu() {
     }
     let out = child_within(NAME, LIMIT);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// While a worker is stalled (a coroutine in a 300 ms CPU loop that never
+/// parks), the coroutines it spawned and that have not started yet start
+/// on the other worker: all of them finish before the loop ends. Placement
+/// puts some of them in the stalled worker's own queue (its load is only
+/// one coroutine), so this needs the other worker to take them from there.
+/// (Here rather than with the placement tests, which it would disturb: they
+/// run in parallel and count where CPU-bound coroutines ran.)
+#[test]
+fn a_stalled_workers_unstarted_coroutines_start_elsewhere() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const N: usize = 16;
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let (done_in_loop, elsewhere) = gopark::Builder::new()
+        .worker(0)
+        .spawn_on(&rt, || {
+            let done = Arc::new(AtomicUsize::new(0));
+            let hs: Vec<_> = (0..N)
+                .map(|_| {
+                    let done = done.clone();
+                    gopark::spawn(move || {
+                        gopark::time::sleep(Duration::from_millis(1));
+                        done.fetch_add(1, Ordering::SeqCst);
+                        gopark::worker_index()
+                    })
+                })
+                .collect();
+            // The stall: no park, no yield, no gopark operation.
+            let end = Instant::now() + Duration::from_millis(300);
+            let mut x = 1u64;
+            while Instant::now() < end {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            let done_in_loop = done.load(Ordering::SeqCst);
+            let elsewhere = hs
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&w| w == Some(1))
+                .count();
+            (done_in_loop, elsewhere)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(
+        done_in_loop, N,
+        "only {done_in_loop} of {N} coroutines finished during the 300 ms stall"
+    );
+    assert_eq!(elsewhere, N, "a coroutine ran on the stalled worker");
 }

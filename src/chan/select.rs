@@ -345,6 +345,9 @@ fn rand_below(n: usize) -> usize {
 /// of [`select!`](crate::select).
 #[doc(hidden)]
 pub fn select(arms: &[&dyn Arm], timeout: Timeout) -> usize {
+    if !matches!(timeout, Timeout::Now) {
+        crate::runtime::worker::coop_tick();
+    }
     let n = arms.len();
     let mut small = [0u32; 16];
     let mut big = Vec::new();

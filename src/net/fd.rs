@@ -360,6 +360,7 @@ impl<S: AsRawFd> NetFd<S> {
         explicit: Option<Instant>,
         f: &mut dyn FnMut(&S) -> io::Result<T>,
     ) -> io::Result<T> {
+        crate::runtime::worker::coop_tick();
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;

@@ -585,7 +585,10 @@ impl RuntimeBuilder {
 
     /// Reports a coroutine that runs too long without parking or yielding
     /// (default 100 ms; the `GOPARK_STALL_MS` environment variable, in
-    /// milliseconds, sets the default; zero turns the report off).
+    /// milliseconds, sets the default, read when the runtime is built; zero
+    /// turns the report off). A `GOPARK_STALL_MS` that is not a whole
+    /// number of milliseconds is ignored with a warning on stderr, once per
+    /// process.
     ///
     /// A started coroutine never leaves its worker, so one that runs a CPU
     /// loop or a blocking call holds up every coroutine on that worker. A

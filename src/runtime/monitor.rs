@@ -35,12 +35,28 @@ const TICK: Duration = Duration::from_millis(10);
 /// Default stall threshold.
 pub(crate) const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
 
-/// The threshold from `GOPARK_STALL_MS`, else the default.
+/// The threshold from `GOPARK_STALL_MS`, else the default. A value that is
+/// not a whole number of milliseconds is ignored with a warning on stderr,
+/// once per process (as a bad `GOPARK_WORKERS` is).
 pub(crate) fn threshold_from_env() -> Duration {
-    std::env::var("GOPARK_STALL_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(DEFAULT_THRESHOLD, Duration::from_millis)
+    let Some(v) = std::env::var_os("GOPARK_STALL_MS") else {
+        return DEFAULT_THRESHOLD;
+    };
+    match v.to_str().and_then(|s| s.trim().parse::<u64>().ok()) {
+        Some(ms) => Duration::from_millis(ms),
+        None => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "gopark: ignoring GOPARK_STALL_MS={}: not a number of milliseconds; \
+                     using {} ms",
+                    v.to_string_lossy(),
+                    DEFAULT_THRESHOLD.as_millis()
+                );
+            });
+            DEFAULT_THRESHOLD
+        }
+    }
 }
 
 /// What a worker publishes for the monitor, on its own cache line (the

@@ -102,8 +102,9 @@ pub(crate) const COOP_BUDGET: u32 = 128;
 /// Spends one unit of the running coroutine's cooperative budget; when it
 /// is spent, yields so the other coroutines, timers and the poller of this
 /// worker get their turn. Called by gopark operations that can complete
-/// without parking (stream reads/writes, channel sends/receives, mutex
-/// locks) before they do their work. The budget is refilled whenever the
+/// without parking (socket reads/writes, datagrams, accepts, channel
+/// sends/receives and selects, lock and semaphore acquisitions) before they
+/// do their work. The budget is refilled whenever the
 /// worker resumes the coroutine. Does nothing on plain threads.
 #[inline]
 pub(crate) fn coop_tick() {

@@ -137,6 +137,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(m.lock_timeout(Duration::from_millis(10)).is_some());
     /// ```
     pub fn lock_timeout(&self, timeout: std::time::Duration) -> Option<MutexGuard<'_, T>> {
+        crate::runtime::worker::coop_tick();
         if self.sema.word.try_acquire_one_of_one() {
             return Some(MutexGuard { mutex: self });
         }

@@ -109,6 +109,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 0);
     /// ```
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        crate::runtime::worker::coop_tick();
         if !self.word.try_read() {
             self.wait(READ);
         }
@@ -123,6 +124,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert_eq!(*l.read(), 1);
     /// ```
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::runtime::worker::coop_tick();
         if !self.word.try_write() {
             self.wait(WRITE);
         }

@@ -77,6 +77,7 @@ impl Semaphore {
     /// drop(p);
     /// ```
     pub fn acquire(&self) -> SemaphorePermit<'_> {
+        crate::runtime::worker::coop_tick();
         if !self.sema.word.try_acquire() {
             self.sema.acquire_slow();
         }
@@ -113,6 +114,7 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 5);
     /// ```
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
+        crate::runtime::worker::coop_tick();
         if n == 0 {
             return SemaphorePermit { sem: self, n: 0 };
         }

@@ -68,8 +68,20 @@ pub fn child_within(name: &str, limit: std::time::Duration) -> Output {
 /// [`child_within`] for a test whose full path differs from its name (see
 /// [`child_at`]).
 pub fn child_at_within(path: &str, name: &str, limit: std::time::Duration) -> Output {
+    wait_within(path, child_command(path, name), limit)
+}
+
+/// [`child_within`] with extra environment variables for the child.
+pub fn child_within_env(name: &str, limit: std::time::Duration, env: &[(&str, &str)]) -> Output {
+    let mut c = child_command(name, name);
+    c.envs(env.iter().copied());
+    wait_within(name, c, limit)
+}
+
+/// Runs `c` (the child for test `path`), killing it after `limit`.
+fn wait_within(path: &str, mut c: Command, limit: std::time::Duration) -> Output {
     use std::io::Read;
-    let mut c = child_command(path, name)
+    let mut c = c
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -135,6 +135,8 @@ pub mod sync;
 mod test_common;
 #[cfg(not(loom))]
 pub mod time;
+#[cfg(not(loom))]
+mod wait;
 
 #[cfg(not(loom))]
 pub use blocking::{blocking, spawn_blocking, BlockingHandle};
@@ -146,11 +148,15 @@ pub use local::CoroutineLocal;
 #[cfg(not(loom))]
 pub use macros::__go_spawn;
 #[cfg(not(loom))]
+pub use runtime::dump::{coroutines, dump, CoroutineInfo, IoDirection};
+#[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder};
 #[cfg(not(loom))]
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use spawn::{run, spawn, worker_index, Builder, JoinHandle};
+#[cfg(not(loom))]
+pub use wait::CoroutineState;
 
 /// The README's example is compiled and run as a doctest.
 #[cfg(doctest)]

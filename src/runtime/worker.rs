@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 
 use super::timer::{Action, Handle};
-use super::{Shared, WorkerShared};
+use super::{registry, Shared, WorkerShared};
 use crate::coroutine::{
     Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
@@ -117,6 +117,32 @@ pub(crate) fn coop_tick() {
     }
 }
 
+/// [`coop_tick`], returning the running coroutine's id (0 on a plain
+/// thread): `sync::Mutex::lock` records its holder with it, at the cost of
+/// two loads over the tick.
+#[inline]
+pub(crate) fn coop_tick_id() -> u64 {
+    match current_ctx() {
+        Some(ctx) => {
+            let left = ctx.budget.get();
+            if left <= 1 {
+                coop_yield();
+            } else {
+                ctx.budget.set(left - 1);
+            }
+            // The same coroutine after a yield: it never changes workers.
+            ctx.current_task().id.as_u64()
+        }
+        None => 0,
+    }
+}
+
+/// The running coroutine's id, 0 on a plain thread.
+#[inline]
+pub(crate) fn current_id() -> u64 {
+    current_ctx().map_or(0, |ctx| ctx.current_task().id.as_u64())
+}
+
 #[cold]
 #[inline(never)]
 fn coop_yield() {
@@ -139,48 +165,6 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&WorkerCtx, &Arc<Task>) -> R) -> Op
     Some(f(ctx, ctx.current_task()))
 }
 
-/// Owner-only registry of the started, unfinished coroutines of a worker
-/// (Go's allgs, per worker): it keeps them alive while parked and lets
-/// shutdown unwind them on this thread.
-#[derive(Default)]
-struct Registry {
-    slots: Vec<Option<Arc<Task>>>,
-    free: Vec<usize>,
-}
-
-impl Registry {
-    fn insert(&mut self, task: Arc<Task>) -> usize {
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(task);
-                i
-            }
-            None => {
-                self.slots.push(Some(task));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    /// The live coroutines.
-    fn tasks(&self) -> Vec<Arc<Task>> {
-        self.slots.iter().flatten().cloned().collect()
-    }
-
-    /// Number of live coroutines.
-    fn live(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-
-    fn remove(&mut self, i: usize) -> Option<Arc<Task>> {
-        let t = self.slots.get_mut(i)?.take();
-        if t.is_some() {
-            self.free.push(i);
-        }
-        t
-    }
-}
-
 /// A worker's private context (see the module docs).
 pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
@@ -189,7 +173,6 @@ pub(crate) struct WorkerCtx {
     current: Cell<*const Task>,
     runnext: Cell<Option<Arc<Task>>>,
     runq: RefCell<VecDeque<Arc<Task>>>,
-    registry: RefCell<Registry>,
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
@@ -214,7 +197,6 @@ impl WorkerCtx {
             current: Cell::new(ptr::null()),
             runnext: Cell::new(None),
             runq: RefCell::new(VecDeque::with_capacity(256)),
-            registry: RefCell::new(Registry::default()),
             tick: Cell::new(0),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
@@ -253,6 +235,13 @@ impl WorkerCtx {
         // no reference aliases the `co` field that `execute` is borrowing; the
         // running task is owned by this thread (coroutine module docs).
         unsafe { (*task.local.get()).yielder }
+    }
+
+    /// This worker's cached clock (nanoseconds since the runtime's epoch, as
+    /// last read; see `monitor::Slot::clock`): one load, no clock read.
+    #[inline]
+    pub(crate) fn clock(&self) -> u64 {
+        self.shared_part().monitor.clock()
     }
 
     /// Arms a timer on this worker; cancel it with `Shared::cancel_timer`.
@@ -302,6 +291,9 @@ impl WorkerCtx {
             self.run_timers();
 
             if tick % FAIRNESS_TICK == 0 {
+                // Keep the cached clock fresh on a worker that never idles
+                // and has no timer (one clock read per 61 rounds).
+                me.monitor.set_clock(self.shared.nanos(Instant::now()));
                 if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
@@ -377,6 +369,7 @@ impl WorkerCtx {
             return;
         }
         let now = self.shared.nanos(Instant::now());
+        self.shared_part().monitor.set_clock(now);
         if next > now {
             return;
         }
@@ -513,6 +506,7 @@ impl WorkerCtx {
             let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
             sh.poller.poll(self.index, timeout, &mut buf);
             me.sleep.finish();
+            me.monitor.set_clock(sh.nanos(Instant::now()));
             for t in buf.drain(..) {
                 crate::coroutine::ready(t);
             }
@@ -536,7 +530,7 @@ impl WorkerCtx {
         }
         if task.home.load(Ordering::Relaxed) == NO_HOME {
             task.home.store(self.index, Ordering::Relaxed);
-            let slot = self.registry.borrow_mut().insert(task.clone());
+            let slot = registry::lock(&self.shared_part().registry).insert(task.clone());
             // SAFETY: the task is now owned by this worker, which is the only
             // one that touches `local` from here on (coroutine module docs).
             let local = unsafe { task.local() };
@@ -613,7 +607,10 @@ impl WorkerCtx {
                         }
                         Ok(true) => return,
                         // The event already came: run it again at once.
-                        Ok(false) => input = self.resume_input(&task),
+                        Ok(false) => {
+                            task.take_back();
+                            input = self.resume_input(&task);
+                        }
                         // The commit panicked, maybe after publishing the
                         // task: claim it back as a waker would, and re-raise
                         // the panic inside the coroutine, at its park.
@@ -685,8 +682,8 @@ impl WorkerCtx {
             }
         }
         let slot = local.slot;
-        self.shared_part().monitor.retire();
-        let held = self.registry.borrow_mut().remove(slot);
+        // After `monitor.leave` (in `execute`): see the monitor's docs.
+        let held = registry::lock(&self.shared_part().registry).remove(slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
         }
@@ -713,8 +710,7 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
-        self.shared_part().monitor.retire();
-        let held = self.registry.borrow_mut().remove(local.slot);
+        let held = registry::lock(&self.shared_part().registry).remove(local.slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
         }

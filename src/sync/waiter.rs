@@ -35,6 +35,7 @@ use crate::coroutine::{self, Task};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::sm::waitq::{self, Claim, TIMED_OUT, WAITING};
+use crate::wait::Wait;
 
 /// A waiting operation of a gopark waiter.
 pub(crate) type Node<T> = waitq::Node<T, Waiter>;
@@ -221,13 +222,15 @@ impl Parker {
     /// Blocks until a waker, or the deadline, claims the waiter; returns
     /// the claim state. `guard` holds the lock of the queue the caller's node
     /// was linked into; it is released after the switch (coroutine) or
-    /// before blocking (thread).
-    pub(crate) fn park<G>(&self, guard: G) -> usize {
+    /// before blocking (thread). `wait` is what a dump shows (with this
+    /// parker's deadline added).
+    pub(crate) fn park<G>(&self, guard: G, wait: Wait<'_>) -> usize {
         match self.ctx {
             Some(ctx) => {
                 let mut timer = None;
                 let t = &mut timer;
-                coroutine::park_commit(ctx, move |_, ctx| {
+                let wait = wait.until(self.deadline);
+                coroutine::park_commit(ctx, wait, move |_, ctx| {
                     drop(guard);
                     *t = self.arm_timer(ctx);
                     true
@@ -248,12 +251,17 @@ impl Parker {
     /// Select's park: `register` links the nodes, one queue lock at a time,
     /// after the switch; it returns false if the caller must not block (it
     /// claimed itself). Returns the claim state.
-    pub(crate) fn park_registering<F: FnOnce() -> bool>(&self, register: F) -> usize {
+    pub(crate) fn park_registering<F: FnOnce() -> bool>(
+        &self,
+        register: F,
+        wait: Wait<'_>,
+    ) -> usize {
         match self.ctx {
             Some(ctx) => {
                 let mut timer = None;
                 let t = &mut timer;
-                coroutine::park_commit(ctx, move |_, ctx| {
+                let wait = wait.until(self.deadline);
+                coroutine::park_commit(ctx, wait, move |_, ctx| {
                     let park = register();
                     if park {
                         *t = self.arm_timer(ctx);
@@ -372,6 +380,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn wait_in(
     queue: &std::sync::Mutex<WaitList<()>>,
     mut q: std::sync::MutexGuard<'_, WaitList<()>>,
+    wait: Wait<'_>,
 ) {
     let parker = Parker::new(None);
     let node = Node::new(None);
@@ -384,6 +393,6 @@ pub(crate) fn wait_in(
         // SAFETY: the node was only ever linked in this queue.
         unsafe { lock(queue).remove(&node) };
     });
-    parker.park(q);
+    parker.park(q, wait);
     cleanup.disarm();
 }

@@ -346,7 +346,7 @@ impl<R> Packet<R> {
                 drop(w);
             });
             let wait = Wait::plain(crate::CoroutineState::Blocking, None);
-            coroutine::block_on(wait, |w| {
+            coroutine::block_on(&wait, |w| {
                 let mut g = lock(&self.inner);
                 if self.done.load(Ordering::Relaxed) {
                     return false;
@@ -356,7 +356,7 @@ impl<R> Packet<R> {
             });
             if let Some(ctx) = worker::current_ctx() {
                 // The wake-up stays registered across a spurious resume.
-                coroutine::park_while(ctx, || !self.done.load(Ordering::Acquire));
+                coroutine::park_while(ctx, &wait, || !self.done.load(Ordering::Acquire));
             }
             withdraw.disarm();
         }

@@ -8,9 +8,10 @@
 //!   parent;
 //! - atomics any thread may touch: `home`, `status`, `since`, the park token,
 //!   the join state (behind its mutex);
-//! - `wait`: what the coroutine parked on (`crate::wait`), written by the
-//!   coroutine itself while RUNNING and read by a dumper only while it holds
-//!   the status at SCANNING (see [`Task::inspect_wait`]);
+//! - `wait`: a pointer to what the coroutine parked on (`crate::wait`), a
+//!   [`Wait`] in the parked frame; written by the coroutine itself while
+//!   RUNNING and followed by a dumper only while it holds the status at
+//!   SCANNING (see [`Task::inspect_wait`]);
 //! - `local`: owned by the worker that runs the coroutine. Before the first
 //!   resume whoever holds the task in a run queue owns it; from the first
 //!   resume on only the home worker touches it, since a started coroutine
@@ -153,8 +154,9 @@ pub(crate) struct Task {
     /// clock (`monitor::Slot::clock`, nanoseconds since the runtime's epoch):
     /// written by the home worker, read racily by dumpers.
     pub(crate) since: AtomicU64,
-    /// What the coroutine waits for (module docs).
-    pub(crate) wait: UnsafeCell<WaitRecord>,
+    /// What the coroutine waits for: the `Wait` of its current park, in
+    /// the parked frame (module docs); null before the first park.
+    pub(crate) wait: UnsafeCell<*const WaitRecord>,
     /// Token for the public park/unpark API.
     pub(crate) token: ParkToken,
     /// `CANCEL_NONE` .. `CANCEL_SWALLOWED`; written by the home worker and,
@@ -202,7 +204,7 @@ impl Task {
             spawned_at,
             parent,
             since: AtomicU64::new(0),
-            wait: UnsafeCell::new(Wait::NONE),
+            wait: UnsafeCell::new(ptr::null()),
             token: ParkToken::new(),
             cancel: AtomicU8::new(CANCEL_NONE),
             stale_wakes: AtomicBool::new(false),
@@ -319,9 +321,11 @@ impl Task {
         }
         let _unscan = Unscan(&self.status);
         // SAFETY: SCANNING: the coroutine is parked and cannot resume until
-        // `_unscan` stores WAITING back, so nothing writes the record, and
-        // the writes of the park that filled it happen before our CAS.
-        let record = unsafe { &*self.wait.get() };
+        // `_unscan` stores WAITING back, so nothing writes the pointer, and
+        // the writes of the park that set it happen before our CAS. It
+        // points to the `Wait` of that park, in a frame that stays
+        // suspended inside `park_commit`/`park_while` while it is parked.
+        let record = unsafe { (*self.wait.get()).as_ref() }?;
         Some(f(record))
     }
 }
@@ -398,15 +402,32 @@ impl fmt::Debug for Task {
 /// # Panics
 /// If the coroutine is not parked: that would be a double wake-up, a bug in
 /// the caller's wait protocol.
+#[inline]
 pub(crate) fn ready(task: Arc<Task>) {
-    if task.leave_waiting(Ordering::Acquire) != WAITING {
-        // Acquire above: pairs with the release in `claim_parked`.
-        if task.stale_wakes.load(Ordering::Relaxed) {
-            return; // its worker resumed it without us (see `stale_wakes`)
-        }
-        panic!("gopark: ready of a coroutine that is not parked (double wake-up)");
+    if task
+        .status
+        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+        && !ready_contended(&task)
+    {
+        return;
     }
     worker::ready_runnable(task);
+}
+
+/// `ready`'s CAS failed: wait out a dumper (SCANNING), or drop a stale
+/// wake-up; true if the task is now ours to run.
+#[cold]
+#[inline(never)]
+fn ready_contended(task: &Task) -> bool {
+    if task.leave_waiting(Ordering::Acquire) == WAITING {
+        return true;
+    }
+    // Acquire above: pairs with the release in `claim_parked`.
+    if task.stale_wakes.load(Ordering::Relaxed) {
+        return false; // its worker resumed it without us (see `stale_wakes`)
+    }
+    panic!("gopark: ready of a coroutine that is not parked (double wake-up)");
 }
 
 /// Go's `gopark(unlockf, reason)`: records what the coroutine waits for
@@ -415,25 +436,31 @@ pub(crate) fn ready(task: Arc<Task>) {
 /// the coroutine resumes at once.
 ///
 /// Must be called from a coroutine: `ctx` is the current worker context.
-/// Costs over a bare park: the record's few stores and one store of the
-/// worker's cached clock.
+/// Costs over a bare park: building `wait` (which stays in the caller's
+/// frame) and one store of a pointer to it; the worker stamps `since`.
 #[inline]
-pub(crate) fn park_commit<F>(ctx: &WorkerCtx, wait: Wait<'_>, commit: F)
+pub(crate) fn park_commit<F>(ctx: &WorkerCtx, wait: &Wait<'_>, commit: F)
 where
     F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
 {
-    let task = ctx.current_task();
-    // SAFETY: only the running coroutine writes its record (module docs),
-    // and a dumper reads it only while the status is SCANNING, never while
-    // RUNNING; `wait`'s borrows outlive this call, which returns only after
-    // the park.
-    unsafe { *task.wait.get() = wait.erase() };
-    task.since.store(ctx.clock(), Ordering::Relaxed);
+    set_wait(ctx.current_task(), wait);
     suspend_park(ctx, commit);
+}
+
+/// Points the running task's wait record at `wait`.
+#[inline]
+fn set_wait(task: &Task, wait: &Wait<'_>) {
+    // SAFETY: only the running coroutine writes the pointer (module docs),
+    // and a dumper follows it only while the status is SCANNING, never
+    // while RUNNING. `wait` and its borrows outlive the park that follows
+    // (the caller's park_commit or park_while call), and the pointer is
+    // followed only during a park that stored it.
+    unsafe { *task.wait.get() = (wait as *const Wait<'_>).cast::<WaitRecord>() };
 }
 
 /// The park itself, leaving the wait record as it is (a repeated park of
 /// the same wait, see [`park_while`]).
+#[inline]
 fn suspend_park<F>(ctx: &WorkerCtx, commit: F)
 where
     F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
@@ -658,7 +685,7 @@ fn park_inner(deadline: Option<Instant>) {
     let _abandon = crate::sync::waiter::OnDrop::new(|| ctx.current_task().token.abandon());
     let timer = std::cell::Cell::new(None);
     let wait = Wait::plain(crate::CoroutineState::Park, deadline);
-    park_commit(ctx, wait, |task, ctx| match task.token.commit_park() {
+    park_commit(ctx, &wait, |task, ctx| match task.token.commit_park() {
         None => false,
         Some(gen) => {
             if let Some(d) = deadline {
@@ -737,10 +764,12 @@ impl Waiter {
 /// Parks the current coroutine while `waiting()` holds, for a wait whose
 /// waker is already registered: a resume that finds `waiting()` still true
 /// was spurious (see `Task::stale_wakes`), and the coroutine parks again,
-/// keeping the wait record of the park it repeats.
+/// as `wait` (the wait it repeats).
 /// The waker must make `waiting()` false before it readies the coroutine.
-pub(crate) fn park_while(ctx: &WorkerCtx, waiting: impl Fn() -> bool) {
+#[inline]
+pub(crate) fn park_while(ctx: &WorkerCtx, wait: &Wait<'_>, waiting: impl Fn() -> bool) {
     while waiting() {
+        set_wait(ctx.current_task(), wait);
         suspend_park(ctx, |_, _| waiting());
     }
 }
@@ -749,7 +778,7 @@ pub(crate) fn park_while(ctx: &WorkerCtx, waiting: impl Fn() -> bool) {
 /// `register` is woken. `register` runs with the caller already off its
 /// stack (in a coroutine) and returns false if there is nothing to wait for
 /// (the waiter is then dropped, never woken). `wait` is what a dump shows.
-pub(crate) fn block_on<F>(wait: Wait<'_>, register: F)
+pub(crate) fn block_on<F>(wait: &Wait<'_>, register: F)
 where
     F: FnOnce(Waiter) -> bool,
 {

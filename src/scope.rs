@@ -318,11 +318,12 @@ fn wait_ended(h: &JoinHandle<()>, cancel: &mut Option<Payload>) {
     }
     let Some(ctx) = worker::current_ctx() else {
         // A plain thread is never cancelled.
-        coroutine::block_on(Wait::join(task.id), |w| task.join.register(w));
+        coroutine::block_on(&Wait::join(task.id), |w| task.join.register(w));
         return;
     };
+    let wait = Wait::join(task.id);
     let r = panic::catch_unwind(AssertUnwindSafe(|| {
-        coroutine::block_on(Wait::join(task.id), |w| task.join.register(w));
+        coroutine::block_on(&wait, |w| task.join.register(w));
     }));
     if let Err(p) = r {
         if !p.is::<Cancelled>() || cancel.is_some() {
@@ -334,7 +335,7 @@ fn wait_ended(h: &JoinHandle<()>, cancel: &mut Option<Payload>) {
     }
     // The waiter stays registered across a cancelled or spurious resume: the
     // child's completion readies us (see `JoinHandle::join`).
-    coroutine::park_while(ctx, || !task.join.is_done());
+    coroutine::park_while(ctx, &wait, || !task.join.is_done());
 }
 
 impl<T> ScopedJoinHandle<'_, T> {

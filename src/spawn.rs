@@ -54,10 +54,10 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> thread::Result<T> {
         if !self.task.join.is_done() {
             let wait = Wait::join(self.task.id);
-            coroutine::block_on(wait, |w| self.task.join.register(w));
+            coroutine::block_on(&wait, |w| self.task.join.register(w));
             if let Some(ctx) = crate::runtime::worker::current_ctx() {
                 // The waiter stays registered across a spurious resume.
-                coroutine::park_while(ctx, || !self.task.join.is_done());
+                coroutine::park_while(ctx, &wait, || !self.task.join.is_done());
             }
         }
         match self.task.join.take_panic() {

@@ -80,7 +80,7 @@ pub fn sleep_until(deadline: Instant) {
     // `Task::stale_wakes`) happens only during runtime shutdown, when every
     // timer is due anyway: the sleep then ends early.
     let wait = Wait::plain(crate::CoroutineState::Sleep, Some(deadline));
-    park_commit(ctx, wait, move |task, ctx| {
+    park_commit(ctx, &wait, move |task, ctx| {
         ctx.add_timer(deadline, Action::Ready(task.clone()));
         true
     });

@@ -117,12 +117,12 @@ impl fmt::Display for CoroutineState {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Detail {
     None,
-    /// A channel operation: capacity (`None`: unbounded) and buffered values
-    /// when the coroutine parked. A parked receiver finds the buffer empty
+    /// A channel operation: capacity (`usize::MAX`: unbounded) and buffered
+    /// values when the coroutine parked. A parked receiver finds the buffer empty
     /// and a parked sender finds it full for as long as they stay parked,
     /// so the snapshot stays true.
     Chan {
-        cap: Option<usize>,
+        cap: usize,
         len: usize,
     },
     /// A lock and the id of its last (exclusive) taker, 0 for a thread.
@@ -144,7 +144,7 @@ pub(crate) enum Detail {
         /// False while queued behind another op in the same direction.
         polling: bool,
         deadlines: [*const AtomicI64; 2],
-        epoch: Instant,
+        epoch: *const Instant,
     },
     /// A counter to show (a waitgroup's count).
     Count(*const AtomicUsize),
@@ -154,9 +154,11 @@ pub(crate) enum Detail {
     Arms(usize),
 }
 
-/// A wait, as [`park_commit`](crate::coroutine::park_commit) records it. The
-/// lifetime is that of the borrows behind the detail's pointers: they must
-/// outlive the park, which `park_commit` taking a `Wait<'_>` guarantees.
+/// A wait, as [`park_commit`](crate::coroutine::park_commit) records it: the
+/// task points at it (it stays in the parked frame; one pointer store per
+/// park). The lifetime is that of the borrows behind the detail's
+/// pointers: they must outlive the park, which `park_commit` taking a
+/// `&Wait<'_>` guarantees.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Wait<'a> {
     pub(crate) state: CoroutineState,
@@ -168,8 +170,8 @@ pub(crate) struct Wait<'a> {
     borrow: PhantomData<&'a ()>,
 }
 
-/// A wait record with its borrow erased: stored in the task, read only
-/// under SCANNING.
+/// A wait with its borrow erased, as the task's pointer sees it: followed
+/// only under SCANNING.
 pub(crate) type WaitRecord = Wait<'static>;
 
 fn addr<T: ?Sized>(r: &T) -> usize {
@@ -186,9 +188,6 @@ impl<'a> Wait<'a> {
             borrow: PhantomData,
         }
     }
-
-    /// The record of a task that has not parked yet.
-    pub(crate) const NONE: WaitRecord = Wait::new(CoroutineState::Runnable);
 
     /// A wait with no object (`blocking`, `park`, a sleep).
     pub(crate) fn plain(state: CoroutineState, until: Option<Instant>) -> Wait<'a> {
@@ -235,16 +234,20 @@ impl<'a> Wait<'a> {
         }
     }
 
-    /// A channel send or receive.
+    /// A channel send or receive, giving up at `until`.
     pub(crate) fn chan<T: ?Sized>(
         state: CoroutineState,
         object: &'a T,
-        cap: Option<usize>,
+        cap: usize,
         len: usize,
+        until: Option<Instant>,
     ) -> Wait<'a> {
         Wait {
+            state,
+            object: addr(object),
+            until,
             detail: Detail::Chan { cap, len },
-            ..Wait::on(state, object)
+            borrow: PhantomData,
         }
     }
 
@@ -264,7 +267,7 @@ impl<'a> Wait<'a> {
         write: bool,
         polling: bool,
         deadlines: [&'a AtomicI64; 2],
-        epoch: Instant,
+        epoch: &'a Instant,
     ) -> Wait<'a> {
         Wait {
             detail: Detail::Io {
@@ -298,27 +301,16 @@ impl<'a> Wait<'a> {
         }
     }
 
-    /// A select over `arms` arms.
-    pub(crate) fn select(arms: usize) -> Wait<'a> {
-        Wait {
-            detail: Detail::Arms(arms),
-            ..Wait::new(CoroutineState::Select)
-        }
-    }
-
     /// The same wait, giving up at `until`.
     pub(crate) fn until(self, until: Option<Instant>) -> Wait<'a> {
         Wait { until, ..self }
     }
 
-    /// Erases the lifetime, for the task's record.
-    pub(crate) fn erase(self) -> WaitRecord {
+    /// A select over `arms` arms.
+    pub(crate) fn select(arms: usize) -> Wait<'a> {
         Wait {
-            state: self.state,
-            object: self.object,
-            until: self.until,
-            detail: self.detail,
-            borrow: PhantomData,
+            detail: Detail::Arms(arms),
+            ..Wait::new(CoroutineState::Select)
         }
     }
 }
@@ -381,7 +373,9 @@ impl WaitRecord {
         };
         match self.detail {
             Detail::None => {}
-            Detail::Chan { cap, len } => s.chan = Some((cap, len)),
+            Detail::Chan { cap, len } => {
+                s.chan = Some(((cap != usize::MAX).then_some(cap), len));
+            }
             Detail::Holder(h) => {
                 // SAFETY: the caller holds the task SCANNING (our contract).
                 let h = unsafe { get(h) };
@@ -421,6 +415,8 @@ impl WaitRecord {
                         next = Some(next.map_or(v, |n| n.min(v)));
                     }
                 }
+                // SAFETY: as above.
+                let epoch = *unsafe { get(epoch) };
                 // An expired deadline is waking the op with a timeout.
                 let deadline = match (expired, next) {
                     (true, _) => Some(None),

@@ -152,10 +152,11 @@ impl<T> Chan<T> {
     }
 
     /// What a dump shows of a coroutine parked sending or receiving here,
-    /// with `len` values buffered.
-    fn wait(&self, state: CoroutineState, len: usize) -> Wait<'_> {
-        let cap = (self.cap != UNBOUNDED).then_some(self.cap);
-        Wait::chan(state, self, cap, len)
+    /// with `len` values buffered, until `deadline`.
+    #[inline]
+    fn wait(&self, state: CoroutineState, len: usize, deadline: Option<Instant>) -> Wait<'_> {
+        // UNBOUNDED is usize::MAX, which is what the dump reads as unbounded.
+        Wait::chan(state, self, self.cap, len, deadline)
     }
 
     /// True if a recv would complete now (for select's registration).
@@ -196,7 +197,7 @@ impl<T> Chan<T> {
             // SAFETY: the node was only ever linked in this sendq.
             unsafe { lock(&self.state).sendq.remove(&node) };
         });
-        let wait = self.wait(CoroutineState::ChanSend, st.buf.len());
+        let wait = self.wait(CoroutineState::ChanSend, st.buf.len(), deadline);
         match parker.park(st, wait) {
             TIMED_OUT => {
                 drop(cleanup);
@@ -244,7 +245,7 @@ impl<T> Chan<T> {
             // SAFETY: the node was only ever linked in this recvq.
             unsafe { lock(&self.state).recvq.remove(&node) };
         });
-        let wait = self.wait(CoroutineState::ChanReceive, st.buf.len());
+        let wait = self.wait(CoroutineState::ChanReceive, st.buf.len(), deadline);
         match parker.park(st, wait) {
             TIMED_OUT => {
                 drop(cleanup);

@@ -399,7 +399,7 @@ pub fn select(arms: &[&dyn Arm], timeout: Timeout) -> usize {
                 }
                 true
             },
-            Wait::select(n),
+            Wait::select(n).until(deadline),
         );
         // Step 4.
         match state {

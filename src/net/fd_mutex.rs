@@ -67,7 +67,7 @@ impl FdMutex {
     /// A queued coroutine shows in dumps as an IO wait on `pd`'s
     /// descriptor (`epoch`: the epoch of `pd`'s runtime).
     #[inline]
-    pub(crate) fn rwlock(&self, mode: Mode, pd: &PollDesc, epoch: Instant) -> io::Result<()> {
+    pub(crate) fn rwlock(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
         // Fast path, uncontended: one load and one CAS, inlined into the op.
         if self.sm.try_lock_fast(mode) {
             return Ok(());
@@ -77,7 +77,7 @@ impl FdMutex {
 
     #[cold]
     #[inline(never)]
-    fn rwlock_slow(&self, mode: Mode, pd: &PollDesc, epoch: Instant) -> io::Result<()> {
+    fn rwlock_slow(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
         loop {
             if self.sm.try_lock(mode).map_err(closed)? == Lock::Taken {
                 return Ok(());
@@ -88,7 +88,7 @@ impl FdMutex {
                 mode,
                 task: Arc::as_ptr(ctx.current_task()),
             });
-            block_on(pd.wait_record(epoch, mode, false), |w| {
+            block_on(&pd.wait_record(epoch, mode, false), |w| {
                 self.sm.enqueue(mode, w)
             });
             if let Some(g) = guard {
@@ -162,11 +162,11 @@ mod tests {
         let got = Arc::new(AtomicBool::new(false));
         let pd = Arc::new(PollDesc::new(1));
         let epoch = Instant::now();
-        m.rwlock(Mode::Read, &pd, epoch).unwrap();
+        m.rwlock(Mode::Read, &pd, &epoch).unwrap();
         let t = {
             let (m, got, pd) = (m.clone(), got.clone(), pd.clone());
             std::thread::spawn(move || {
-                m.rwlock(Mode::Read, &pd, epoch).unwrap();
+                m.rwlock(Mode::Read, &pd, &epoch).unwrap();
                 got.store(true, Ordering::SeqCst);
                 m.rwunlock(Mode::Read);
             })

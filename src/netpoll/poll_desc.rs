@@ -246,7 +246,12 @@ impl PollDesc {
     /// (nanoseconds since `epoch`, the epoch of the runtime whose poller
     /// owns this PollDesc). `polling`: waiting for readiness, not for the
     /// direction's op lock.
-    pub(crate) fn wait_record(&self, epoch: Instant, mode: Mode, polling: bool) -> Wait<'_> {
+    pub(crate) fn wait_record<'a>(
+        &'a self,
+        epoch: &'a Instant,
+        mode: Mode,
+        polling: bool,
+    ) -> Wait<'a> {
         let dl = self.dl(mode);
         Wait::io(
             self,
@@ -533,7 +538,7 @@ impl PollDesc {
     /// shard of the calling coroutine's worker (`netpoll` module docs), so
     /// that its readiness is reported where the coroutine lives.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
-        let epoch = shared.epoch;
+        let epoch = &shared.epoch;
         self.check_wait(mode)?;
         // A coroutine of another runtime waits here: its worker index names
         // no shard of this poller; any shard works (the wake-up is routed
@@ -560,7 +565,7 @@ impl PollDesc {
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, epoch: Instant) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, epoch: &Instant) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             return true;
         }
@@ -577,7 +582,7 @@ impl PollDesc {
                 task: me,
             };
             let wait = self.wait_record(epoch, mode, true);
-            park_commit(ctx, wait, move |task, _| {
+            park_commit(ctx, &wait, move |task, _| {
                 let raw = Arc::into_raw(task.clone()) as usize;
                 if state.commit(mode, raw) {
                     true

@@ -29,6 +29,7 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Adds a task; returns its slot (kept in `TaskLocal::slot`).
+    #[inline]
     pub(crate) fn insert(&mut self, task: Arc<Task>) -> usize {
         match self.free.pop() {
             Some(i) => {
@@ -58,6 +59,7 @@ impl Registry {
     }
 
     /// Removes the task in slot `i`, if any.
+    #[inline]
     pub(crate) fn remove(&mut self, i: usize) -> Option<Arc<Task>> {
         let t = self.slots.get_mut(i)?.take();
         if t.is_some() {
@@ -69,6 +71,7 @@ impl Registry {
 
 /// Locks a worker's registry, ignoring poisoning (no user code runs under
 /// it; its invariants hold between statements).
+#[inline]
 pub(crate) fn lock(m: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

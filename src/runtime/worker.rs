@@ -237,13 +237,6 @@ impl WorkerCtx {
         unsafe { (*task.local.get()).yielder }
     }
 
-    /// This worker's cached clock (nanoseconds since the runtime's epoch, as
-    /// last read; see `monitor::Slot::clock`): one load, no clock read.
-    #[inline]
-    pub(crate) fn clock(&self) -> u64 {
-        self.shared_part().monitor.clock()
-    }
-
     /// Arms a timer on this worker; cancel it with `Shared::cancel_timer`.
     pub(crate) fn add_timer(&self, when: Instant, action: Action) -> Handle {
         let nanos = self.shared.nanos(when);
@@ -589,6 +582,9 @@ impl WorkerCtx {
                     return;
                 }
                 Ok(CoroutineResult::Yield(Suspend::Park { commit, arg })) => {
+                    // Its time in state starts now (the cached clock, which
+                    // the monitor refreshes during a long resume).
+                    task.since.store(monitor.clock(), Ordering::Relaxed);
                     // WAITING before the commit publishes the task: a waker
                     // may ready it the moment the commit returns.
                     task.status.store(WAITING, Ordering::Release);

@@ -144,7 +144,8 @@ impl Condvar {
         // Unlock the mutex while we are already queued (still holding the
         // queue lock), so a notify after this point finds us.
         drop(guard);
-        let timed_out = match parker.park(q, Wait::on(CoroutineState::Condvar, self)) {
+        let wait = Wait::on(CoroutineState::Condvar, self).until(deadline);
+        let timed_out = match parker.park(q, wait) {
             TIMED_OUT => {
                 drop(cleanup);
                 true

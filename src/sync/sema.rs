@@ -73,7 +73,7 @@ impl Sema {
                 self.release();
             }
         });
-        if parker.park(q, wait) == crate::sm::waitq::TIMED_OUT {
+        if parker.park(q, wait.until(deadline)) == crate::sm::waitq::TIMED_OUT {
             drop(cleanup);
             return false;
         }

@@ -222,21 +222,20 @@ impl Parker {
     /// Blocks until a waker, or the deadline, claims the waiter; returns
     /// the claim state. `guard` holds the lock of the queue the caller's node
     /// was linked into; it is released after the switch (coroutine) or
-    /// before blocking (thread). `wait` is what a dump shows (with this
-    /// parker's deadline added).
+    /// before blocking (thread). `wait` is what a dump shows; it carries
+    /// this parker's deadline, if any.
     pub(crate) fn park<G>(&self, guard: G, wait: Wait<'_>) -> usize {
         match self.ctx {
             Some(ctx) => {
                 let mut timer = None;
                 let t = &mut timer;
-                let wait = wait.until(self.deadline);
-                coroutine::park_commit(ctx, wait, move |_, ctx| {
+                coroutine::park_commit(ctx, &wait, move |_, ctx| {
                     drop(guard);
                     *t = self.arm_timer(ctx);
                     true
                 });
                 // Still unclaimed: a spurious resume (`Task::stale_wakes`).
-                coroutine::park_while(ctx, || self.state() == WAITING);
+                coroutine::park_while(ctx, &wait, || self.state() == WAITING);
                 let s = self.state();
                 self.disarm(ctx, timer, s);
                 s
@@ -260,15 +259,14 @@ impl Parker {
             Some(ctx) => {
                 let mut timer = None;
                 let t = &mut timer;
-                let wait = wait.until(self.deadline);
-                coroutine::park_commit(ctx, wait, move |_, ctx| {
+                coroutine::park_commit(ctx, &wait, move |_, ctx| {
                     let park = register();
                     if park {
                         *t = self.arm_timer(ctx);
                     }
                     park
                 });
-                coroutine::park_while(ctx, || self.state() == WAITING);
+                coroutine::park_while(ctx, &wait, || self.state() == WAITING);
                 let s = self.state();
                 self.disarm(ctx, timer, s);
                 s

@@ -29,6 +29,9 @@
 //!   coroutines that borrow; [`coroutine_local!`] for per-coroutine values.
 //! - [`Runtime`]: independent runtimes and their settings (the default one
 //!   starts on first use).
+//! - [`dump`], [`coroutines`], [`Runtime::dump`]: what every coroutine is
+//!   doing and waits for, with spawn sites and lock holders; a deadlock
+//!   report and an opt-in dump on a signal (`docs/DEBUGGING.md`).
 //! - [`net`]: TCP, UDP and Unix sockets with std's names, Go's deadlines and
 //!   errors; [`io`] for pipes, child stdio and the standard streams; [`fs`]:
 //!   std's file API off the workers; [`blocking`] for any other blocking call.

@@ -1,22 +1,23 @@
 //! What a parked coroutine waits for (Go's `waitReason`, plus the object of
 //! the wait), recorded for the coroutine dump (`runtime::dump`).
 //!
-//! Every park goes through [`park_commit`](crate::coroutine::park_commit),
-//! which takes a [`Wait`] and writes it into the task's wait record before
-//! the coroutine switches away. The record is a handful of plain stores;
-//! nothing reads it on the hot path.
+//! Every park goes through [`park_commit`](crate::coroutine::park_commit)
+//! (or repeats one with `park_while`), which takes a `&Wait` built in the
+//! caller's frame and stores a pointer to it in the task before the
+//! coroutine switches away: building the `Wait` (a few stores into the
+//! frame) and one pointer store per park. Nothing reads it on the hot path.
 //!
 //! ## Who reads the record, and why that is sound
-//! The record is written only by the running coroutine, while its status is
-//! RUNNING. A dumper on another thread reads it only after moving the status
-//! from WAITING to SCANNING with a CAS (`Task::inspect_wait`, Go's `_Gscan`
-//! bit): a waker's `ready` and the worker's own take-back wait while the
-//! status is SCANNING, so the coroutine cannot resume, and the objects its
-//! frame borrows for the wait stay alive, until the dumper stores WAITING
-//! back. Pointers in a [`Detail`] come from borrows (`Wait<'a>`'s
-//! constructors take `&'a T`) that the parked frame holds for the whole park.
-//! The dumper reads through them only atomics, and takes no lock meanwhile,
-//! so a waker spinning on SCANNING can never wait for the dumper in turn.
+//! The pointer is written only by the running coroutine, while its status is
+//! RUNNING. A dumper on another thread follows it only after moving the
+//! status from WAITING to SCANNING with a CAS (`Task::inspect_wait`, Go's
+//! `_Gscan` bit): a waker's `ready` and the worker's own take-back wait while
+//! the status is SCANNING, so the coroutine cannot resume, and its frame —
+//! the `Wait` and the objects it borrows — stays as it is until the dumper
+//! stores WAITING back. Pointers in a [`Detail`] come from borrows
+//! (`Wait<'a>`'s constructors take `&'a T`) that outlive the park. The
+//! dumper reads through them only atomics, and takes no lock meanwhile, so a
+//! waker spinning on SCANNING can never wait for the dumper in turn.
 //! docs/SAFETY.md, section 14, gives the whole argument.
 
 use std::fmt;

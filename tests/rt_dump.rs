@@ -586,3 +586,66 @@ fn stack_mappings_are_named() {
     assert!(maps.contains("[anon:gopark stack]"), "{maps}");
     assert!(maps.contains("[anon:gopark signal stack]"), "{maps}");
 }
+
+/// Dumps taken over and over, from a thread and from a coroutine, while
+/// coroutines park and wake each other as fast as they can (channels, a
+/// contended mutex, sleeps): every wake-up still arrives exactly once (a
+/// lost one hangs, a doubled one panics) and the counts add up.
+#[test]
+fn dumping_a_busy_runtime_loses_no_wake_up() {
+    const ROUNDS: u64 = 5_000;
+    let rt = Runtime::builder().workers(2).build().unwrap();
+    let m = Arc::new(Mutex::new(0u64));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut hs = Vec::new();
+    for _ in 0..4 {
+        let (a_tx, a_rx) = gopark::chan::bounded::<u64>(0);
+        let (b_tx, b_rx) = gopark::chan::bounded::<u64>(0);
+        let m1 = m.clone();
+        hs.push(rt.spawn(move || {
+            for _ in 0..ROUNDS {
+                let v = a_rx.recv().unwrap();
+                *m1.lock() += 1;
+                b_tx.send(v + 1).unwrap();
+            }
+        }));
+        let m2 = m.clone();
+        hs.push(rt.spawn(move || {
+            for i in 0..ROUNDS {
+                a_tx.send(i).unwrap();
+                assert_eq!(b_rx.recv().unwrap(), i + 1);
+                let _g = m2.lock();
+                if i % 1000 == 0 {
+                    gopark::time::sleep(Duration::from_micros(50));
+                }
+            }
+        }));
+    }
+    let d = done.clone();
+    let inner = rt.spawn(move || {
+        let mut n = 0u64;
+        while !d.load(std::sync::atomic::Ordering::Relaxed) {
+            n += gopark::coroutines().len() as u64;
+            gopark::yield_now();
+        }
+        n
+    });
+    let thread_dumps = std::thread::scope(|sc| {
+        let t = sc.spawn(|| {
+            let mut n = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                std::hint::black_box(rt.dump());
+            }
+            n
+        });
+        for h in hs {
+            h.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        t.join().unwrap()
+    });
+    assert!(thread_dumps > 0);
+    assert!(inner.join().unwrap() > 0);
+    assert_eq!(*m.lock(), 4 * ROUNDS);
+}

@@ -347,9 +347,15 @@ fn info(task: &Task, now: u64) -> Option<CoroutineInfo> {
     let mut state = None;
     // A parked coroutine may be readied between the status load and the
     // CAS of `inspect_wait`; look again (a few times: it may also park
-    // again at once).
-    for _ in 0..4 {
+    // again at once). Another dumper holding it SCANNING lets go soon.
+    let mut changes = 0;
+    let mut scans = 0u32;
+    while changes < 4 {
         match task.status.load(Ordering::Acquire) {
+            SCANNING if scans < 10_000 => {
+                scans += 1;
+                std::thread::yield_now();
+            }
             WAITING | SCANNING => {
                 // SAFETY: inside `inspect_wait`, the task is SCANNING.
                 if let Some((s, snap)) = task.inspect_wait(|w| (w.state, unsafe { w.snapshot() })) {
@@ -357,6 +363,7 @@ fn info(task: &Task, now: u64) -> Option<CoroutineInfo> {
                     wait = snap;
                     break;
                 }
+                changes += 1;
                 std::hint::spin_loop();
             }
             RUNNING => {

@@ -649,3 +649,54 @@ fn dumping_a_busy_runtime_loses_no_wake_up() {
     assert!(inner.join().unwrap() > 0);
     assert_eq!(*m.lock(), 4 * ROUNDS);
 }
+
+/// `go!`, a scope's spawn and `WaitGroup::go` record the line of the call,
+/// and the spawning coroutine as the parent.
+#[test]
+fn spawn_sites_of_go_scope_and_waitgroup() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    rt.run(|| {
+        let me = gopark::current().unwrap().id();
+        // Waits (yielding, 10 s at most) until coroutine `id` is listed.
+        let find = |id: CoroutineId| {
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(c) = gopark::coroutines().into_iter().find(|c| c.id() == id) {
+                    return c;
+                }
+                assert!(Instant::now() < end, "coroutine {id} never listed");
+                gopark::yield_now();
+            }
+        };
+        let (h, line) = (gopark::go!(|| gopark::park()), line!());
+        let c = find(h.coroutine().id());
+        assert_eq!(
+            (c.spawned_at().file(), c.spawned_at().line()),
+            (file!(), line)
+        );
+        assert_eq!(c.parent(), Some(me));
+        h.coroutine().unpark();
+        h.join().unwrap();
+
+        gopark::scope(|s| {
+            let (h, line) = (s.spawn(|| gopark::park()), line!());
+            let c = find(h.coroutine().id());
+            assert_eq!(c.spawned_at().line(), line);
+            assert_eq!(c.parent(), Some(me));
+            h.coroutine().unpark();
+        });
+
+        let wg = WaitGroup::new();
+        let (tx, rx) = gopark::chan::bounded::<CoroutineId>(1);
+        let (stop_tx, stop_rx) = gopark::chan::bounded::<()>(0);
+        let f = move || {
+            tx.send(gopark::current().unwrap().id()).unwrap();
+            let _ = stop_rx.recv(); // stays listed until told
+        };
+        let ((), line) = (wg.go(f), line!());
+        let c = find(rx.recv().unwrap());
+        assert_eq!(c.spawned_at().line(), line);
+        drop(stop_tx);
+        wg.wait();
+    });
+}

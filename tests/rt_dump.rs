@@ -679,7 +679,7 @@ fn spawn_sites_of_go_scope_and_waitgroup() {
         h.join().unwrap();
 
         gopark::scope(|s| {
-            let (h, line) = (s.spawn(|| gopark::park()), line!());
+            let (h, line) = (s.spawn(gopark::park), line!());
             let c = find(h.coroutine().id());
             assert_eq!(c.spawned_at().line(), line);
             assert_eq!(c.parent(), Some(me));

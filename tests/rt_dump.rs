@@ -450,8 +450,10 @@ fn deadlocked_coroutines_are_reported() {
             .unwrap();
         println!("A={} B={}", a.coroutine().id(), b.coroutine().id());
         let text = wait(&["possible deadlock", "'a' [mutex", "'b' [mutex"]);
-        // Once per state: nothing runs, so no second report.
-        std::thread::sleep(Duration::from_millis(1500));
+        // Once per state: nothing runs, so no second report; and the
+        // monitor, having reported, sleeps for good.
+        std::thread::sleep(Duration::from_millis(500));
+        common::assert_idle_for_a_second();
         let again = std::fs::read_to_string(
             std::env::temp_dir().join(format!("gopark-deadlock-{}.txt", std::process::id())),
         )

@@ -47,7 +47,7 @@ fn info(all: &[CoroutineInfo], id: CoroutineId) -> &CoroutineInfo {
     all.iter().find(|c| c.id() == id).unwrap()
 }
 
-/// The five waits of the issue: a sleep, a channel receive, a contended
+/// Five common waits: a sleep, a channel receive, a contended
 /// mutex (naming its holder), an accept, a join. Each entry has the name,
 /// the reason and the spawn site (file and line of the spawn call).
 #[test]

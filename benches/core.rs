@@ -1,4 +1,5 @@
-//! Core micro-benchmarks: spawn+join, yield round trip, sleep storm.
+//! Core micro-benchmarks: spawn+join, yield round trip, sleep storm, the
+//! dump of 100,000 parked coroutines.
 //!
 //! Run with: `cargo bench --bench core`
 
@@ -124,6 +125,43 @@ fn short_sleep(c: &mut Criterion) {
     g.finish();
 }
 
+/// `Runtime::dump` (text) and `Runtime::coroutines` (records) of 100,000
+/// named coroutines parked on a channel receive, on 2 workers.
+fn dump_100k(c: &mut Criterion) {
+    const N: usize = 100_000;
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    let (tx, rx) = gopark::chan::bounded::<()>(0);
+    let hs: Vec<_> = (0..N)
+        .map(|i| {
+            let rx = rx.clone();
+            gopark::Builder::new()
+                .name(format!("conn-{i}"))
+                .spawn_on(&rt, move || {
+                    let _ = rx.recv();
+                })
+                .unwrap()
+        })
+        .collect();
+    let parked = || {
+        rt.coroutines()
+            .iter()
+            .filter(|c| c.state() == gopark::CoroutineState::ChanReceive)
+            .count()
+    };
+    while parked() < N {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut g = c.benchmark_group("dump");
+    g.sample_size(10);
+    g.bench_function("100k_parked_text", |b| b.iter(|| rt.dump().len()));
+    g.bench_function("100k_parked_records", |b| b.iter(|| rt.coroutines().len()));
+    g.finish();
+    drop(tx);
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
 criterion_group!(
     benches,
     spawn_join,
@@ -131,6 +169,7 @@ criterion_group!(
     spawn_wait_all,
     yield_round_trip,
     sleep_storm,
-    short_sleep
+    short_sleep,
+    dump_100k
 );
 criterion_main!(benches);

@@ -44,6 +44,7 @@ use std::time::Duration;
 use crate::coroutine::{self, Waiter};
 use crate::runtime::{self, worker, Runtime};
 use crate::sync::waiter::{lock, OnDrop};
+use crate::wait::Wait;
 
 /// Default cap on a runtime's blocking threads (as tokio's).
 pub(crate) const DEFAULT_MAX_THREADS: usize = 512;
@@ -264,6 +265,13 @@ impl PoolHandle {
     pub(crate) fn new(runtime_name: &str, cap: usize) -> PoolHandle {
         PoolHandle(Pool::new(runtime_name.to_owned(), cap, KEEP_ALIVE))
     }
+
+    /// True while a job runs or waits in the queue (for the deadlock
+    /// report: a job may still wake a coroutine).
+    pub(crate) fn busy(&self) -> bool {
+        let s = lock(&self.0.state);
+        !s.queue.is_empty() || s.threads > s.idle + s.notified
+    }
 }
 
 impl PoolHandle {
@@ -349,7 +357,8 @@ impl<R> Packet<R> {
                 let w = lock(&self.inner).waiter.take();
                 drop(w);
             });
-            coroutine::block_on(|w| {
+            let wait = Wait::plain(crate::CoroutineState::Blocking, None);
+            coroutine::block_on(&wait, |w| {
                 let mut g = lock(&self.inner);
                 if self.done.load(Ordering::Relaxed) {
                     return false;
@@ -359,7 +368,7 @@ impl<R> Packet<R> {
             });
             if let Some(ctx) = worker::current_ctx() {
                 // The wake-up stays registered across a spurious resume.
-                coroutine::park_while(ctx, || !self.done.load(Ordering::Acquire));
+                coroutine::park_while(ctx, &wait, || !self.done.load(Ordering::Acquire));
             }
             withdraw.disarm();
         }

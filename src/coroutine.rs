@@ -4,9 +4,14 @@
 //! wait slots (a channel's waiter list, a PollDesc's `rg`), timers and join
 //! handles each hold one. Its fields fall in three groups:
 //!
-//! - immutable after spawn: id, name, stack size, runtime;
-//! - atomics any thread may touch: `home`, `status`, the park token, the join
-//!   state (behind its mutex);
+//! - immutable after spawn: id, name, stack size, runtime, spawn site and
+//!   parent;
+//! - atomics any thread may touch: `home`, `status`, `since`, the park token,
+//!   the join state (behind its mutex);
+//! - `wait`: a pointer to what the coroutine parked on (`crate::wait`), a
+//!   [`Wait`] in the parked frame; written by the coroutine itself while
+//!   RUNNING and followed by a dumper only while it holds the status at
+//!   SCANNING (see [`Task::inspect_wait`]);
 //! - `local`: owned by the worker that runs the coroutine. Before the first
 //!   resume whoever holds the task in a run queue owns it; from the first
 //!   resume on only the home worker touches it, since a started coroutine
@@ -21,11 +26,26 @@
 //! coroutine at once. A waker that takes the task out of its slot calls
 //! [`ready`]; the task's status (Go's `casgstatus`) turns a second ready of the
 //! same park into a loud panic instead of a coroutine run twice.
+//!
+//! ## Status
+//! ```text
+//!            resume               park (store, Release)
+//! RUNNABLE ---------> RUNNING -----------------------> WAITING <--> SCANNING
+//!    ^   <---------     |  yield                          |     (a dumper,
+//!    |                  +--> RUNNABLE                     |      CAS both ways)
+//!    +----------------------------------------------------+
+//!     ready / claim_parked / take_back: CAS WAITING -> RUNNABLE
+//! ```
+//! Only the home worker stores RUNNING, RUNNABLE (after a yield) and WAITING.
+//! Everything that leaves WAITING does so with a CAS, and waits while a dumper
+//! holds SCANNING (Go's `_Gscan` bit), so a parked coroutine cannot resume
+//! while a dumper reads its wait record.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::num::NonZeroU64;
+use std::panic::Location;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,6 +57,7 @@ use crate::runtime::Shared;
 use crate::sm::join::JoinCell;
 use crate::sm::park_token::ParkToken;
 use crate::stack::Stack;
+use crate::wait::{Wait, WaitRecord};
 
 /// What a worker tells a coroutine when it resumes it.
 pub(crate) enum Resume {
@@ -74,6 +95,9 @@ pub(crate) enum Suspend {
 pub(crate) const RUNNABLE: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;
 pub(crate) const WAITING: u8 = 2;
+/// WAITING, held by a dumper reading the wait record (Go's `_Gscan` bit on
+/// `_Gwaiting`): whatever would leave WAITING waits until it is WAITING again.
+pub(crate) const SCANNING: u8 = 3;
 
 /// `home` before the coroutine first runs.
 pub(crate) const NO_HOME: usize = usize::MAX;
@@ -119,8 +143,20 @@ pub(crate) struct Task {
     /// Index of the worker the coroutine lives on, `NO_HOME` before it starts.
     /// Written once by the worker that first resumes it.
     pub(crate) home: AtomicUsize,
-    /// RUNNABLE / RUNNING / WAITING.
+    /// RUNNABLE / RUNNING / WAITING / SCANNING (module docs).
     pub(crate) status: AtomicU8,
+    /// Where the coroutine was spawned (`#[track_caller]` on the spawn
+    /// functions).
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// The coroutine that spawned it, if it was spawned from one.
+    pub(crate) parent: Option<CoroutineId>,
+    /// When the coroutine last resumed or parked, on its worker's cached
+    /// clock (`monitor::Slot::clock`, nanoseconds since the runtime's epoch):
+    /// written by the home worker, read racily by dumpers.
+    pub(crate) since: AtomicU64,
+    /// What the coroutine waits for: the `Wait` of its current park, in
+    /// the parked frame (module docs); null before the first park.
+    pub(crate) wait: UnsafeCell<*const WaitRecord>,
     /// Token for the public park/unpark API.
     pub(crate) token: ParkToken,
     /// `CANCEL_NONE` .. `CANCEL_SWALLOWED`; written by the home worker and,
@@ -140,14 +176,23 @@ pub(crate) struct Task {
 
 // SAFETY: `local` is only accessed by the task's single owner at a time: the
 // queue holder before the first resume (the unstarted coroutine holds only a
-// `Send` closure), the home worker thread afterwards (see module docs). All
-// other fields are immutable, atomic, or behind a Mutex.
+// `Send` closure), the home worker thread afterwards (see module docs).
+// `wait` is written by the running coroutine and read by other threads only
+// under the SCANNING protocol (`inspect_wait`); its raw pointers are only
+// dereferenced there. All other fields are immutable, atomic, or behind a
+// Mutex.
 unsafe impl Send for Task {}
 // SAFETY: as above.
 unsafe impl Sync for Task {}
 
 impl Task {
-    pub(crate) fn new(name: Option<String>, stack: &Stack, shared: Arc<Shared>) -> Task {
+    pub(crate) fn new(
+        name: Option<String>,
+        stack: &Stack,
+        shared: Arc<Shared>,
+        spawned_at: &'static Location<'static>,
+        parent: Option<CoroutineId>,
+    ) -> Task {
         Task {
             id: CoroutineId::next(),
             name: name.map(String::into_boxed_str),
@@ -156,6 +201,10 @@ impl Task {
             shared,
             home: AtomicUsize::new(NO_HOME),
             status: AtomicU8::new(RUNNABLE),
+            spawned_at,
+            parent,
+            since: AtomicU64::new(0),
+            wait: UnsafeCell::new(ptr::null()),
             token: ParkToken::new(),
             cancel: AtomicU8::new(CANCEL_NONE),
             stale_wakes: AtomicBool::new(false),
@@ -204,9 +253,80 @@ impl Task {
         self.stale_wakes.store(true, Ordering::Relaxed);
         // Release: a waker whose CAS fails on the new status sees
         // `stale_wakes` (see `ready`).
+        self.leave_waiting(Ordering::Relaxed) == WAITING
+    }
+
+    /// The home worker takes back a coroutine whose commit found its event
+    /// already there (it was never published, so no waker readies it; a
+    /// dumper may hold it SCANNING, though).
+    pub(crate) fn take_back(&self) {
+        let _ = self.leave_waiting(Ordering::Relaxed);
+    }
+
+    /// CAS WAITING -> RUNNABLE, waiting while a dumper holds SCANNING.
+    /// Returns the status found: WAITING if the CAS succeeded.
+    #[inline]
+    fn leave_waiting(&self, failure: Ordering) -> u8 {
+        match self
+            .status
+            .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, failure)
+        {
+            Ok(s) => s,
+            Err(SCANNING) => self.leave_waiting_slow(failure),
+            Err(s) => s,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leave_waiting_slow(&self, failure: Ordering) -> u8 {
+        let mut spins = 0u32;
+        loop {
+            match self
+                .status
+                .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, failure)
+            {
+                Err(SCANNING) => {
+                    // A dumper copies a few words and stores WAITING back.
+                    spins += 1;
+                    if spins < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        thread::yield_now();
+                    }
+                }
+                Ok(s) | Err(s) => return s,
+            }
+        }
+    }
+
+    /// Runs `f` on the wait record of a parked coroutine, keeping it parked
+    /// meanwhile: `None` if it is not parked (or another dumper holds it).
+    /// `f` gets the record and must take no lock and not park (a waker that
+    /// holds a lock may be spinning on this task's status meanwhile); it may
+    /// read through the record's pointers (`WaitRecord::snapshot`).
+    pub(crate) fn inspect_wait<R>(&self, f: impl FnOnce(&WaitRecord) -> R) -> Option<R> {
+        // Acquire: pairs with the worker's Release store of WAITING, after
+        // the coroutine wrote its record.
         self.status
-            .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+            .compare_exchange(WAITING, SCANNING, Ordering::Acquire, Ordering::Relaxed)
+            .ok()?;
+        struct Unscan<'a>(&'a AtomicU8);
+        impl Drop for Unscan<'_> {
+            fn drop(&mut self) {
+                // Release: our reads happen before whoever leaves WAITING
+                // next (and so before the coroutine writes its next record).
+                self.0.store(WAITING, Ordering::Release);
+            }
+        }
+        let _unscan = Unscan(&self.status);
+        // SAFETY: SCANNING: the coroutine is parked and cannot resume until
+        // `_unscan` stores WAITING back, so nothing writes the pointer, and
+        // the writes of the park that set it happen before our CAS. It
+        // points to the `Wait` of that park, in a frame that stays
+        // suspended inside `park_commit`/`park_while` while it is parked.
+        let record = unsafe { (*self.wait.get()).as_ref() }?;
+        Some(f(record))
     }
 }
 
@@ -282,28 +402,66 @@ impl fmt::Debug for Task {
 /// # Panics
 /// If the coroutine is not parked: that would be a double wake-up, a bug in
 /// the caller's wait protocol.
+#[inline]
 pub(crate) fn ready(task: Arc<Task>) {
     if task
         .status
         .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
+        && !ready_contended(&task)
     {
-        // Acquire above: pairs with the release in `claim_parked`.
-        if task.stale_wakes.load(Ordering::Relaxed) {
-            return; // its worker resumed it without us (see `stale_wakes`)
-        }
-        panic!("gopark: ready of a coroutine that is not parked (double wake-up)");
+        return;
     }
     worker::ready_runnable(task);
 }
 
-/// Go's `gopark(unlockf)`: suspends the current coroutine; the worker then
-/// calls `commit(task, ctx)` off the coroutine's stack. If `commit` returns
-/// false the coroutine resumes at once. Returns the context of the worker
-/// that resumed it (always the same worker).
+/// `ready`'s CAS failed: wait out a dumper (SCANNING), or drop a stale
+/// wake-up; true if the task is now ours to run.
+#[cold]
+#[inline(never)]
+fn ready_contended(task: &Task) -> bool {
+    if task.leave_waiting(Ordering::Acquire) == WAITING {
+        return true;
+    }
+    // Acquire above: pairs with the release in `claim_parked`.
+    if task.stale_wakes.load(Ordering::Relaxed) {
+        return false; // its worker resumed it without us (see `stale_wakes`)
+    }
+    panic!("gopark: ready of a coroutine that is not parked (double wake-up)");
+}
+
+/// Go's `gopark(unlockf, reason)`: records what the coroutine waits for
+/// (`wait`, for dumps), suspends it, and the worker then calls
+/// `commit(task, ctx)` off the coroutine's stack. If `commit` returns false
+/// the coroutine resumes at once.
 ///
 /// Must be called from a coroutine: `ctx` is the current worker context.
-pub(crate) fn park_commit<F>(ctx: &WorkerCtx, commit: F)
+/// Costs over a bare park: building `wait` (which stays in the caller's
+/// frame) and one store of a pointer to it; the worker stamps `since`.
+#[inline]
+pub(crate) fn park_commit<F>(ctx: &WorkerCtx, wait: &Wait<'_>, commit: F)
+where
+    F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
+{
+    set_wait(ctx.current_task(), wait);
+    suspend_park(ctx, commit);
+}
+
+/// Points the running task's wait record at `wait`.
+#[inline]
+fn set_wait(task: &Task, wait: &Wait<'_>) {
+    // SAFETY: only the running coroutine writes the pointer (module docs),
+    // and a dumper follows it only while the status is SCANNING, never
+    // while RUNNING. `wait` and its borrows outlive the park that follows
+    // (the caller's park_commit or park_while call), and the pointer is
+    // followed only during a park that stored it.
+    unsafe { *task.wait.get() = (wait as *const Wait<'_>).cast::<WaitRecord>() };
+}
+
+/// The park itself, leaving the wait record as it is (a repeated park of
+/// the same wait, see [`park_while`]).
+#[inline]
+fn suspend_park<F>(ctx: &WorkerCtx, commit: F)
 where
     F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
 {
@@ -360,6 +518,11 @@ impl CoroutineId {
             next
         });
         CoroutineId(NonZeroU64::new(id).expect("coroutine id overflow"))
+    }
+
+    /// The id with this number, if it can be one (not zero).
+    pub(crate) fn from_u64(v: u64) -> Option<CoroutineId> {
+        NonZeroU64::new(v).map(CoroutineId)
     }
 
     /// The id as a number (unique for the life of the process).
@@ -521,7 +684,8 @@ fn park_inner(deadline: Option<Instant>) {
     // resumed the coroutine before this park, gone after it.)
     let _abandon = crate::sync::waiter::OnDrop::new(|| ctx.current_task().token.abandon());
     let timer = std::cell::Cell::new(None);
-    park_commit(ctx, |task, ctx| match task.token.commit_park() {
+    let wait = Wait::plain(crate::CoroutineState::Park, deadline);
+    park_commit(ctx, &wait, |task, ctx| match task.token.commit_park() {
         None => false,
         Some(gen) => {
             if let Some(d) = deadline {
@@ -599,24 +763,27 @@ impl Waiter {
 
 /// Parks the current coroutine while `waiting()` holds, for a wait whose
 /// waker is already registered: a resume that finds `waiting()` still true
-/// was spurious (see `Task::stale_wakes`), and the coroutine parks again.
+/// was spurious (see `Task::stale_wakes`), and the coroutine parks again,
+/// as `wait` (the wait it repeats).
 /// The waker must make `waiting()` false before it readies the coroutine.
-pub(crate) fn park_while(ctx: &WorkerCtx, waiting: impl Fn() -> bool) {
+#[inline]
+pub(crate) fn park_while(ctx: &WorkerCtx, wait: &Wait<'_>, waiting: impl Fn() -> bool) {
     while waiting() {
-        park_commit(ctx, |_, _| waiting());
+        set_wait(ctx.current_task(), wait);
+        suspend_park(ctx, |_, _| waiting());
     }
 }
 
 /// Blocks the current coroutine or thread until the waiter handed to
 /// `register` is woken. `register` runs with the caller already off its
 /// stack (in a coroutine) and returns false if there is nothing to wait for
-/// (the waiter is then dropped, never woken).
-pub(crate) fn block_on<F>(register: F)
+/// (the waiter is then dropped, never woken). `wait` is what a dump shows.
+pub(crate) fn block_on<F>(wait: &Wait<'_>, register: F)
 where
     F: FnOnce(Waiter) -> bool,
 {
     match worker::current_ctx() {
-        Some(ctx) => park_commit(ctx, move |task, _| register(Waiter::Co(task.clone()))),
+        Some(ctx) => park_commit(ctx, wait, move |task, _| register(Waiter::Co(task.clone()))),
         None => {
             let w = Arc::new(ThreadWaiter {
                 thread: thread::current(),

@@ -30,6 +30,9 @@
 //! - [`Runtime`]: independent runtimes and their settings (the default one
 //!   starts on first use); [`Runtime::metrics`] and [`metrics`]: live
 //!   coroutines, queues, busy time, parks and polls per worker.
+//! - [`dump`], [`coroutines`], [`Runtime::dump`]: what every coroutine is
+//!   doing and waits for, with spawn sites and lock holders; a deadlock
+//!   report and an opt-in dump on a signal (`docs/DEBUGGING.md`).
 //! - [`net`]: TCP, UDP and Unix sockets with std's names, Go's deadlines and
 //!   errors; [`io`] for pipes, child stdio and the standard streams; [`fs`]:
 //!   std's file API off the workers; [`blocking`] for any other blocking call.
@@ -164,6 +167,8 @@ pub mod sync;
 mod test_common;
 #[cfg(not(loom))]
 pub mod time;
+#[cfg(not(loom))]
+mod wait;
 
 #[cfg(not(loom))]
 pub use blocking::{blocking, spawn_blocking, BlockingHandle};
@@ -175,6 +180,8 @@ pub use local::CoroutineLocal;
 #[cfg(not(loom))]
 pub use macros::__go_spawn;
 #[cfg(not(loom))]
+pub use runtime::dump::{coroutines, dump, CoroutineInfo, IoDirection};
+#[cfg(not(loom))]
 pub use runtime::metrics::{metrics, RuntimeMetrics, WorkerMetrics};
 #[cfg(not(loom))]
 pub use runtime::{Runtime, RuntimeBuilder, UnjoinedPanic};
@@ -182,6 +189,8 @@ pub use runtime::{Runtime, RuntimeBuilder, UnjoinedPanic};
 pub use scope::{scope, Scope, ScopedJoinHandle};
 #[cfg(not(loom))]
 pub use spawn::{run, spawn, worker_index, Builder, JoinHandle};
+#[cfg(not(loom))]
+pub use wait::CoroutineState;
 
 /// The README's example is compiled and run as a doctest.
 #[cfg(doctest)]

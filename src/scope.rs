@@ -21,7 +21,7 @@
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::thread;
@@ -30,6 +30,7 @@ use crate::coroutine::{self, Cancelled, Coroutine};
 use crate::runtime::{self, worker, Runtime, Shared};
 use crate::spawn::JoinHandle;
 use crate::sync::waiter::lock;
+use crate::wait::Wait;
 
 type Payload = Box<dyn Any + Send + 'static>;
 /// A child's join handle, shared by the scope and the child's
@@ -153,12 +154,14 @@ impl<'scope> Scope<'scope, '_> {
     /// });
     /// assert_eq!(lens, 2);
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        runtime::with_current_shared(|shared| self.spawn_in(shared, f))
+        let at = Location::caller();
+        runtime::with_current_shared(|shared| self.spawn_in(shared, at, f))
     }
 
     /// [`spawn`](Self::spawn) on runtime `rt`.
@@ -172,15 +175,21 @@ impl<'scope> Scope<'scope, '_> {
     /// let v = gopark::scope(|s| s.spawn_on(&rt, || x + 22).join().unwrap());
     /// assert_eq!(v, 42);
     /// ```
+    #[track_caller]
     pub fn spawn_on<F, T>(&'scope self, rt: &Runtime, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        self.spawn_in(rt.shared(), f)
+        self.spawn_in(rt.shared(), Location::caller(), f)
     }
 
-    fn spawn_in<F, T>(&'scope self, shared: &Arc<Shared>, f: F) -> ScopedJoinHandle<'scope, T>
+    fn spawn_in<F, T>(
+        &'scope self,
+        shared: &Arc<Shared>,
+        at: &'static Location<'static>,
+        f: F,
+    ) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
@@ -216,7 +225,7 @@ impl<'scope> Scope<'scope, '_> {
         // coroutine is leaked, so nothing the closure borrows for 'scope is
         // used after 'scope ends. This is what `std::thread::scope` does.
         let main: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(main) };
-        let h = crate::spawn::spawn_in(shared, None, None, None, main)
+        let h = crate::spawn::spawn_in(shared, None, None, None, at, main)
             .unwrap_or_else(|e| panic!("gopark: failed to spawn a scoped coroutine: {e}"));
         let coroutine = h.coroutine();
         let slot: Slot = Arc::new(StdMutex::new(Some(h)));
@@ -309,11 +318,12 @@ fn wait_ended(h: &JoinHandle<()>, cancel: &mut Option<Payload>) {
     }
     let Some(ctx) = worker::current_ctx() else {
         // A plain thread is never cancelled.
-        coroutine::block_on(|w| task.join.register(w));
+        coroutine::block_on(&Wait::join(task.id), |w| task.join.register(w));
         return;
     };
+    let wait = Wait::join(task.id);
     let r = panic::catch_unwind(AssertUnwindSafe(|| {
-        coroutine::block_on(|w| task.join.register(w));
+        coroutine::block_on(&wait, |w| task.join.register(w));
     }));
     if let Err(p) = r {
         if !p.is::<Cancelled>() || cancel.is_some() {
@@ -325,7 +335,7 @@ fn wait_ended(h: &JoinHandle<()>, cancel: &mut Option<Payload>) {
     }
     // The waiter stays registered across a cancelled or spurious resume: the
     // child's completion readies us (see `JoinHandle::join`).
-    coroutine::park_while(ctx, || !task.join.is_done());
+    coroutine::park_while(ctx, &wait, || !task.join.is_done());
 }
 
 impl<T> ScopedJoinHandle<'_, T> {

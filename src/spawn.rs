@@ -6,12 +6,14 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::mem;
+use std::panic::Location;
 use std::sync::{Arc, Once};
 use std::thread;
 
 use crate::coroutine::{self, Co, Coroutine, Resume, Task, Yielder};
 use crate::runtime::{self, worker, Runtime, Shared, UnjoinedPanic};
 use crate::stack;
+use crate::wait::Wait;
 
 /// The result slot of a coroutine.
 struct Packet<T> {
@@ -52,10 +54,11 @@ impl<T> JoinHandle<T> {
     /// ```
     pub fn join(self) -> thread::Result<T> {
         if !self.task.join.is_done() {
-            coroutine::block_on(|w| self.task.join.register(w));
+            let wait = Wait::join(self.task.id);
+            coroutine::block_on(&wait, |w| self.task.join.register(w));
             if let Some(ctx) = crate::runtime::worker::current_ctx() {
                 // The waiter stays registered across a spurious resume.
-                coroutine::park_while(ctx, || !self.task.join.is_done());
+                coroutine::park_while(ctx, &wait, || !self.task.join.is_done());
             }
         }
         match self.task.join.take_panic() {
@@ -217,13 +220,15 @@ impl Builder {
     /// assert_eq!(h.join().unwrap(), 4);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let at = Location::caller();
         runtime::with_current_shared(|shared| {
-            spawn_in(shared, self.name, self.stack_size, self.worker, f)
+            spawn_in(shared, self.name, self.stack_size, self.worker, at, f)
         })
     }
 
@@ -238,12 +243,14 @@ impl Builder {
     /// assert_eq!(h.join().unwrap(), 7);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[track_caller]
     pub fn spawn_on<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        spawn_in(rt.shared(), self.name, self.stack_size, self.worker, f)
+        let at = Location::caller();
+        spawn_in(rt.shared(), self.name, self.stack_size, self.worker, at, f)
     }
 }
 
@@ -259,12 +266,14 @@ impl Builder {
 /// let sum: i32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
 /// assert_eq!(sum, 285);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    runtime::with_current_shared(|shared| spawn_in(shared, None, None, None, f))
+    let at = Location::caller();
+    runtime::with_current_shared(|shared| spawn_in(shared, None, None, None, at, f))
         .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
 }
 
@@ -295,6 +304,7 @@ pub fn worker_index() -> Option<usize> {
 /// });
 /// assert_eq!(v, 42);
 /// ```
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,
@@ -310,11 +320,14 @@ where
 /// stack (corosensei accepts at most 1 KiB there).
 const INLINE_CLOSURE_MAX: usize = 512;
 
+/// Spawns a coroutine; `at` is the spawn site the dump shows (the caller's
+/// `Location::caller()` under `#[track_caller]`).
 pub(crate) fn spawn_in<F, T>(
     shared: &Arc<Shared>,
     name: Option<String>,
     stack_size: Option<usize>,
     worker: Option<usize>,
+    at: &'static Location<'static>,
     f: F,
 ) -> io::Result<JoinHandle<T>>
 where
@@ -322,7 +335,8 @@ where
     T: Send + 'static,
 {
     let stack = stack::alloc(stack_size.unwrap_or(shared.stack_size))?;
-    let task = Arc::new(Task::new(name, &stack, shared.clone()));
+    let parent = runtime::worker::current_ctx().map(|ctx| ctx.current_task().id);
+    let task = Arc::new(Task::new(name, &stack, shared.clone(), at, parent));
     let packet = Arc::new(Packet {
         value: UnsafeCell::new(None),
     });
@@ -443,7 +457,10 @@ pub(crate) fn install_panic_hook() {
                 .name
                 .as_deref()
                 .map_or_else(|| "<unnamed>".to_owned(), |n| format!("'{n}'"));
-            eprintln!("gopark: panic in coroutine {name} (id {}):", task.id);
+            eprintln!(
+                "gopark: panic in coroutine {name} (id {}, spawned at {}):",
+                task.id, task.spawned_at
+            );
             ctx.shared_part().monitor.unwatched(&task, || prev(info));
         }));
     });

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use crate::coroutine::park_commit;
 use crate::runtime::timer::Action;
 use crate::runtime::worker;
+use crate::wait::Wait;
 
 /// Puts the current coroutine to sleep for at least `dur`.
 ///
@@ -78,7 +79,8 @@ pub fn sleep_until(deadline: Instant) {
     // The timer is the only waker. A resume without it (spurious, see
     // `Task::stale_wakes`) happens only during runtime shutdown, when every
     // timer is due anyway: the sleep then ends early.
-    park_commit(ctx, move |task, ctx| {
+    let wait = Wait::plain(crate::CoroutineState::Sleep, Some(deadline));
+    park_commit(ctx, &wait, move |task, ctx| {
         ctx.add_timer(deadline, Action::Ready(task.clone()));
         true
     });
@@ -103,8 +105,12 @@ enum Kind {
         tx: Sender<Instant>,
         rx: Receiver<Instant>,
     },
-    /// Runs a function in a new coroutine (`after_func`).
-    Func(Arc<dyn Fn() + Send + Sync>),
+    /// Runs a function in a new coroutine (`after_func`), which the dump
+    /// shows as spawned where `after_func` was called.
+    Func(
+        Arc<dyn Fn() + Send + Sync>,
+        &'static std::panic::Location<'static>,
+    ),
 }
 
 /// The mutable part of a timer, behind its lock.
@@ -202,7 +208,7 @@ fn fire(weak: Weak<Core>, gen: u64, when: Instant) {
                     // Full: a ticker's receiver is behind; drop the tick, as Go does.
                     let _ = tx.try_send(Instant::now());
                 }
-                Kind::Func(f) => run = Some(f.clone()),
+                Kind::Func(f, at) => run = Some((f.clone(), *at)),
             }
             if let (Some(p), Some(shared)) = (st.period, here.clone()) {
                 // Time runs out at shutdown (every timer fires): a ticker
@@ -223,8 +229,8 @@ fn fire(weak: Weak<Core>, gen: u64, when: Instant) {
             }
         }
     }
-    if let (Some(f), Some(shared)) = (run, here) {
-        if let Err(e) = crate::spawn::spawn_in(&shared, None, None, None, move || f()) {
+    if let (Some((f, at)), Some(shared)) = (run, here) {
+        if let Err(e) = crate::spawn::spawn_in(&shared, None, None, None, at, move || f()) {
             eprintln!("gopark: after_func: cannot start the coroutine: {e}");
         }
     }
@@ -383,7 +389,7 @@ impl Timer {
     pub fn receiver(&self) -> &Receiver<Instant> {
         match &self.core.kind {
             Kind::Chan { rx, .. } => rx,
-            Kind::Func(_) => never_instant(),
+            Kind::Func(..) => never_instant(),
         }
     }
 
@@ -439,7 +445,7 @@ impl fmt::Debug for Timer {
         let st = lock_state(&self.core);
         f.debug_struct("Timer")
             .field("armed", &st.armed.is_some())
-            .field("func", &matches!(self.core.kind, Kind::Func(_)))
+            .field("func", &matches!(self.core.kind, Kind::Func(..)))
             .finish()
     }
 }
@@ -459,11 +465,13 @@ impl fmt::Debug for Timer {
 /// assert_eq!(rx.recv(), Ok(true)); // it ran in a coroutine
 /// assert!(!t.stop()); // it had fired
 /// ```
+#[track_caller]
 pub fn after_func<F>(d: Duration, f: F) -> Timer
 where
     F: Fn() + Send + Sync + 'static,
 {
-    let core = Core::new(Kind::Func(Arc::new(f)), None);
+    let at = std::panic::Location::caller();
+    let core = Core::new(Kind::Func(Arc::new(f), at), None);
     {
         let mut st = lock_state(&core);
         core.arm(&mut st, deadline_after(d), runtime::current_shared());
@@ -523,7 +531,7 @@ impl Ticker {
     pub fn receiver(&self) -> &Receiver<Instant> {
         match &self.core.kind {
             Kind::Chan { rx, .. } => rx,
-            Kind::Func(_) => never_instant(),
+            Kind::Func(..) => never_instant(),
         }
     }
 

@@ -33,6 +33,15 @@ fn detached_panic_names_the_coroutine() {
         stderr.contains("coroutine 'doomed-detached' (id ") && stderr.contains("panicked at"),
         "stderr: {stderr}"
     );
+    // The announced line names the spawn site.
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("gopark: panic in coroutine 'doomed-detached' (id "))
+        .unwrap_or_else(|| panic!("stderr: {stderr}"));
+    assert!(
+        line.contains(", spawned at tests/rt_panic_hook.rs:") && line.ends_with("):"),
+        "{line}"
+    );
     assert!(stderr.contains("detached failure 42"), "stderr: {stderr}");
 }
 

@@ -50,6 +50,8 @@ use super::error::{
 };
 use crate::sm::waitq::TIMED_OUT;
 use crate::sync::waiter::{self, lock, Node, OnDrop, Parker, WaitList, Wake};
+use crate::wait::Wait;
+use crate::CoroutineState;
 
 /// Capacity of an unbounded channel.
 const UNBOUNDED: usize = usize::MAX;
@@ -149,6 +151,14 @@ impl<T> Chan<T> {
         }
     }
 
+    /// What a dump shows of a coroutine parked sending or receiving here,
+    /// with `len` values buffered, until `deadline`.
+    #[inline]
+    fn wait(&self, state: CoroutineState, len: usize, deadline: Option<Instant>) -> Wait<'_> {
+        // UNBOUNDED is usize::MAX, which is what the dump reads as unbounded.
+        Wait::chan(state, self, self.cap, len, deadline)
+    }
+
     /// True if a recv would complete now (for select's registration).
     pub(crate) fn recv_ready(&self, st: &State<T>, me: *const waiter::Waiter) -> bool {
         !st.buf.is_empty() || st.closed || st.sendq.has_waiter(me)
@@ -187,7 +197,8 @@ impl<T> Chan<T> {
             // SAFETY: the node was only ever linked in this sendq.
             unsafe { lock(&self.state).sendq.remove(&node) };
         });
-        match parker.park(st) {
+        let wait = self.wait(CoroutineState::ChanSend, st.buf.len(), deadline);
+        match parker.park(st, wait) {
             TIMED_OUT => {
                 drop(cleanup);
                 // SAFETY: unlinked and unclaimed: the slot is ours again.
@@ -234,7 +245,8 @@ impl<T> Chan<T> {
             // SAFETY: the node was only ever linked in this recvq.
             unsafe { lock(&self.state).recvq.remove(&node) };
         });
-        match parker.park(st) {
+        let wait = self.wait(CoroutineState::ChanReceive, st.buf.len(), deadline);
+        match parker.park(st, wait) {
             TIMED_OUT => {
                 drop(cleanup);
                 Err(RecvTimeoutError::Timeout)

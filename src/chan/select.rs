@@ -35,6 +35,7 @@ use super::channel::{Receiver, Sender};
 use super::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::sm::waitq::{ABORTED, TIMED_OUT};
 use crate::sync::waiter::{lock, Node, OnDrop, Parker, Waiter};
+use crate::wait::Wait;
 
 /// A select arm: the [`select!`](crate::select) macro turns `&RecvArm` and
 /// `&SendArm` into `&dyn Arm`. Implementation detail of the macro.
@@ -391,15 +392,18 @@ pub fn select(arms: &[&dyn Arm], timeout: Timeout) -> usize {
                 a.unregister(&cx);
             }
         });
-        let state = parker.park_registering(|| {
-            for &i in order.iter() {
-                if !arms[i as usize].register(&cx, i as usize + 1) {
-                    // Ready after all: abort, unless a waker already won.
-                    return !parker.claim_self(ABORTED);
+        let state = parker.park_registering(
+            || {
+                for &i in order.iter() {
+                    if !arms[i as usize].register(&cx, i as usize + 1) {
+                        // Ready after all: abort, unless a waker already won.
+                        return !parker.claim_self(ABORTED);
+                    }
                 }
-            }
-            true
-        });
+                true
+            },
+            Wait::select(n).until(deadline),
+        );
         // Step 4.
         match state {
             TIMED_OUT => {

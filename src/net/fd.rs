@@ -187,7 +187,7 @@ impl<S: AsRawFd> NetFd<S> {
     }
 
     fn lock(&self, mode: Mode) -> io::Result<Locked<'_, S>> {
-        self.mu.rwlock(mode)?;
+        self.mu.rwlock(mode, self.pd(), &self.shared.epoch)?;
         Ok(Locked { fd: self, mode })
     }
 

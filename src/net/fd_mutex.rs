@@ -14,9 +14,10 @@
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::coroutine::{block_on, Task, Waiter};
-use crate::netpoll::err_closed;
+use crate::netpoll::{err_closed, PollDesc};
 use crate::runtime::worker::current_ctx;
 use crate::sm::fd_mutex::{self, Closed, Lock};
 use crate::sm::poll_desc::Mode;
@@ -63,18 +64,20 @@ impl FdMutex {
 
     /// Takes the read or write lock (and a reference), queuing behind the
     /// current holder. Fails once closed.
+    /// A queued coroutine shows in dumps as an IO wait on `pd`'s
+    /// descriptor (`epoch`: the epoch of `pd`'s runtime).
     #[inline]
-    pub(crate) fn rwlock(&self, mode: Mode) -> io::Result<()> {
+    pub(crate) fn rwlock(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
         // Fast path, uncontended: one load and one CAS, inlined into the op.
         if self.sm.try_lock_fast(mode) {
             return Ok(());
         }
-        self.rwlock_slow(mode)
+        self.rwlock_slow(mode, pd, epoch)
     }
 
     #[cold]
     #[inline(never)]
-    fn rwlock_slow(&self, mode: Mode) -> io::Result<()> {
+    fn rwlock_slow(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
         loop {
             if self.sm.try_lock(mode).map_err(closed)? == Lock::Taken {
                 return Ok(());
@@ -85,7 +88,9 @@ impl FdMutex {
                 mode,
                 task: Arc::as_ptr(ctx.current_task()),
             });
-            block_on(|w| self.sm.enqueue(mode, w));
+            block_on(&pd.wait_record(epoch, mode, false), |w| {
+                self.sm.enqueue(mode, w)
+            });
             if let Some(g) = guard {
                 // A coroutine its worker resumed without a waker (only at
                 // runtime shutdown, see `Task::stale_wakes`) may still be
@@ -155,11 +160,13 @@ mod tests {
     fn second_reader_queues_on_a_thread() {
         let m = Arc::new(FdMutex::default());
         let got = Arc::new(AtomicBool::new(false));
-        m.rwlock(Mode::Read).unwrap();
+        let pd = Arc::new(PollDesc::new(1));
+        let epoch = Instant::now();
+        m.rwlock(Mode::Read, &pd, &epoch).unwrap();
         let t = {
-            let (m, got) = (m.clone(), got.clone());
+            let (m, got, pd) = (m.clone(), got.clone(), pd.clone());
             std::thread::spawn(move || {
-                m.rwlock(Mode::Read).unwrap();
+                m.rwlock(Mode::Read, &pd, &epoch).unwrap();
                 got.store(true, Ordering::SeqCst);
                 m.rwunlock(Mode::Read);
             })

@@ -59,6 +59,7 @@ use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
+use crate::wait::Wait;
 
 /// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
 /// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
@@ -238,6 +239,28 @@ impl PollDesc {
                 f(i * 64 + b);
             }
         }
+    }
+
+    /// What a coroutine waiting on this descriptor in `mode` shows in a
+    /// dump: the descriptor, the direction, and the direction's deadlines
+    /// (nanoseconds since `epoch`, the epoch of the runtime whose poller
+    /// owns this PollDesc). `polling`: waiting for readiness, not for the
+    /// direction's op lock.
+    pub(crate) fn wait_record<'a>(
+        &'a self,
+        epoch: &'a Instant,
+        mode: Mode,
+        polling: bool,
+    ) -> Wait<'a> {
+        let dl = self.dl(mode);
+        Wait::io(
+            self,
+            self.fd(),
+            mode == Mode::Write,
+            polling,
+            [&dl.at, &dl.op_at],
+            epoch,
+        )
     }
 
     fn dl(&self, mode: Mode) -> &Deadline {
@@ -515,6 +538,7 @@ impl PollDesc {
     /// shard of the calling coroutine's worker (`netpoll` module docs), so
     /// that its readiness is reported where the coroutine lives.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+        let epoch = &shared.epoch;
         self.check_wait(mode)?;
         // A coroutine of another runtime waits here: its worker index names
         // no shard of this poller; any shard works (the wake-up is routed
@@ -531,7 +555,7 @@ impl PollDesc {
             if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, mode) {
+            if self.netpollblock(ctx, mode, epoch) {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -541,7 +565,7 @@ impl PollDesc {
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, epoch: &Instant) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             return true;
         }
@@ -557,7 +581,8 @@ impl PollDesc {
                 mode,
                 task: me,
             };
-            park_commit(ctx, move |task, _| {
+            let wait = self.wait_record(epoch, mode, true);
+            park_commit(ctx, &wait, move |task, _| {
                 let raw = Arc::into_raw(task.clone()) as usize;
                 if state.commit(mode, raw) {
                     true

@@ -24,15 +24,17 @@
 //! never moves, a new one starts on the least-loaded worker
 //! ([`Shared::place`]), and stealing only takes from more loaded workers.
 
+pub(crate) mod dump;
 pub(crate) mod metrics;
 pub(crate) mod monitor;
+pub(crate) mod registry;
 pub(crate) mod timer;
 pub(crate) mod worker;
 
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle as ThreadHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -77,6 +79,8 @@ pub(crate) struct WorkerShared {
     pub(crate) monitor: monitor::Slot,
     /// The worker's metrics counters, written by the worker only.
     pub(crate) metrics: metrics::Counters,
+    /// The worker's live coroutines (see `registry`).
+    pub(crate) registry: Mutex<registry::Registry>,
 }
 
 /// A worker's load counter, on its own cache line: other threads bump it
@@ -143,6 +147,8 @@ pub(crate) struct Shared {
     /// Coroutines spawned from threads that are not workers of this
     /// runtime (the workers count theirs in their own `metrics`).
     pub(crate) spawned_outside: metrics::Outside,
+    /// The builder's name (the worker threads' prefix), for dumps.
+    pub(crate) name: String,
 }
 
 impl fmt::Debug for Shared {
@@ -395,6 +401,16 @@ impl Shared {
             _ => self.workers.iter().any(|w| !w.spawnq.is_empty()),
         }
     }
+
+    /// True if a coroutine waits in any queue: unstarted (global queue,
+    /// spawn queues, pinned in an inbox) or readied (an inbox).
+    pub(crate) fn has_queued_work(&self) -> bool {
+        !self.global.is_empty()
+            || self
+                .workers
+                .iter()
+                .any(|w| !w.spawnq.is_empty() || !w.inbox.is_empty())
+    }
 }
 
 fn ptr_eq(a: &Arc<Shared>, b: &Shared) -> bool {
@@ -481,6 +497,8 @@ pub struct RuntimeBuilder {
     max_blocking_threads: usize,
     stall_threshold: Option<Duration>,
     unjoined_panic: Option<UnjoinedPanic>,
+    deadlock_report: bool,
+    dump_signal: Option<i32>,
 }
 
 /// What a runtime does when a coroutine panics and no join observes the
@@ -619,7 +637,8 @@ impl RuntimeBuilder {
     ///         gopark::yield_now();
     ///     }
     /// });
-    /// // No monitor at all:
+    /// // No stall report (the monitor thread still runs for the deadlock
+    /// // report unless that is off too):
     /// let quiet = gopark::Runtime::builder()
     ///     .stall_threshold(Duration::ZERO)
     ///     .build()
@@ -665,6 +684,58 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Whether to report a runtime whose coroutines all wait on each other
+    /// (default on). When no coroutine is running or runnable, and none
+    /// waits on a descriptor, a timer or the blocking pool, and that has
+    /// lasted a second, the monitor thread writes once to stderr
+    ///
+    /// ```text
+    /// gopark: all coroutines are asleep - possible deadlock
+    /// ```
+    ///
+    /// followed by the [dump](Runtime::dump); once per such state (it is
+    /// written again only after some coroutine has run). It only warns: a
+    /// plain thread may still hold what they wait for (a channel's sender,
+    /// a lock). It costs nothing while a worker is awake and adds no
+    /// periodic wake-up to an idle runtime.
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().deadlock_report(false).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn deadlock_report(mut self, on: bool) -> Self {
+        self.deadlock_report = on;
+        self
+    }
+
+    /// Writes the [dump](Runtime::dump) of every runtime of the process to
+    /// stderr whenever the process receives `signal` (for example
+    /// `libc::SIGQUIT`, as Go does, or `libc::SIGUSR1`); the process keeps
+    /// running. The `GOPARK_DUMP_SIGNAL` environment variable (`SIGQUIT`,
+    /// `SIGUSR1`, `SIGUSR2` or a number) does the same for every runtime
+    /// built while it is set, without a code change. Off by default.
+    ///
+    /// The signal handler only writes a byte to a pipe (see
+    /// [`signal::notify`](crate::signal::notify)); a thread named
+    /// `gopark-dump` takes the dump and writes it, so the dump runs in
+    /// ordinary code. Installed once per signal per process, when the
+    /// runtime is built.
+    ///
+    /// # Errors
+    /// [`build`](Self::build) fails with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) for a signal that
+    /// cannot be caught or reports faults (`SIGKILL`, `SIGSEGV`, ...).
+    ///
+    /// ```
+    /// let rt = gopark::Runtime::builder().dump_signal(libc::SIGUSR1).build().unwrap();
+    /// assert!(gopark::Runtime::builder().dump_signal(libc::SIGKILL).build().is_err());
+    /// # drop(rt);
+    /// ```
+    pub fn dump_signal(mut self, signal: i32) -> Self {
+        self.dump_signal = Some(signal);
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
@@ -687,6 +758,9 @@ impl RuntimeBuilder {
             ));
         }
         crate::spawn::install_panic_hook();
+        for sig in self.dump_signal.into_iter().chain(dump::signal_from_env()) {
+            dump::install_signal(sig)?;
+        }
         let workers = (0..n)
             .map(|_| WorkerShared {
                 spawnq: ArrayQueue::new(SPAWNQ_CAP),
@@ -699,6 +773,7 @@ impl RuntimeBuilder {
                 load: Load::default(),
                 monitor: monitor::Slot::default(),
                 metrics: metrics::Counters::default(),
+                registry: Mutex::default(),
             })
             .collect();
         let shared = Arc::new(Shared {
@@ -718,10 +793,13 @@ impl RuntimeBuilder {
             monitor: monitor::Monitor::new(
                 self.stall_threshold
                     .unwrap_or_else(monitor::threshold_from_env),
+                self.deadlock_report,
             ),
             unjoined_panic: self.unjoined_panic.unwrap_or_else(unjoined_panic_from_env),
             spawned_outside: metrics::Outside::default(),
+            name: self.name.clone(),
         });
+        dump::register(&shared);
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::with_capacity(n),
@@ -812,6 +890,8 @@ impl Runtime {
             max_blocking_threads: crate::blocking::DEFAULT_MAX_THREADS,
             stall_threshold: None,
             unjoined_panic: None,
+            deadlock_report: true,
+            dump_signal: None,
         }
     }
 
@@ -847,12 +927,14 @@ impl Runtime {
     /// let rt = gopark::Runtime::builder().workers(1).build().unwrap();
     /// assert_eq!(rt.spawn(|| "hi").join().unwrap(), "hi");
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        crate::spawn::spawn_in(&self.shared, None, None, None, f)
+        let at = std::panic::Location::caller();
+        crate::spawn::spawn_in(&self.shared, None, None, None, at, f)
             .unwrap_or_else(|e| panic!("gopark: failed to spawn a coroutine: {e}"))
     }
 
@@ -868,6 +950,7 @@ impl Runtime {
     /// });
     /// assert_eq!(v, 42);
     /// ```
+    #[track_caller]
     pub fn run<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -906,14 +989,21 @@ impl Drop for Runtime {
     }
 }
 
+/// The default runtime, if it has started.
+static DEFAULT: once_cell::sync::OnceCell<Runtime> = once_cell::sync::OnceCell::new();
+
 /// The default runtime, started on first use.
 pub(crate) fn default_runtime() -> &'static Runtime {
-    static DEFAULT: once_cell::sync::OnceCell<Runtime> = once_cell::sync::OnceCell::new();
     DEFAULT.get_or_init(|| {
         Runtime::builder()
             .build()
             .unwrap_or_else(|e| panic!("gopark: cannot start the default runtime: {e}"))
     })
+}
+
+/// The default runtime if something has started it.
+pub(crate) fn default_runtime_if_started() -> Option<&'static Runtime> {
+    DEFAULT.get()
 }
 
 /// Calls `f` with the runtime of the calling worker, else the default one.

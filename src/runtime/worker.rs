@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 
 use super::timer::{Action, Handle};
-use super::{Shared, WorkerShared};
+use super::{registry, Shared, WorkerShared};
 use crate::coroutine::{
     Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
@@ -118,6 +118,32 @@ pub(crate) fn coop_tick() {
     }
 }
 
+/// [`coop_tick`], returning the running coroutine's id (0 on a plain
+/// thread): `sync::Mutex::lock` records its holder with it, at the cost of
+/// two loads over the tick.
+#[inline]
+pub(crate) fn coop_tick_id() -> u64 {
+    match current_ctx() {
+        Some(ctx) => {
+            let left = ctx.budget.get();
+            if left <= 1 {
+                coop_yield();
+            } else {
+                ctx.budget.set(left - 1);
+            }
+            // The same coroutine after a yield: it never changes workers.
+            ctx.current_task().id.as_u64()
+        }
+        None => 0,
+    }
+}
+
+/// The running coroutine's id, 0 on a plain thread.
+#[inline]
+pub(crate) fn current_id() -> u64 {
+    current_ctx().map_or(0, |ctx| ctx.current_task().id.as_u64())
+}
+
 #[cold]
 #[inline(never)]
 fn coop_yield() {
@@ -140,48 +166,6 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&WorkerCtx, &Arc<Task>) -> R) -> Op
     Some(f(ctx, ctx.current_task()))
 }
 
-/// Owner-only registry of the started, unfinished coroutines of a worker
-/// (Go's allgs, per worker): it keeps them alive while parked and lets
-/// shutdown unwind them on this thread.
-#[derive(Default)]
-struct Registry {
-    slots: Vec<Option<Arc<Task>>>,
-    free: Vec<usize>,
-}
-
-impl Registry {
-    fn insert(&mut self, task: Arc<Task>) -> usize {
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i] = Some(task);
-                i
-            }
-            None => {
-                self.slots.push(Some(task));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    /// The live coroutines.
-    fn tasks(&self) -> Vec<Arc<Task>> {
-        self.slots.iter().flatten().cloned().collect()
-    }
-
-    /// Number of live coroutines.
-    fn live(&self) -> usize {
-        self.slots.len() - self.free.len()
-    }
-
-    fn remove(&mut self, i: usize) -> Option<Arc<Task>> {
-        let t = self.slots.get_mut(i)?.take();
-        if t.is_some() {
-            self.free.push(i);
-        }
-        t
-    }
-}
-
 /// A worker's private context (see the module docs).
 pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
@@ -190,7 +174,6 @@ pub(crate) struct WorkerCtx {
     current: Cell<*const Task>,
     runnext: Cell<Option<Arc<Task>>>,
     runq: RefCell<VecDeque<Arc<Task>>>,
-    registry: RefCell<Registry>,
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
@@ -215,7 +198,6 @@ impl WorkerCtx {
             current: Cell::new(ptr::null()),
             runnext: Cell::new(None),
             runq: RefCell::new(VecDeque::with_capacity(256)),
-            registry: RefCell::new(Registry::default()),
             tick: Cell::new(0),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
@@ -303,6 +285,9 @@ impl WorkerCtx {
             self.run_timers();
 
             if tick % FAIRNESS_TICK == 0 {
+                // Keep the cached clock fresh on a worker that never idles
+                // and has no timer (one clock read per 61 rounds).
+                me.monitor.set_clock(self.shared.nanos(Instant::now()));
                 if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
@@ -388,6 +373,7 @@ impl WorkerCtx {
             return;
         }
         let now = self.shared.nanos(Instant::now());
+        self.shared_part().monitor.set_clock(now);
         if next > now {
             return;
         }
@@ -536,7 +522,9 @@ impl WorkerCtx {
             me.metrics.idle.sleep(now);
             me.metrics.runq.set(0); // nothing to run, or it would not sleep
             sh.poller.poll(self.index, timeout, &mut buf);
-            me.metrics.idle.wake(sh.nanos(Instant::now()));
+            let woke = sh.nanos(Instant::now());
+            me.metrics.idle.wake(woke);
+            me.monitor.set_clock(woke);
             me.sleep.finish();
             me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
@@ -564,7 +552,7 @@ impl WorkerCtx {
         }
         if task.home.load(Ordering::Relaxed) == NO_HOME {
             task.home.store(self.index, Ordering::Relaxed);
-            let slot = self.registry.borrow_mut().insert(task.clone());
+            let slot = registry::lock(&self.shared_part().registry).insert(task.clone());
             // SAFETY: the task is now owned by this worker, which is the only
             // one that touches `local` from here on (coroutine module docs).
             let local = unsafe { task.local() };
@@ -625,6 +613,9 @@ impl WorkerCtx {
                     return;
                 }
                 Ok(CoroutineResult::Yield(Suspend::Park { commit, arg })) => {
+                    // Its time in state starts now (the cached clock, which
+                    // the monitor refreshes during a long resume).
+                    task.since.store(monitor.clock(), Ordering::Relaxed);
                     // WAITING before the commit publishes the task: a waker
                     // may ready it the moment the commit returns.
                     task.status.store(WAITING, Ordering::Release);
@@ -646,7 +637,10 @@ impl WorkerCtx {
                             return;
                         }
                         // The event already came: run it again at once.
-                        Ok(false) => input = self.resume_input(&task),
+                        Ok(false) => {
+                            task.take_back();
+                            input = self.resume_input(&task);
+                        }
                         // The commit panicked, maybe after publishing the
                         // task: claim it back as a waker would, and re-raise
                         // the panic inside the coroutine, at its park.
@@ -718,8 +712,8 @@ impl WorkerCtx {
             }
         }
         let slot = local.slot;
-        self.shared_part().monitor.retire();
-        let held = self.registry.borrow_mut().remove(slot);
+        // After `monitor.leave` (in `execute`): see the monitor's docs.
+        let held = registry::lock(&self.shared_part().registry).remove(slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
             // Before `complete`: a joiner sees the coroutine no longer live.
@@ -752,8 +746,7 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
-        self.shared_part().monitor.retire();
-        let held = self.registry.borrow_mut().remove(local.slot);
+        let held = registry::lock(&self.shared_part().registry).remove(local.slot);
         if held.is_some() {
             self.shared_part().load.sub(1);
             self.shared_part().metrics.ended.inc_release();

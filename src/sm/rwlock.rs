@@ -184,14 +184,14 @@ impl RwWord {
         }
     }
 
-    /// True if a writer holds the lock (a snapshot, for tests).
-    #[cfg(test)]
+    /// True if a writer holds the lock (a snapshot, for tests and dumps).
+    #[cfg(any(test, not(loom)))]
     pub(crate) fn is_write_locked(&self) -> bool {
         self.word.load(Ordering::Relaxed) & WRITER != 0
     }
 
-    /// Readers holding the lock (a snapshot, for tests).
-    #[cfg(test)]
+    /// Readers holding the lock (a snapshot, for tests and dumps).
+    #[cfg(any(test, not(loom)))]
     pub(crate) fn readers(&self) -> usize {
         self.word.load(Ordering::Relaxed) / READER
     }

@@ -94,6 +94,7 @@ impl AltStack {
         }
         // SAFETY: the first page of our own fresh mapping becomes a guard.
         unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
+        super::name_mapping(p as usize, len, c"gopark signal stack");
         // SAFETY: stack_t is plain data; all-zero is a valid value.
         let mut st: libc::stack_t = unsafe { std::mem::zeroed() };
         st.ss_sp = (p as usize + page) as *mut libc::c_void;

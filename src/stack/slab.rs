@@ -328,6 +328,7 @@ fn map(len: usize) -> io::Result<usize> {
     // (MAP_STACK already implies this on Linux 6.7+.) Failure is harmless.
     // SAFETY: the range is the mapping just created, owned by no one else.
     unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+    super::name_mapping(p as usize, len, c"gopark stack");
     Ok(p as usize)
 }
 

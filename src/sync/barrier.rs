@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Mutex as StdMutex;
 
 use super::waiter::{self, lock, Node, OnDrop, Parker, WaitList};
+use crate::wait::Wait;
+use crate::CoroutineState;
 
 /// Lets `n` parties wait for each other: each [`wait`](Self::wait) parks
 /// until `n` parties are waiting, then all continue. Reusable.
@@ -103,7 +105,7 @@ impl Barrier {
                 st.count -= 1;
             }
         });
-        parker.park(st);
+        parker.park(st, Wait::on(CoroutineState::Barrier, self));
         cleanup.disarm();
         BarrierWaitResult(false)
     }

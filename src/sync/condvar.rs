@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use super::mutex::MutexGuard;
 use super::waiter::{self, lock, Node, OnDrop, Parker, WaitList};
 use crate::sm::waitq::TIMED_OUT;
+use crate::wait::Wait;
+use crate::CoroutineState;
 
 /// A condition variable: waiters release a [`Mutex`](super::Mutex) and
 /// park until notified, then lock it again. Notifications wake waiters in
@@ -142,7 +144,8 @@ impl Condvar {
         // Unlock the mutex while we are already queued (still holding the
         // queue lock), so a notify after this point finds us.
         drop(guard);
-        let timed_out = match parker.park(q) {
+        let wait = Wait::on(CoroutineState::Condvar, self).until(deadline);
+        let timed_out = match parker.park(q, wait) {
             TIMED_OUT => {
                 drop(cleanup);
                 true

@@ -106,6 +106,7 @@ impl<E: Send + 'static> ErrGroup<E> {
     /// g.go(|| Ok(()));
     /// assert_eq!(g.wait(), Ok(()));
     /// ```
+    #[track_caller]
     pub fn go<F>(&self, f: F)
     where
         F: FnOnce() -> Result<(), E> + Send + 'static,
@@ -129,6 +130,7 @@ impl<E: Send + 'static> ErrGroup<E> {
     /// drop(tx);
     /// g.wait().unwrap();
     /// ```
+    #[track_caller]
     pub fn try_go<F>(&self, f: F) -> bool
     where
         F: FnOnce() -> Result<(), E> + Send + 'static,
@@ -144,6 +146,7 @@ impl<E: Send + 'static> ErrGroup<E> {
         true
     }
 
+    #[track_caller]
     fn start<F>(&self, f: F, limit: Option<Arc<Semaphore>>)
     where
         F: FnOnce() -> Result<(), E> + Send + 'static,

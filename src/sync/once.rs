@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use super::waiter::{self, lock, OnDrop, WaitList};
+use crate::wait::Wait;
+use crate::CoroutineState;
 
 const INCOMPLETE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -130,7 +132,7 @@ impl Once {
         if self.state.load(Ordering::Acquire) != RUNNING {
             return;
         }
-        waiter::wait_in(&self.queue, q);
+        waiter::wait_in(&self.queue, q, Wait::on(CoroutineState::Once, self));
     }
 }
 

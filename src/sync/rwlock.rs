@@ -4,10 +4,12 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex as StdMutex;
 
 use super::waiter::{self, lock, Node, OnDrop, Parker, WaitList, Wake};
 use crate::sm::rwlock::{Handoff, RwWord};
+use crate::wait::Wait;
 
 /// Node tokens: what a queued waiter wants.
 const READ: usize = 1;
@@ -35,6 +37,9 @@ pub struct RwLock<T: ?Sized> {
     word: RwWord,
     /// Waiters, FIFO. Held only for list operations.
     queue: StdMutex<WaitList<()>>,
+    /// The id of the coroutine that write-locked last (0: a thread), for
+    /// dumps (as `Mutex::holder`).
+    writer: AtomicU64,
     data: UnsafeCell<T>,
 }
 
@@ -87,6 +92,7 @@ impl<T> RwLock<T> {
         RwLock {
             word: RwWord::new(),
             queue: StdMutex::new(WaitList::new()),
+            writer: AtomicU64::new(0),
             data: UnsafeCell::new(value),
         }
     }
@@ -128,7 +134,7 @@ impl<T: ?Sized> RwLock<T> {
         if !self.word.try_write() {
             self.wait(WRITE);
         }
-        RwLockWriteGuard { lock: self }
+        self.written()
     }
 
     /// Shared access if available without waiting.
@@ -154,9 +160,7 @@ impl<T: ?Sized> RwLock<T> {
     /// assert!(l.try_write().is_some());
     /// ```
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
-        self.word
-            .try_write()
-            .then(|| RwLockWriteGuard { lock: self })
+        self.word.try_write().then(|| self.written())
     }
 
     /// The data, through a unique borrow.
@@ -168,6 +172,14 @@ impl<T: ?Sized> RwLock<T> {
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
+    }
+
+    /// Records the caller as the writer (for dumps).
+    #[inline]
+    fn written(&self) -> RwLockWriteGuard<'_, T> {
+        self.writer
+            .store(crate::runtime::worker::current_id(), Ordering::Relaxed);
+        RwLockWriteGuard { lock: self }
     }
 
     #[cold]
@@ -204,7 +216,10 @@ impl<T: ?Sized> RwLock<T> {
                 }
             }
         });
-        parker.park(q);
+        parker.park(
+            q,
+            Wait::rwlock(self, &self.word, &self.writer, kind == WRITE),
+        );
         cleanup.disarm();
     }
 

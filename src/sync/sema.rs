@@ -9,6 +9,7 @@ use std::sync::Mutex as StdMutex;
 
 use super::waiter::{self, lock, Node, OnDrop, Parker, WaitList};
 use crate::sm::sema::SemaWord;
+use crate::wait::Wait;
 
 pub(crate) struct Sema {
     pub(crate) word: SemaWord,
@@ -32,17 +33,22 @@ impl Sema {
         }
     }
 
-    /// Waits for a permit after the fast path failed.
+    /// Waits for a permit after the fast path failed; `wait` is what a dump
+    /// shows.
     #[cold]
-    pub(crate) fn acquire_slow(&self) {
-        let got = self.acquire_slow_until(None);
+    pub(crate) fn acquire_slow(&self, wait: Wait<'_>) {
+        let got = self.acquire_slow_until(None, wait);
         debug_assert!(got, "an untimed wait cannot time out");
     }
 
     /// Like `acquire_slow`, giving up at `deadline` (if any): false if it
     /// timed out (then no permit was taken).
     #[cold]
-    pub(crate) fn acquire_slow_until(&self, deadline: Option<std::time::Instant>) -> bool {
+    pub(crate) fn acquire_slow_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+        wait: Wait<'_>,
+    ) -> bool {
         let mut q = lock(&self.queue);
         if self.word.acquire_or_wait() {
             return true;
@@ -67,7 +73,7 @@ impl Sema {
                 self.release();
             }
         });
-        if parker.park(q) == crate::sm::waitq::TIMED_OUT {
+        if parker.park(q, wait.until(deadline)) == crate::sm::waitq::TIMED_OUT {
             drop(cleanup);
             return false;
         }

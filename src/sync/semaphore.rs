@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::sema::Sema;
+use crate::wait::Wait;
 
 /// A counting semaphore: at most `permits` holders at a time. Waiting parks
 /// a coroutine and blocks a thread; waiters are served FIFO and a release
@@ -79,7 +80,7 @@ impl Semaphore {
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         crate::runtime::worker::coop_tick();
         if !self.sema.word.try_acquire() {
-            self.sema.acquire_slow();
+            self.sema.acquire_slow(self.wait());
         }
         SemaphorePermit { sem: self, n: 1 }
     }
@@ -119,7 +120,7 @@ impl Semaphore {
             return SemaphorePermit { sem: self, n: 0 };
         }
         if !self.many.word.try_acquire() {
-            self.many.acquire_slow();
+            self.many.acquire_slow(self.wait());
         }
         /// Gives back the turn and, if unwound midway, what was taken.
         struct Turn<'a> {
@@ -140,13 +141,18 @@ impl Semaphore {
         };
         while turn.taken < n {
             if !self.sema.word.try_acquire() {
-                self.sema.acquire_slow();
+                self.sema.acquire_slow(self.wait());
             }
             turn.taken += 1;
         }
         turn.taken = 0; // the permits now belong to the returned guard
         drop(turn);
         SemaphorePermit { sem: self, n }
+    }
+
+    /// What a dump shows of a coroutine waiting here.
+    fn wait(&self) -> Wait<'_> {
+        Wait::permits(self, &self.sema.word)
     }
 
     /// Adds `n` permits (wakes up to `n` waiters).

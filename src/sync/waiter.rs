@@ -35,6 +35,7 @@ use crate::coroutine::{self, Task};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::{self, WorkerCtx};
 use crate::sm::waitq::{self, Claim, TIMED_OUT, WAITING};
+use crate::wait::Wait;
 
 /// A waiting operation of a gopark waiter.
 pub(crate) type Node<T> = waitq::Node<T, Waiter>;
@@ -221,19 +222,20 @@ impl Parker {
     /// Blocks until a waker, or the deadline, claims the waiter; returns
     /// the claim state. `guard` holds the lock of the queue the caller's node
     /// was linked into; it is released after the switch (coroutine) or
-    /// before blocking (thread).
-    pub(crate) fn park<G>(&self, guard: G) -> usize {
+    /// before blocking (thread). `wait` is what a dump shows; it carries
+    /// this parker's deadline, if any.
+    pub(crate) fn park<G>(&self, guard: G, wait: Wait<'_>) -> usize {
         match self.ctx {
             Some(ctx) => {
                 let mut timer = None;
                 let t = &mut timer;
-                coroutine::park_commit(ctx, move |_, ctx| {
+                coroutine::park_commit(ctx, &wait, move |_, ctx| {
                     drop(guard);
                     *t = self.arm_timer(ctx);
                     true
                 });
                 // Still unclaimed: a spurious resume (`Task::stale_wakes`).
-                coroutine::park_while(ctx, || self.state() == WAITING);
+                coroutine::park_while(ctx, &wait, || self.state() == WAITING);
                 let s = self.state();
                 self.disarm(ctx, timer, s);
                 s
@@ -248,19 +250,23 @@ impl Parker {
     /// Select's park: `register` links the nodes, one queue lock at a time,
     /// after the switch; it returns false if the caller must not block (it
     /// claimed itself). Returns the claim state.
-    pub(crate) fn park_registering<F: FnOnce() -> bool>(&self, register: F) -> usize {
+    pub(crate) fn park_registering<F: FnOnce() -> bool>(
+        &self,
+        register: F,
+        wait: Wait<'_>,
+    ) -> usize {
         match self.ctx {
             Some(ctx) => {
                 let mut timer = None;
                 let t = &mut timer;
-                coroutine::park_commit(ctx, move |_, ctx| {
+                coroutine::park_commit(ctx, &wait, move |_, ctx| {
                     let park = register();
                     if park {
                         *t = self.arm_timer(ctx);
                     }
                     park
                 });
-                coroutine::park_while(ctx, || self.state() == WAITING);
+                coroutine::park_while(ctx, &wait, || self.state() == WAITING);
                 let s = self.state();
                 self.disarm(ctx, timer, s);
                 s
@@ -372,6 +378,7 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) fn wait_in(
     queue: &std::sync::Mutex<WaitList<()>>,
     mut q: std::sync::MutexGuard<'_, WaitList<()>>,
+    wait: Wait<'_>,
 ) {
     let parker = Parker::new(None);
     let node = Node::new(None);
@@ -384,6 +391,6 @@ pub(crate) fn wait_in(
         // SAFETY: the node was only ever linked in this queue.
         unsafe { lock(queue).remove(&node) };
     });
-    parker.park(q);
+    parker.park(q, wait);
     cleanup.disarm();
 }

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use super::waiter::{self, lock, WaitList};
+use crate::wait::Wait;
+use crate::CoroutineState;
 
 /// Waits for a collection of tasks to finish (Go's `sync.WaitGroup`):
 /// [`add`](Self::add) before starting work, [`done`](Self::done) when a
@@ -128,7 +130,9 @@ impl WaitGroup {
         if self.inner.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        waiter::wait_in(&self.inner.queue, q);
+        let inner = &*self.inner;
+        let wait = Wait::counted(CoroutineState::WaitGroup, inner, &inner.count);
+        waiter::wait_in(&inner.queue, q, wait);
     }
 
     /// Runs `f` in a new coroutine, counted by this group (Go 1.25's
@@ -149,6 +153,7 @@ impl WaitGroup {
     /// wg.wait();
     /// assert_eq!(n.load(Ordering::Relaxed), 10);
     /// ```
+    #[track_caller]
     pub fn go<F>(&self, f: F)
     where
         F: FnOnce() + Send + 'static,

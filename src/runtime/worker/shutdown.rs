@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use super::{drop_payload, QuickPop, WorkerCtx, CANCELLED_MSG};
 use crate::coroutine::{Task, CANCEL_NONE, CANCEL_REQUESTED, NO_HOME};
-use crate::runtime::Shared;
+use crate::runtime::{registry, Shared};
 
 /// How often a worker with nothing to run re-checks, during shutdown, for
 /// work handed over by other workers (shutdown only: no cost otherwise).
@@ -61,7 +61,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
-        let live = self.registry.borrow().tasks();
+        let live = registry::lock(&self.shared_part().registry).tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(
                 CANCEL_NONE,
@@ -81,11 +81,11 @@ impl WorkerCtx {
             if self.fire_all_timers() {
                 continue;
             }
-            if self.registry.borrow().live() == 0 {
+            if registry::lock(&self.shared_part().registry).live() == 0 {
                 break;
             }
             if !self.wait_in_shutdown() {
-                let stuck = self.registry.borrow().tasks();
+                let stuck = registry::lock(&self.shared_part().registry).tasks();
                 for t in stuck {
                     self.leak(t, LEAK_STUCK);
                 }

@@ -34,7 +34,8 @@ fn panicking_commit_is_raised_in_the_coroutine() {
             let before = std::thread::current().id();
             let ctx = current_ctx().unwrap();
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                park_commit(ctx, |_, _| panic!("the commit fails"));
+                let wait = crate::wait::Wait::plain(crate::CoroutineState::Park, None);
+                park_commit(ctx, &wait, |_, _| panic!("the commit fails"));
             }));
             let msg = r.unwrap_err().downcast_ref::<&str>().copied();
             (msg, before == std::thread::current().id())

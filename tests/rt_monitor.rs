@@ -77,7 +77,9 @@ fn a_cpu_loop_is_reported_once_with_its_name() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((50..300).contains(&ms), "{ms} ms: {err}");
+    // No upper bound tighter than the loop: a loaded machine may deschedule
+    // the spinning thread near its end, so it may run past 300 ms.
+    assert!((50..2000).contains(&ms), "{ms} ms: {err}");
 }
 
 #[test]
@@ -160,13 +162,13 @@ fn gopark_stall_ms_sets_the_default_threshold() {
     assert_eq!(lines.len(), 2, "one report per runtime's stall: {err}");
     for l in &lines {
         assert!(l.starts_with("gopark: coroutine 'crunch' (id "), "{err}");
-        assert!((50..300).contains(&reported_ms(l)), "{err}");
+        assert!((50..2000).contains(&reported_ms(l)), "{err}");
     }
     assert!(!err.contains(warning), "{err}");
 
-    // 0: no monitor thread, no report.
-    let (monitor, err) = run("0");
-    assert!(!monitor, "a monitor thread with GOPARK_STALL_MS=0");
+    // 0: no stall report (the monitor thread still runs: it also writes
+    // the deadlock report, which is on by default).
+    let (_, err) = run("0");
     assert!(reports(&err).is_empty(), "{err}");
     assert!(!err.contains(warning), "{err}");
 
@@ -183,7 +185,7 @@ fn gopark_stall_ms_sets_the_default_threshold() {
         let lines = reports(&err);
         assert_eq!(lines.len(), 2, "{err}");
         for l in &lines {
-            assert!((100..300).contains(&reported_ms(l)), "{err}");
+            assert!((100..2000).contains(&reported_ms(l)), "{err}");
         }
     }
 }

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use gopark::{Runtime, RuntimeMetrics};
 
+mod common;
+use common::spin;
+
 /// Polls `rt.metrics()` until `ok` holds (panics after 10 s with the last
 /// snapshot).
 fn wait_for(rt: &Runtime, what: &str, ok: impl Fn(&RuntimeMetrics) -> bool) -> RuntimeMetrics {
@@ -25,13 +28,6 @@ fn wait_for(rt: &Runtime, what: &str, ok: impl Fn(&RuntimeMetrics) -> bool) -> R
 
 fn total(m: &RuntimeMetrics, f: impl Fn(&gopark::WorkerMetrics) -> u64) -> u64 {
     m.per_worker().iter().map(f).sum()
-}
-
-fn spin(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
 }
 
 #[test]

@@ -6,17 +6,9 @@
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{assert_idle_for_a_second, child_within, child_within_env, in_child, stderr};
+use common::{assert_idle_for_a_second, child_within, child_within_env, in_child, spin, stderr};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// Spins for `d` without parking or yielding.
-fn spin(d: Duration) {
-    let t = Instant::now();
-    while t.elapsed() < d {
-        std::hint::spin_loop();
-    }
-}
 
 #[test]
 fn a_cpu_loop_is_reported_once_with_its_name() {

@@ -225,3 +225,12 @@ pub fn assert_idle_for_a_second() {
         "idle runtime used {used:?} of CPU in 1 s"
     );
 }
+
+/// Keeps the calling thread busy for `d` of wall time without parking or
+/// yielding (a CPU loop, as a stalled coroutine runs).
+pub fn spin(d: std::time::Duration) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}

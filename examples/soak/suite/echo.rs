@@ -196,9 +196,9 @@ fn serve(ph: &Phase, conn: TcpStream, n: u64) {
             let k = kind(&e);
             let expected = peer.is_some_and(|p| p.server_expects(write, k));
             let place = format!(
-                "server: {} on a {} connection",
+                "server: {} ({})",
                 if write { "write" } else { "read" },
-                peer.map_or("(no header yet)", Peer::name)
+                peer.map_or("no header yet", Peer::name)
             );
             ph.stats.error(&place, &e, expected);
             if !write && k == "timeout" {

@@ -51,17 +51,16 @@ pub struct ErrEntry {
     pub sample: String,
 }
 
-/// Everything the soak counts. Errors are rare (faults), so a lock over
-/// their map is fine; the byte counters are plain atomics.
+/// Everything the soak counts. Errors and failures are rare (faults), so
+/// a lock over their maps is fine; the byte counters are plain atomics.
 #[derive(Debug)]
 pub struct Stats {
     counters: [AtomicU64; C_COUNT],
     errors: Mutex<BTreeMap<(String, &'static str), ErrEntry>>,
-    failures: Mutex<Vec<String>>,
+    /// Failures by what failed (the text before the first ": "): how many,
+    /// and the first one's text.
+    failures: Mutex<BTreeMap<String, (u64, String)>>,
 }
-
-/// Failures kept for the report; later ones are only counted.
-const MAX_FAILURES: usize = 30;
 
 impl Default for Stats {
     fn default() -> Stats {
@@ -90,39 +89,60 @@ impl Stats {
         self.counters[c as usize].load(Relaxed)
     }
 
-    /// Counts `err`, seen at `place`, by kind. An unexpected one is also a
-    /// failure.
+    /// Counts `err`, seen at `place`, by kind. An unexpected kind fails the
+    /// run.
     pub fn error(&self, place: &str, err: &io::Error, expected: bool) {
         let kind = kind(err);
-        {
-            let mut map = self.errors.lock().unwrap();
-            let e = map
-                .entry((place.to_owned(), kind))
-                .or_insert_with(|| ErrEntry {
-                    count: 0,
-                    expected,
-                    sample: err.to_string(),
-                });
-            e.count += 1;
-            e.expected &= expected;
-        }
-        if !expected {
-            self.fail(format!("{place}: unexpected error ({kind}): {err}"));
+        let mut map = self.errors.lock().unwrap();
+        let e = map
+            .entry((place.to_owned(), kind))
+            .or_insert_with(|| ErrEntry {
+                count: 0,
+                expected,
+                sample: err.to_string(),
+            });
+        e.count += 1;
+        if e.expected && !expected {
+            e.expected = false;
+            e.sample = err.to_string();
         }
     }
 
     /// Records a failure: the run will exit non-zero.
     pub fn fail(&self, what: impl Into<String>) {
+        let what = what.into();
+        let key = what.split(": ").next().unwrap_or_default().to_owned();
         let mut f = self.failures.lock().unwrap();
-        if f.len() < MAX_FAILURES {
-            f.push(what.into());
-        } else if f.len() == MAX_FAILURES {
-            f.push("(more failures not kept)".to_owned());
-        }
+        f.entry(key).or_insert((0, what)).0 += 1;
     }
 
+    /// Every failure: the recorded ones by what failed, then the
+    /// unexpected errors by place and kind.
     pub fn failures(&self) -> Vec<String> {
-        self.failures.lock().unwrap().clone()
+        let times = |n: u64| {
+            if n > 1 {
+                format!(" ({n} times)")
+            } else {
+                String::new()
+            }
+        };
+        let mut v: Vec<String> = self
+            .failures
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(n, first)| format!("{first}{}", times(*n)))
+            .collect();
+        for ((place, kind), e) in self.errors.lock().unwrap().iter() {
+            if !e.expected {
+                v.push(format!(
+                    "{place}: unexpected error ({kind}){}: {}",
+                    times(e.count),
+                    e.sample
+                ));
+            }
+        }
+        v
     }
 
     /// `(place, kind, entry)` for every error seen, sorted.

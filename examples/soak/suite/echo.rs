@@ -44,9 +44,13 @@ pub enum Peer {
     VanishSilent,
     /// A connection made while the process was out of descriptors.
     EmfileProbe,
+    /// Sends part of a message; a reader coroutine waits for the echo and
+    /// more, and is woken by a `close()` or a past read deadline from
+    /// another coroutine (Go's ways to cancel a blocked read).
+    Cancel,
 }
 
-const PEERS: [Peer; 8] = [
+const PEERS: [Peer; 9] = [
     Peer::Client,
     Peer::Thread,
     Peer::Reset,
@@ -55,6 +59,7 @@ const PEERS: [Peer; 8] = [
     Peer::VanishClose,
     Peer::VanishSilent,
     Peer::EmfileProbe,
+    Peer::Cancel,
 ];
 
 impl Peer {
@@ -68,6 +73,7 @@ impl Peer {
             Peer::VanishClose => "vanish-close peer",
             Peer::VanishSilent => "vanish-silent peer",
             Peer::EmfileProbe => "EMFILE probe",
+            Peer::Cancel => "cancelling peer",
         }
     }
 
@@ -85,7 +91,9 @@ impl Peer {
         match self {
             Peer::Reset => matches!(kind, "reset" | "broken pipe"),
             Peer::Slowloris => write && kind == "timeout",
-            Peer::VanishClose => matches!(kind, "eof mid-message" | "reset" | "broken pipe"),
+            Peer::VanishClose | Peer::Cancel => {
+                matches!(kind, "eof mid-message" | "reset" | "broken pipe")
+            }
             Peer::VanishSilent => !write && kind == "timeout",
             _ => false,
         }
@@ -195,20 +203,27 @@ fn serve(ph: &Phase, conn: TcpStream, n: u64) {
         Err((write, e)) => {
             let k = kind(&e);
             let expected = peer.is_some_and(|p| p.server_expects(write, k));
+            let bound = match (k, bounds) {
+                ("timeout", Bounds::Deadlines) => ", deadline",
+                ("timeout", Bounds::Timeouts) => ", timeout",
+                _ => "",
+            };
             let place = format!(
-                "server: {} ({})",
+                "server: {} ({}{bound})",
                 if write { "write" } else { "read" },
                 peer.map_or("no header yet", Peer::name)
             );
             ph.stats.error(&place, &e, expected);
             if !write && k == "timeout" {
-                // A read that timed out with bytes waiting missed a wake-up.
-                match readable(&conn) {
-                    Ok(0) => {}
-                    Ok(n) => ph.stats.fail(format!(
-                        "{place}: the read timed out with {n} bytes readable (a lost wake-up)"
+                // A read that timed out with bytes or the peer's FIN
+                // waiting missed a wake-up.
+                match waiting(&conn) {
+                    Ok(None) => {}
+                    Ok(Some(data)) => ph.stats.fail(format!(
+                        "{place}: the read timed out with {} waiting (a lost wake-up)",
+                        if data { "data" } else { "the peer's FIN" }
                     )),
-                    Err(e) => ph.stats.error("server: FIONREAD", &e, false),
+                    Err(e) => ph.stats.error("server: peek", &e, false),
                 }
             }
         }
@@ -538,12 +553,13 @@ pub fn fault_peer(ph: Arc<Phase>, mut rng: Rng) {
             continue;
         };
         ph.stats.inc(C::ConnsFault);
-        match rng.below(5) {
+        match rng.below(6) {
             0 => reset(&ph, conn, &mut rng, &mut out),
             1 => half_close(&ph, conn, &mut rng, &mut out),
             2 => slowloris(&ph, conn, &mut rng, &mut out),
             3 => vanish_close(&ph, conn, &mut rng, &mut out),
-            _ => vanish_silent(&ph, conn, &mut rng, &mut out),
+            4 => vanish_silent(&ph, conn, &mut rng, &mut out),
+            _ => cancel(&ph, conn, &mut rng, &mut out),
         }
         gopark::time::sleep(Duration::from_millis(rng.below(20)));
     }
@@ -589,15 +605,28 @@ fn read_prefix_echo(conn: &TcpStream, seed: u64, n: u64, out: &mut [u8]) -> io::
     Ok(())
 }
 
-/// Bytes waiting in the socket's receive queue (FIONREAD).
-fn readable(conn: &TcpStream) -> io::Result<libc::c_int> {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one c_int to the pointer; the descriptor stays
+/// What a read would find now, without waiting: data (`Some(true)`), the
+/// peer's FIN (`Some(false)`), or nothing (`None`).
+fn waiting(conn: &TcpStream) -> io::Result<Option<bool>> {
+    let mut b = 0u8;
+    // SAFETY: `b` is valid for a write of one byte; the descriptor stays
     // open for the call (borrowed from `conn`).
-    if unsafe { libc::ioctl(conn.as_raw_fd(), libc::FIONREAD, &mut n) } != 0 {
-        return Err(io::Error::last_os_error());
+    let n = unsafe {
+        libc::recv(
+            conn.as_raw_fd(),
+            (&mut b as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n >= 0 {
+        return Ok(Some(n > 0));
     }
-    Ok(n)
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Ok(None),
+        _ => Err(e),
+    }
 }
 
 /// SO_LINGER {on, 0}: closing then sends a reset instead of a FIN.
@@ -741,5 +770,63 @@ fn vanish_silent(ph: &Phase, conn: TcpStream, rng: &mut Rng, out: &mut [u8]) {
     if let Err(e) = run() {
         ph.stats
             .error("vanish-silent peer: wait for the server's close", &e, false);
+    }
+}
+
+/// Part of a message; a reader coroutine reads its echo, then waits for
+/// more that never comes, until this coroutine cancels the wait: with
+/// `close()` (the reader must fail with the closed-socket error) or a read
+/// deadline in the past (it must fail with a timeout). The server then sees
+/// the peer leave mid-message.
+fn cancel(ph: &Arc<Phase>, conn: TcpStream, rng: &mut Rng, out: &mut [u8]) {
+    ph.stats.inc(C::FaultCancel);
+    let (sent, seed) = match send_prefix(&conn, Peer::Cancel, rng, out, ph.cfg.max_msg, false) {
+        Ok(v) => v,
+        Err(e) => return ph.stats.error("cancelling peer: write", &e, false),
+    };
+    let by_close = rng.chance(1, 2);
+    let conn = Arc::new(conn);
+    let (c, live) = (conn.clone(), Live::enter(Role::FaultReader));
+    let reader = gopark::Builder::new()
+        .name("cancelled reader")
+        .spawn(move || -> io::Error {
+            let _live = live;
+            let mut buf = vec![0u8; sent.clamp(1, 64 << 10) as usize];
+            if let Err(e) = read_prefix_echo(&c, seed, sent, &mut buf) {
+                return e;
+            }
+            match (&*c).read(&mut buf[..1]) {
+                Err(e) => e,
+                Ok(0) => io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed"),
+                Ok(_) => io::Error::new(io::ErrorKind::InvalidData, "more echo than was sent"),
+            }
+        });
+    let reader = match reader {
+        Ok(h) => h,
+        Err(e) => return ph.stats.error("cancelling peer: spawn", &e, false),
+    };
+    // Now and then before the reader has even started.
+    gopark::time::sleep(Duration::from_millis(rng.below(20)));
+    let cancelled = if by_close {
+        conn.close()
+    } else {
+        conn.set_read_deadline(Some(Instant::now()))
+    };
+    if let Err(e) = cancelled {
+        let _ = conn.close();
+        ph.stats.error("cancelling peer: cancel", &e, false);
+    }
+    let how = if by_close { "close" } else { "past deadline" };
+    let place = format!("cancelling peer: read woken by {how}");
+    match reader.join() {
+        Ok(e) => {
+            let expected = if by_close {
+                gopark::net::is_closed(&e)
+            } else {
+                e.kind() == io::ErrorKind::TimedOut
+            };
+            ph.stats.error(&place, &e, expected);
+        }
+        Err(_) => ph.stats.fail(format!("{place}: the reader panicked")),
     }
 }

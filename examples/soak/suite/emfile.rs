@@ -70,13 +70,12 @@ impl Drop for Window<'_> {
 
 /// Opens an EMFILE window every 0.5 to 2 s until the phase stops.
 pub fn injector(ph: Arc<Phase>, mut rng: Rng) {
-    let mut bufs = Bufs::new(ph.cfg.chunk);
     while ph.nap(Duration::from_millis(rng.range(500, 2000))) {
-        window(&ph, &mut rng, &mut bufs);
+        window(&ph, &mut rng);
     }
 }
 
-fn window(ph: &Phase, rng: &mut Rng, bufs: &mut Bufs) {
+fn window(ph: &Phase, rng: &mut Rng) {
     let socks: Vec<OwnedFd> = (0..PROBES)
         .filter_map(|_| match socket() {
             Ok(s) => Some(s),
@@ -120,22 +119,38 @@ fn window(ph: &Phase, rng: &mut Rng, bufs: &mut Bufs) {
             ph.cfg.client_bound
         ));
     }
-    // The limit is back: the server must now accept and serve every one.
-    // A gopark stream on a plain thread (it blocks in poll(2)).
-    for s in connected {
-        ph.stats.inc(C::EmfileProbes);
-        let conn = gopark::net::TcpStream::from(std::net::TcpStream::from(s));
-        let bound = Some(ph.cfg.client_bound);
-        let set = conn
-            .set_read_timeout(bound)
-            .and_then(|()| conn.set_write_timeout(bound));
-        let result = set
-            .map_err(|e| ("EMFILE probe: set timeouts".to_owned(), e))
-            .and_then(|()| echo::lockstep(ph, &conn, Peer::EmfileProbe, rng, 1, PROBE_MAX, bufs));
-        if let Err((place, e)) = result {
-            ph.stats.error(&place, &e, false);
+    // The limit is back: the server must now accept and serve every one,
+    // at once (one waiting for another could outlast the server's read
+    // deadline). Gopark streams on plain threads (they block in poll(2)).
+    std::thread::scope(|scope| {
+        for s in connected {
+            let mut r = rng.fork();
+            scope.spawn(move || {
+                ph.stats.inc(C::EmfileProbes);
+                let conn = gopark::net::TcpStream::from(std::net::TcpStream::from(s));
+                let bound = Some(ph.cfg.client_bound);
+                let mut bufs = Bufs::new(PROBE_MAX);
+                let result = conn
+                    .set_read_timeout(bound)
+                    .and_then(|()| conn.set_write_timeout(bound))
+                    .map_err(|e| ("EMFILE probe: set timeouts".to_owned(), e))
+                    .and_then(|()| {
+                        echo::lockstep(
+                            ph,
+                            &conn,
+                            Peer::EmfileProbe,
+                            &mut r,
+                            1,
+                            PROBE_MAX,
+                            &mut bufs,
+                        )
+                    });
+                if let Err((place, e)) = result {
+                    ph.stats.error(&place, &e, false);
+                }
+            });
         }
-    }
+    });
 }
 
 /// A blocking TCP socket, not yet connected.

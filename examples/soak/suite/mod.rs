@@ -287,16 +287,28 @@ pub fn run(cfg: &Config) -> Report {
             std::thread::sleep(Duration::from_millis(10));
         }
         leaks.probe = Some(probe::workers(&rt, Duration::from_secs(2)));
-    }
-    let r = report(cfg, &stats, Some(&leaks), started);
-    if drained {
-        drop(rt);
+        // Dropping the runtime ends its workers; it must return.
+        let t = Instant::now();
+        let dropper = std::thread::spawn(move || drop(rt));
+        while !dropper.is_finished() && t.elapsed() < DROP_BOUND {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if dropper.is_finished() {
+            leaks.rt_drop = Some(t.elapsed());
+        } else {
+            stats.fail(format!(
+                "runtime drop: did not return within {DROP_BOUND:?}"
+            ));
+        }
     } else {
         // Something is stuck in it: dropping it could wait for ever.
         std::mem::forget(rt);
     }
-    r
+    report(cfg, &stats, Some(&leaks), started)
 }
+
+/// How long dropping the soak's (idle) runtime may take.
+const DROP_BOUND: Duration = Duration::from_secs(10);
 
 /// The live-coroutine count in the runtime's `Debug` output.
 fn rt_coroutines(rt: &Runtime) -> Option<usize> {
@@ -452,6 +464,7 @@ struct Leaks {
     live: usize,
     rt_count: Option<usize>,
     probe: Option<Result<Duration, String>>,
+    rt_drop: Option<Duration>,
 }
 
 /// Checks the leaks, adds their failures, and writes the summary.
@@ -499,8 +512,8 @@ fn report(cfg: &Config, stats: &Stats, leaks: Option<&Leaks>, started: Instant) 
     }
     t.push_str("faults injected\n");
     row(&mut t, "peers", format!(
-        "reset {}, half-close {}, slowloris {}, vanish mid-message (close) {}, vanish mid-message (silent) {}",
-        g(C::FaultReset), g(C::FaultHalfClose), g(C::FaultSlowloris), g(C::FaultVanishClose), g(C::FaultVanishSilent)
+        "reset {}, half-close {}, slowloris {}, vanish mid-message (close) {}, vanish mid-message (silent) {}, cancel a parked read {}",
+        g(C::FaultReset), g(C::FaultHalfClose), g(C::FaultSlowloris), g(C::FaultVanishClose), g(C::FaultVanishSilent), g(C::FaultCancel)
     ));
     row(&mut t, "EMFILE windows", format!(
         "{} (accept failed with EMFILE {} times, first within {} ms of a window opening, and kept accepting)",
@@ -635,6 +648,9 @@ fn report(cfg: &Config, stats: &Stats, leaks: Option<&Leaks>, started: Instant) 
                 stats.fail(format!("workers: {e}"));
             }
             None => row(&mut t, "workers", "not probed (the run did not drain)".into()),
+        }
+        if let Some(d) = l.rt_drop {
+            row(&mut t, "runtime drop", format!("returned in {d:.1?}"));
         }
     } else {
         t.push_str("  not checked (the run did not start)\n");

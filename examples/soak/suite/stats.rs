@@ -29,6 +29,7 @@ counters! {
     FaultSlowloris => "slowloris",
     FaultVanishClose => "vanish (close mid-message)",
     FaultVanishSilent => "vanish (silent mid-message)",
+    FaultCancel => "cancel a parked read",
     EmfileWindows => "EMFILE windows",
     EmfileProbes => "connections made during EMFILE windows",
     AcceptEmfile => "accept EMFILE (backed off)",

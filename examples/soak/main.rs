@@ -14,7 +14,9 @@ mod suite;
 fn usage() -> ! {
     eprintln!(
         "usage: soak [--secs N] [--conns N] [--workers N] [--max-msg BYTES] [--seed N] [--quiet] [--ci]\n\
-         --ci: the test suite's smaller run (about 15 s; --secs is then ignored)"
+         \x20           [--skip faults,emfile,channels,runtimes]\n\
+         --ci: the test suite's smaller run (about 15 s; --secs is then ignored)\n\
+         --skip: leave parts out, to narrow down a failure"
     );
     std::process::exit(2);
 }
@@ -27,6 +29,7 @@ fn main() {
     let mut seed = None;
     let mut quiet = false;
     let mut ci = false;
+    let mut skip = suite::Skip::default();
     let mut args = std::env::args().skip(1);
     let num = |args: &mut dyn Iterator<Item = String>| -> u64 {
         args.next()
@@ -42,6 +45,18 @@ fn main() {
             "--seed" => seed = Some(num(&mut args)),
             "--quiet" => quiet = true,
             "--ci" => ci = true,
+            "--skip" => {
+                let list = args.next().unwrap_or_else(|| usage());
+                for part in list.split(',') {
+                    match part {
+                        "faults" => skip.faults = true,
+                        "emfile" => skip.emfile = true,
+                        "channels" => skip.channels = true,
+                        "runtimes" => skip.runtimes = true,
+                        _ => usage(),
+                    }
+                }
+            }
             _ => usage(),
         }
     }
@@ -55,6 +70,7 @@ fn main() {
     cfg.max_msg = max_msg.unwrap_or(cfg.max_msg).max(1);
     cfg.seed = seed.unwrap_or(cfg.seed);
     cfg.progress = !quiet;
+    cfg.skip = skip;
     let report = suite::run(&cfg);
     print!("{}", report.table);
     std::process::exit(if report.failures.is_empty() { 0 } else { 1 });

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use gopark::net::{Shutdown, TcpListener, TcpStream};
 
+use super::diag;
 use super::rng::{self, Rng};
 use super::stats::{is_fd_limit, kind, Live, Role, C};
 use super::Phase;
@@ -187,6 +188,7 @@ fn serve(ph: &Phase, conn: TcpStream, n: u64) {
             return;
         }
     }
+    let end = diag::End::new(&conn, true);
     // Read sizes from 512 B to the chunk size, so reads split messages
     // every which way.
     let mut buf = vec![0u8; rng.range(512, cfg.chunk as u64) as usize];
@@ -214,20 +216,25 @@ fn serve(ph: &Phase, conn: TcpStream, n: u64) {
                 peer.map_or("no header yet", Peer::name)
             );
             ph.stats.error(&place, &e, expected);
-            if !write && k == "timeout" {
+            if k == "timeout" {
                 // A read that timed out with bytes or the peer's FIN
                 // waiting missed a wake-up.
-                match waiting(&conn) {
-                    Ok(None) => {}
-                    Ok(Some(data)) => ph.stats.fail(format!(
-                        "{place}: the read timed out with {} waiting (a lost wake-up)",
-                        if data { "data" } else { "the peer's FIN" }
-                    )),
-                    Err(e) => ph.stats.error("server: peek", &e, false),
+                let lost = !write && !matches!(waiting(&conn), Ok(None));
+                if lost || !expected {
+                    ph.stats.fail(format!(
+                        "{place}: timed out{}; {}",
+                        if lost {
+                            " with data or a FIN waiting (a lost wake-up)"
+                        } else {
+                            ""
+                        },
+                        diag::describe(end.port())
+                    ));
                 }
             }
         }
     }
+    drop(end);
     // Half the connections end with an explicit close, half with a drop.
     if rng.chance(1, 2) {
         if let Err(e) = conn.close() {
@@ -394,6 +401,8 @@ pub fn lockstep(
 ) -> Result<(), Failed> {
     let place = format!("{}: lock-step", peer.name());
     let (out, inb) = (&mut bufs.out[..], &mut bufs.inb[..]);
+    let end = diag::End::new(conn, false);
+    let (port, reads) = (end.port(), end.reads());
     let (mut r, mut w) = (conn, conn);
     for i in 0..n {
         if i > 0 && ph.stopped() {
@@ -410,7 +419,10 @@ pub fn lockstep(
             rng::fill(seed, off, &mut out[..k]);
             w.write_all(&out[..k]).map_err(at(&place))?;
             ph.stats.add(C::BytesSent, k as u64);
-            r.read_exact(&mut inb[..k]).map_err(at(&place))?;
+            reads
+                .read(|| r.read_exact(&mut inb[..k]))
+                .map_err(|e| check_timeout(ph, &place, conn, port, e))
+                .map_err(at(&place))?;
             if let Err(j) = rng::check(seed, off, &inb[..k]) {
                 let e = mismatch(&place, off + j as u64, len, seed);
                 return Err((place, e));
@@ -437,7 +449,8 @@ fn duplex(
         .collect();
     let chunk = rng.size(out.len()) as u64;
     let conn = Arc::new(conn);
-    let reader = spawn_reader(ph, &conn, msgs.clone(), false, "client: duplex read")?;
+    let end = diag::End::new(&conn, false);
+    let reader = spawn_reader(ph, &conn, &end, msgs.clone(), false, "client: duplex read")?;
     let sent = send_all(ph, &conn, Peer::Client, &msgs, chunk, out);
     if sent.is_err() {
         let _ = conn.close(); // wakes the reader
@@ -487,10 +500,12 @@ fn send_all(
 fn spawn_reader(
     ph: &Arc<Phase>,
     conn: &Arc<TcpStream>,
+    end: &diag::End,
     msgs: Vec<(u64, u64)>,
     eof: bool,
     place: &'static str,
 ) -> Result<gopark::JoinHandle<Result<(), Failed>>, Failed> {
+    let watch = (end.port(), end.reads());
     let (ph, conn) = (ph.clone(), conn.clone());
     let live = Live::enter(if eof {
         Role::FaultReader
@@ -501,7 +516,7 @@ fn spawn_reader(
         .name(place)
         .spawn(move || {
             let _live = live;
-            let r = read_echoes(&ph, &conn, &msgs, eof).map_err(at(place));
+            let r = read_echoes(&ph, &conn, watch, &msgs, eof).map_err(at(place));
             if r.is_err() {
                 let _ = conn.close(); // wakes the writer
             }
@@ -510,14 +525,22 @@ fn spawn_reader(
         .map_err(at(place))
 }
 
-fn read_echoes(ph: &Phase, conn: &TcpStream, msgs: &[(u64, u64)], eof: bool) -> io::Result<()> {
+fn read_echoes(
+    ph: &Phase,
+    conn: &TcpStream,
+    (port, reads): (Option<u16>, Arc<diag::Reads>),
+    msgs: &[(u64, u64)],
+    eof: bool,
+) -> io::Result<()> {
     let mut buf = vec![0u8; ph.cfg.chunk];
     let mut r = conn;
     for &(len, seed) in msgs {
         let mut off = 0u64;
         while off < len {
             let want = buf.len().min((len - off) as usize);
-            let n = r.read(&mut buf[..want])?;
+            let n = reads
+                .read(|| r.read(&mut buf[..want]))
+                .map_err(|e| check_timeout(ph, "client: duplex read", conn, port, e))?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -605,6 +628,31 @@ fn read_prefix_echo(conn: &TcpStream, seed: u64, n: u64, out: &mut [u8]) -> io::
     Ok(())
 }
 
+/// After a read of a well-behaved exchange that failed with `e`: a timeout
+/// is a failure, reported with the state of both ends (a read that timed
+/// out with data or a FIN waiting missed a wake-up). Returns `e`.
+fn check_timeout(
+    ph: &Phase,
+    place: &str,
+    conn: &TcpStream,
+    port: Option<u16>,
+    e: io::Error,
+) -> io::Error {
+    if e.kind() == io::ErrorKind::TimedOut {
+        let lost = match waiting(conn) {
+            Ok(Some(true)) => "with data waiting: a lost wake-up",
+            Ok(Some(false)) => "with the peer's FIN waiting: a lost wake-up",
+            Ok(None) => "with nothing waiting",
+            Err(_) => "(peek failed)",
+        };
+        ph.stats.fail(format!(
+            "{place}: timed out {lost}; {}",
+            diag::describe(port)
+        ));
+    }
+    e
+}
+
 /// What a read would find now, without waiting: data (`Some(true)`), the
 /// peer's FIN (`Some(false)`), or nothing (`None`).
 fn waiting(conn: &TcpStream) -> io::Result<Option<bool>> {
@@ -681,7 +729,8 @@ fn half_close(ph: &Arc<Phase>, conn: TcpStream, rng: &mut Rng, out: &mut [u8]) {
         .collect();
     let chunk = rng.size(out.len()) as u64;
     let conn = Arc::new(conn);
-    let reader = match spawn_reader(ph, &conn, msgs.clone(), true, "half-close peer: read") {
+    let end = diag::End::new(&conn, false);
+    let reader = match spawn_reader(ph, &conn, &end, msgs.clone(), true, "half-close peer: read") {
         Ok(h) => h,
         Err((place, e)) => return ph.stats.error(&place, &e, false),
     };

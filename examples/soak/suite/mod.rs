@@ -10,6 +10,7 @@
 //! the baseline, every worker answering.
 
 mod churn;
+mod diag;
 mod echo;
 mod emfile;
 mod probe;
@@ -59,6 +60,33 @@ pub struct Config {
     pub mem_slack: u64,
     /// A progress line on stderr every ten seconds.
     pub progress: bool,
+    /// Parts left out (to narrow down a failure): the faulty peers, the
+    /// EMFILE windows, the channel churn, the runtime churn.
+    pub skip: Skip,
+}
+
+/// Parts of the soak to leave out; all run by default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Skip {
+    pub faults: bool,
+    pub emfile: bool,
+    pub channels: bool,
+    pub runtimes: bool,
+}
+
+impl Skip {
+    fn names(&self) -> Vec<&'static str> {
+        [
+            (self.faults, "faults"),
+            (self.emfile, "emfile"),
+            (self.channels, "channels"),
+            (self.runtimes, "runtimes"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|&(_, n)| n)
+        .collect()
+    }
 }
 
 impl Config {
@@ -81,6 +109,7 @@ impl Config {
             seed: 1,
             mem_slack: 64 << 20,
             progress: true,
+            skip: Skip::default(),
         }
     }
 
@@ -359,7 +388,8 @@ fn phase(
             echo::client(p, r, echo::Peer::Client)
         });
     }
-    for _ in 0..cfg.fault_peers {
+    let fault_peers = if cfg.skip.faults { 0 } else { cfg.fault_peers };
+    for _ in 0..fault_peers {
         let (p, r) = (ph.clone(), rng.fork());
         spawn_on(rt, stats, Role::FaultPeer, "a faulty peer", move || {
             echo::fault_peer(p, r)
@@ -378,11 +408,17 @@ fn phase(
         );
     }
     let (p, q, r) = (ph.clone(), rt.clone(), rng.fork());
-    thread("soak-chan", Box::new(move || churn::chan_driver(p, q, r)));
+    if !cfg.skip.channels {
+        thread("soak-chan", Box::new(move || churn::chan_driver(p, q, r)));
+    }
     let (p, r) = (ph.clone(), rng.fork());
-    thread("soak-runtimes", Box::new(move || churn::rt_driver(p, r)));
+    if !cfg.skip.runtimes {
+        thread("soak-runtimes", Box::new(move || churn::rt_driver(p, r)));
+    }
     let (p, r) = (ph.clone(), rng.fork());
-    thread("soak-emfile", Box::new(move || emfile::injector(p, r)));
+    if !cfg.skip.emfile {
+        thread("soak-emfile", Box::new(move || emfile::injector(p, r)));
+    }
     let (p, q, k) = (ph.clone(), rt.clone(), peak.clone());
     thread(
         "soak-monitor",
@@ -485,6 +521,10 @@ fn report(cfg: &Config, stats: &Stats, leaks: Option<&Leaks>, started: Instant) 
         stats::bytes(cfg.max_msg as u64),
         cfg.seed,
     );
+    let skipped = cfg.skip.names();
+    if !skipped.is_empty() {
+        let _ = writeln!(t, "  skipped: {}", skipped.join(", "));
+    }
     let row = |t: &mut String, k: &str, v: String| {
         let _ = writeln!(t, "  {k:<24} {v}");
     };

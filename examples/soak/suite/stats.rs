@@ -58,8 +58,8 @@ pub struct ErrEntry {
 pub struct Stats {
     counters: [AtomicU64; C_COUNT],
     errors: Mutex<BTreeMap<(String, &'static str), ErrEntry>>,
-    /// Failures by what failed (the text before the first ": "): how many,
-    /// and the first one's text.
+    /// Failures by what failed (the text before any ';', without its
+    /// numbers): how many, and the first one's text.
     failures: Mutex<BTreeMap<String, (u64, String)>>,
 }
 
@@ -112,7 +112,10 @@ impl Stats {
     /// Records a failure: the run will exit non-zero.
     pub fn fail(&self, what: impl Into<String>) {
         let what = what.into();
-        let key = what.split(": ").next().unwrap_or_default().to_owned();
+        // Failures that differ only in numbers or in the details after a
+        // ';' count as one.
+        let head = what.split(';').next().unwrap_or_default();
+        let key: String = head.chars().filter(|c| !c.is_ascii_digit()).collect();
         let mut f = self.failures.lock().unwrap();
         f.entry(key).or_insert((0, what)).0 += 1;
     }

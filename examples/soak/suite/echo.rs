@@ -555,7 +555,9 @@ fn read_echoes(
         }
     }
     if eof {
-        let n = r.read(&mut buf)?;
+        let n = reads
+            .read(|| r.read(&mut buf))
+            .map_err(|e| check_timeout(ph, "half-close peer: wait for EOF", conn, port, e))?;
         if n != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -762,6 +764,12 @@ fn half_close(ph: &Arc<Phase>, conn: TcpStream, rng: &mut Rng, out: &mut [u8]) {
 /// data), so a write fails with a reset or a broken pipe. The peer's own
 /// write timeout (the clients' bound) failing first means the server did
 /// not bound it.
+///
+/// The receive buffer keeps its default size: shrunk (SO_RCVBUF 4 KiB),
+/// both ends could stall inside TCP with nothing readable on either side
+/// (the peer's send queue full, its window probes backed off, the server's
+/// receive queue empty), with plain std sockets and threads too: about
+/// once in 4,000 such connections on Linux 6.18.
 fn slowloris(ph: &Phase, conn: TcpStream, rng: &mut Rng, out: &mut [u8]) {
     ph.stats.inc(C::FaultSlowloris);
     let chunk = out.len() as u64;

@@ -556,7 +556,7 @@ fn report(cfg: &Config, stats: &Stats, leaks: Option<&Leaks>, started: Instant) 
         g(C::FaultReset), g(C::FaultHalfClose), g(C::FaultSlowloris), g(C::FaultVanishClose), g(C::FaultVanishSilent), g(C::FaultCancel)
     ));
     row(&mut t, "EMFILE windows", format!(
-        "{} (accept failed with EMFILE {} times, first within {} ms of a window opening, and kept accepting)",
+        "{} (accept failed with EMFILE {} times, at most {} ms after a window opened, and kept accepting)",
         g(C::EmfileWindows), g(C::AcceptEmfile), g(C::EmfileWaitMaxMillis)
     ));
     row(

@@ -109,6 +109,45 @@ fn yield_loop_does_not_starve_new_coroutines() {
 }
 
 #[test]
+fn ping_pong_does_not_starve_new_coroutines() {
+    // Two coroutines hand a value back and forth over rendezvous channels:
+    // each send readies the other to run next, so the worker always has a
+    // coroutine to run. One spawned meanwhile must still start.
+    let rt = rt(1);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx1, rx1) = gopark::chan::bounded::<u64>(0);
+    let (tx2, rx2) = gopark::chan::bounded::<u64>(0);
+    let s = stop.clone();
+    let ping = rt.spawn(move || {
+        let mut v = 0;
+        while !s.load(Ordering::SeqCst) {
+            tx1.send(v).unwrap();
+            v = rx2.recv().unwrap();
+        }
+        drop(tx1); // ends pong
+    });
+    let pong = rt.spawn(move || {
+        while let Ok(v) = rx1.recv() {
+            if tx2.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20)); // the exchange is going
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let late = rt.spawn(move || started_tx.send(()).unwrap());
+    let started = started_rx.recv_timeout(Duration::from_secs(5));
+    stop.store(true, Ordering::SeqCst);
+    ping.join().unwrap();
+    pong.join().unwrap();
+    late.join().unwrap();
+    assert!(
+        started.is_ok(),
+        "a coroutine spawned during a ping-pong did not start within 5 s"
+    );
+}
+
+#[test]
 fn panic_propagates_through_join_and_spares_others() {
     let rt = rt(2);
     let ok: Vec<_> = (0..50).map(|i| rt.spawn(move || i)).collect();

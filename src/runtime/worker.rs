@@ -4,7 +4,8 @@
 //! ## find_runnable order
 //! 1. due timers are fired (their coroutines become runnable);
 //! 2. every 61st round, for fairness: one coroutine from the global queue,
-//!    the inbox moved into the run queue, and a non-blocking netpoll;
+//!    else the inbox moved into the run queue, a non-blocking netpoll, and
+//!    one unstarted coroutine from the local spawn queue;
 //! 3. `runnext`, the local run queue, the inbox, the local spawn queue, the
 //!    global queue;
 //! 4. stealing unstarted coroutines from more loaded workers (spinning: at
@@ -306,6 +307,13 @@ impl WorkerCtx {
                     self.netpoll(Some(Duration::ZERO));
                 }
                 self.publish_runq();
+                // And one unstarted coroutine: below, the spawn queue is
+                // only reached when nothing else is runnable, which under a
+                // ping-pong (each side readies the other as `runnext`) or a
+                // run queue that never empties is never.
+                if let Some(t) = me.spawnq.quick_pop() {
+                    return Some(t);
+                }
             }
 
             if let Some(t) = self.runnext.take() {

@@ -266,10 +266,31 @@ impl WorkerCtx {
     }
 
     /// Go's `runqput(next=true)`: `task` runs next, the previous `runnext`
-    /// goes to the back of the run queue.
+    /// goes to the back of the run queue (see `demote`).
     fn put_runnext(&self, task: Arc<Task>) {
         if let Some(old) = self.runnext.replace(Some(task)) {
-            self.runq.borrow_mut().push_back(old);
+            self.demote(old);
+        }
+    }
+
+    /// A coroutine spawned by the one running here, and placed here, runs
+    /// next (Go's `newproc`; see `Shared::submit`). Costs a swap of the
+    /// `runnext` cell and the push of what it held.
+    pub(crate) fn put_spawned(&self, task: Arc<Task>) {
+        debug_assert_eq!(task.home.load(Ordering::Relaxed), NO_HOME);
+        self.put_runnext(task);
+    }
+
+    /// Queues a coroutine displaced from `runnext`: a started one at the
+    /// back of the run queue, an unstarted one (a child spawned here) in the
+    /// spawn queue, where idle workers can still take it.
+    fn demote(&self, task: Arc<Task>) {
+        if task.home.load(Ordering::Relaxed) == NO_HOME {
+            if self.shared.push_spawnq(self.index, task) {
+                self.shared.wakep();
+            }
+        } else {
+            self.runq.borrow_mut().push_back(task);
         }
     }
 

@@ -571,6 +571,14 @@ impl WorkerCtx {
                 self.shared_part().load.add(1);
                 local.charge = self.index;
             }
+            // Spawned on a cold stack: build it now, on this worker's warmest
+            // stack of that size (`stack::bind`; a pool pop, and the push of
+            // the cold one, when it trades).
+            if let Some(start) = local.unstarted.take() {
+                let (co, limit) = start();
+                task.stack_limit.store(limit, Ordering::Relaxed);
+                local.co = Some(co);
+            }
         }
         // SAFETY: owner-only field of a task this worker owns.
         if unsafe { task.local().co.is_none() } {
@@ -597,7 +605,7 @@ impl WorkerCtx {
             stack::set_running(Some(stack::RunningInfo {
                 id: task.id.as_u64(),
                 stack_size: task.stack_size,
-                limit: task.stack_limit,
+                limit: task.stack_limit.load(Ordering::Relaxed),
                 name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
             }));
             monitor.enter(&task);

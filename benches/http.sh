@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# HTTP load harness: drives examples/http.rs (and, when given, a tokio
-# comparison server) with wrk, non-pipelined and pipelined, at several
+# HTTP load harness: drives examples/http.rs (and, when given, a tokio and a
+# may_minihttp comparison server) with wrk, non-pipelined and pipelined, at several
 # connection counts, interleaving the servers (A B C A B C ...) for N rounds.
 # Each run starts a fresh server process and reports: requests/s (wrk), server
 # CPU time per request (utime+stime from /proc/PID/stat, before/after), the
@@ -11,9 +11,9 @@
 #
 # Usage: benches/http.sh [--rounds 5] [--secs 5] [--conns "100 1000"]
 #                        [--modes "plain pipeline"] [--depth 16] [--threads 2]
-#                        [--servers "gopark gopark-w1 tokio"]
+#                        [--servers "gopark gopark-w1 tokio may"]
 #                        [--server-cpus LIST --client-cpus LIST]
-#                        [--tokio-http DIR|BINARY]
+#                        [--tokio-http DIR|BINARY] [--may-http DIR|BINARY]
 #
 # Servers:
 #   gopark     examples/http.rs with the runtime's default workers
@@ -27,6 +27,14 @@
 #              are TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2}. Without it, the
 #              tokio runs are skipped with a note. docs/PERFORMANCE.md says
 #              what that server does.
+#   may        may_minihttp's `hello-world` example (a "Hello, world!" server
+#              on the may coroutine library), for comparison; not part of this
+#              repository either. Give --may-http (or MAY_HTTP) the example's
+#              binary or a checkout of may_minihttp (its `hello-world` example
+#              is built here in release). That example listens on
+#              127.0.0.1:8080 whatever its arguments (it is still given the
+#              address); MAY_PORT changes the port the harness uses. may runs
+#              one worker thread per CPU. Without it, skipped with a note.
 #
 # Pinning (off by default): --server-cpus 0 --client-cpus 1 runs the server
 # and wrk under `taskset -c` on those CPU lists.
@@ -36,14 +44,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=5 secs=5 conns="100 1000" modes="plain pipeline" depth=16 threads=2
-servers="gopark gopark-w1 tokio" scpus="" ccpus=""
-tokio_src=${TOKIO_HTTP:-}
+servers="gopark gopark-w1 tokio may" scpus="" ccpus=""
+tokio_src=${TOKIO_HTTP:-} may_src=${MAY_HTTP:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2 ;; --secs) secs=$2 ;; --conns) conns=$2 ;;
     --modes) modes=$2 ;; --depth) depth=$2 ;; --threads) threads=$2 ;;
     --servers) servers=$2 ;; --server-cpus) scpus=$2 ;; --client-cpus) ccpus=$2 ;;
-    --tokio-http) tokio_src=$2 ;;
+    --tokio-http) tokio_src=$2 ;; --may-http) may_src=$2 ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -80,6 +88,22 @@ if [[ " $servers " == *" tokio "* ]]; then
   if [ -z "$tokio_bin" ]; then servers=$(echo " $servers " | sed 's/ tokio / /; s/^ *//; s/ *$//'); fi
 fi
 
+may_bin=""
+if [[ " $servers " == *" may "* ]]; then
+  if [ -z "$may_src" ]; then
+    echo "note: skipping may: no comparison server given (--may-http DIR|BINARY or MAY_HTTP)" >&2
+  elif [ -f "$may_src" ] && [ -x "$may_src" ]; then
+    may_bin=$may_src
+  elif [ -f "$may_src/Cargo.toml" ]; then
+    (cd "$may_src" && CARGO_TARGET_DIR=$target/may-http cargo build --release -q --example hello-world) \
+      && may_bin=$target/may-http/release/examples/hello-world \
+      || echo "note: skipping may: could not build the hello-world example of $may_src" >&2
+  else
+    echo "note: skipping may: $may_src is neither a binary nor a cargo project" >&2
+  fi
+  if [ -z "$may_bin" ]; then servers=$(echo " $servers " | sed 's/ may / /; s/^ *//; s/ *$//'); fi
+fi
+
 # 1000 connections need more descriptors than the usual 1024 (wrk and server
 # inherit this limit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -89,12 +113,14 @@ server_cmd() { # name port -> command (always through env, which execs)
     gopark) echo "env $gopark_bin --addr 127.0.0.1:$2" ;;
     gopark-w1) echo "env $gopark_bin --addr 127.0.0.1:$2 --workers 1" ;;
     tokio) echo "env TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2} $tokio_bin 127.0.0.1:$2" ;;
+    may) echo "env $may_bin 127.0.0.1:$2" ;;
     *) echo "unknown server $1" >&2; exit 2 ;;
   esac
 }
 server_port() {
-  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; tokio) echo 7203 ;; esac
+  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;; esac
 }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # One line per thread: tid comm ticks (comm may hold spaces: cut at the last ')').
@@ -135,12 +161,17 @@ for round in $(seq "$rounds"); do
       for s in $servers; do
         port=$(server_port "$s")
         cmd=$(server_cmd "$s" "$port")
+        # Something else listening there would be measured instead.
+        if port_open "$port"; then
+          echo "$s: port $port is already in use by another program; skipping this run" >&2
+          continue
+        fi
         # shellcheck disable=SC2086
         $(pin "$scpus") $cmd >"$tmp/server.out" 2>&1 &
         pid=$!
         up=0
         for _ in $(seq 100); do
-          if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then up=1; break; fi
+          if port_open "$port"; then up=1; break; fi
           sleep 0.05
         done
         if [ $up = 0 ]; then

@@ -5,7 +5,8 @@
 //! handles each hold one. Its fields fall in three groups:
 //!
 //! - immutable after spawn: id, name, stack size, runtime, spawn site and
-//!   parent;
+//!   parent (and the stack's limit, which the first run may change once,
+//!   see `TaskLocal::unstarted`);
 //! - atomics any thread may touch: `home`, `status`, `since`, the park token,
 //!   the join state (behind its mutex);
 //! - `wait`: a pointer to what the coroutine parked on (`crate::wait`), a
@@ -112,10 +113,25 @@ pub(crate) const CANCEL_DELIVERED: u8 = 2;
 /// it; its next park or yield leaks it (see the worker's shutdown).
 pub(crate) const CANCEL_SWALLOWED: u8 = 3;
 
+/// A coroutine spawned on a cold stack (`stack::reserve`), not built yet:
+/// writing its first frame would touch the stack. Called at its first run,
+/// on its home worker, it binds a stack (`stack::bind`: the warmest one of
+/// that worker, or the reserved one), builds the coroutine on it and
+/// returns it with the stack's limit. It owns the reserved stack, the
+/// spawned closure, its result slot and the task pointer the entry function
+/// needs: not `Send` as a type (the task pointer), but it moves between
+/// threads only as an unstarted task does (see the `Send` impl of `Task`).
+pub(crate) type Unstarted = Box<dyn FnOnce() -> (Co, usize)>;
+
 /// Owner-only part of a task (see the module docs).
 pub(crate) struct TaskLocal {
-    /// The coroutine; `None` once finished (or dropped at shutdown).
+    /// The coroutine; `None` once finished (or dropped at shutdown), and
+    /// before the first run while `unstarted` holds it.
     pub(crate) co: Option<Co>,
+    /// A coroutine that waits for its first run to be built (see
+    /// [`Unstarted`]); `None` from then on, and for a coroutine spawned on a
+    /// warm stack (built at once).
+    pub(crate) unstarted: Option<Unstarted>,
     /// Set by the entry function; valid while the coroutine is alive.
     pub(crate) yielder: *const Yielder,
     /// Index in the home worker's registry of live coroutines.
@@ -137,8 +153,10 @@ pub(crate) struct Task {
     pub(crate) name: Option<Box<str>>,
     pub(crate) stack_size: usize,
     /// Lowest address of the stack including its guard (for the overflow
-    /// handler).
-    pub(crate) stack_limit: usize,
+    /// handler). Set at spawn; the first run stores it again when it traded
+    /// the reserved stack for a warm one (`stack::bind`). Written and read by
+    /// the owner (Relaxed).
+    pub(crate) stack_limit: AtomicUsize,
     pub(crate) shared: Arc<Shared>,
     /// Index of the worker the coroutine lives on, `NO_HOME` before it starts.
     /// Written once by the worker that first resumes it.
@@ -175,12 +193,13 @@ pub(crate) struct Task {
 }
 
 // SAFETY: `local` is only accessed by the task's single owner at a time: the
-// queue holder before the first resume (the unstarted coroutine holds only a
-// `Send` closure), the home worker thread afterwards (see module docs).
-// `wait` is written by the running coroutine and read by other threads only
-// under the SCANNING protocol (`inspect_wait`); its raw pointers are only
-// dereferenced there. All other fields are immutable, atomic, or behind a
-// Mutex.
+// queue holder before the first resume (the unstarted coroutine, built or
+// not, holds only a `Send` closure, its `Send` result slot and a pointer to
+// this task that is dereferenced only once it runs), the home worker thread
+// afterwards (see module docs). `wait` is written by the running coroutine
+// and read by other threads only under the SCANNING protocol
+// (`inspect_wait`); its raw pointers are only dereferenced there. All other
+// fields are immutable, atomic, or behind a Mutex.
 unsafe impl Send for Task {}
 // SAFETY: as above.
 unsafe impl Sync for Task {}
@@ -197,7 +216,7 @@ impl Task {
             id: CoroutineId::next(),
             name: name.map(String::into_boxed_str),
             stack_size: stack.size(),
-            stack_limit: corosensei::stack::Stack::limit(stack).get(),
+            stack_limit: AtomicUsize::new(corosensei::stack::Stack::limit(stack).get()),
             shared,
             home: AtomicUsize::new(NO_HOME),
             status: AtomicU8::new(RUNNABLE),
@@ -211,6 +230,7 @@ impl Task {
             join: JoinCell::new(),
             local: UnsafeCell::new(TaskLocal {
                 co: None,
+                unstarted: None,
                 yielder: ptr::null(),
                 slot: usize::MAX,
                 charge: NO_HOME,
@@ -717,7 +737,9 @@ fn park_inner(deadline: Option<Instant>) {
 ///     a.join().unwrap();
 ///     b.join().unwrap();
 /// });
-/// assert_eq!(log.lock().unwrap().iter().collect::<String>(), "ababab");
+/// // `b`, spawned last, starts first (it runs next once the spawner parks,
+/// // as in Go); from then on each yield hands the worker to the other.
+/// assert_eq!(log.lock().unwrap().iter().collect::<String>(), "bababa");
 /// ```
 pub fn yield_now() {
     match worker::current_ctx() {

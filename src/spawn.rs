@@ -334,19 +334,29 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let stack = stack::alloc(stack_size.unwrap_or(shared.stack_size))?;
+    let stack = stack::reserve(stack_size.unwrap_or(shared.stack_size))?;
     let parent = runtime::worker::current_ctx().map(|ctx| ctx.current_task().id);
     let task = Arc::new(Task::new(name, &stack, shared.clone(), at, parent));
     let packet = Arc::new(Packet {
         value: UnsafeCell::new(None),
     });
-    let co = if mem::size_of::<F>() <= INLINE_CLOSURE_MAX {
-        make_co(stack, &task, packet.clone(), f)
-    } else {
-        make_co(stack, &task, packet.clone(), Box::new(f))
-    };
+    let tp = TaskPtr(Arc::as_ptr(&task));
     // SAFETY: the task was just created; nobody else can see it yet.
-    unsafe { task.local().co = Some(co) };
+    let local = unsafe { task.local() };
+    if stack.is_cold() {
+        // Writing the first frame would fault a page of a stack that may
+        // wait long in a queue: build it at the first run instead, on the
+        // warmest stack of the worker then (stack module docs). Costs a
+        // box, only on this path, which saves a page fault.
+        let packet = packet.clone();
+        local.unstarted = Some(Box::new(move || {
+            let stack = stack::bind(stack);
+            let limit = corosensei::stack::Stack::limit(&stack).get();
+            (build_co(stack, tp, packet, f), limit)
+        }));
+    } else {
+        local.co = Some(build_co(stack, tp, packet.clone(), f));
+    }
     shared.submit(task.clone(), worker);
     Ok(JoinHandle {
         task,
@@ -356,14 +366,29 @@ where
 }
 
 /// A raw task pointer that the entry function carries onto its stack.
+#[derive(Clone, Copy)]
 struct TaskPtr(*const Task);
 
-fn make_co<F, T>(stack: stack::Stack, task: &Arc<Task>, packet: Arc<Packet<T>>, f: F) -> Co
+/// Builds the coroutine of `f` on `stack`, boxing a closure too large to be
+/// written onto the stack.
+fn build_co<F, T>(stack: stack::Stack, tp: TaskPtr, packet: Arc<Packet<T>>, f: F) -> Co
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let tp = TaskPtr(Arc::as_ptr(task));
+    if mem::size_of::<F>() <= INLINE_CLOSURE_MAX {
+        make_co(stack, tp, packet, f)
+    } else {
+        make_co(stack, tp, packet, Box::new(f))
+    }
+}
+
+fn make_co<F, T>(mut stack: stack::Stack, tp: TaskPtr, packet: Arc<Packet<T>>, f: F) -> Co
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    stack.mark_used();
     Co::with_stack(stack, move |y: &Yielder, input: Resume| {
         let tp = tp;
         // SAFETY: the task owns this coroutine, so it outlives the

@@ -346,3 +346,30 @@ fn idle_parked_memory() {
         (trimmed as isize - rss0 as isize) / 1024
     );
 }
+
+/// Coroutines that wait in a queue for their first run have touched no
+/// stack memory yet: 20,000 spawned from a coroutine on one worker, none of
+/// them started (the spawner has not parked), add far less than a page
+/// each to the resident set. Their stacks are reserved at the spawn (an
+/// error there if none can be had) but written only when they first run.
+#[test]
+fn queued_coroutines_touch_no_stack() {
+    if in_child("queued_coroutines_touch_no_stack") {
+        const N: usize = 20_000;
+        let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+        let (rss0, rss1) = rt.run(|| {
+            let rss0 = status_kib("VmRSS");
+            let hs: Vec<_> = (0..N).map(|i| gopark::spawn(move || i)).collect();
+            let rss1 = status_kib("VmRSS");
+            let sum: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(sum, (0..N).sum::<usize>());
+            (rss0, rss1)
+        });
+        let per = rss1.saturating_sub(rss0) as f64 * 1024.0 / N as f64;
+        println!("{N} queued coroutines: +{per:.0} bytes resident each");
+        assert!(per < 2048.0, "{per:.0} bytes per queued coroutine");
+        return;
+    }
+    let out = child("queued_coroutines_touch_no_stack");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}

@@ -250,10 +250,31 @@ impl WorkerCtx {
     }
 
     /// Go's `runqput(next=true)`: `task` runs next, the previous `runnext`
-    /// goes to the back of the run queue.
+    /// goes to the back of the run queue (see `demote`).
     fn put_runnext(&self, task: Arc<Task>) {
         if let Some(old) = self.runnext.replace(Some(task)) {
-            self.runq.borrow_mut().push_back(old);
+            self.demote(old);
+        }
+    }
+
+    /// A coroutine spawned by the one running here, and placed here, runs
+    /// next (Go's `newproc`; see `Shared::submit`). Costs a swap of the
+    /// `runnext` cell and the push of what it held.
+    pub(crate) fn put_spawned(&self, task: Arc<Task>) {
+        debug_assert_eq!(task.home.load(Ordering::Relaxed), NO_HOME);
+        self.put_runnext(task);
+    }
+
+    /// Queues a coroutine displaced from `runnext`: a started one at the
+    /// back of the run queue, an unstarted one (a child spawned here) in the
+    /// spawn queue, where idle workers can still take it.
+    fn demote(&self, task: Arc<Task>) {
+        if task.home.load(Ordering::Relaxed) == NO_HOME {
+            if self.shared.push_spawnq(self.index, task) {
+                self.shared.wakep();
+            }
+        } else {
+            self.runq.borrow_mut().push_back(task);
         }
     }
 
@@ -575,6 +596,14 @@ impl WorkerCtx {
                 self.shared_part().load.add(1);
                 local.charge = self.index;
             }
+            // Spawned on a cold stack: build it now, on this worker's warmest
+            // stack of that size (`stack::bind`; a pool pop, and the push of
+            // the cold one, when it trades).
+            if let Some(start) = local.unstarted.take() {
+                let (co, limit) = start();
+                task.stack_limit.store(limit, Ordering::Relaxed);
+                local.co = Some(co);
+            }
         }
         // SAFETY: owner-only field of a task this worker owns.
         if unsafe { task.local().co.is_none() } {
@@ -602,7 +631,7 @@ impl WorkerCtx {
             stack::set_running(Some(stack::RunningInfo {
                 id: task.id.as_u64(),
                 stack_size: task.stack_size,
-                limit: task.stack_limit,
+                limit: task.stack_limit.load(Ordering::Relaxed),
                 name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
             }));
             monitor.enter(&task);

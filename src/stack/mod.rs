@@ -22,8 +22,11 @@
 //!
 //! # Pools
 //!
-//! - Each thread keeps up to [`LOCAL_MAX`] free stacks. [`alloc`] and [`free`]
-//!   hit that pool in the steady state: no lock, no syscall.
+//! - Each thread keeps up to [`LOCAL_MAX`] warm and [`LOCAL_MAX`] cold free
+//!   stacks. [`alloc`] and [`free`] hit that pool in the steady state: no
+//!   lock, no syscall. A stack is *cold* while no code has run on it since
+//!   it was carved or its memory was given back (none of its pages is
+//!   resident), *warm* once it may hold resident pages.
 //! - When a thread's pool is full, the oldest [`LOCAL_BATCH`] stacks move to a
 //!   global pool; when it is empty, [`alloc`] takes up to [`LOCAL_BATCH`] from
 //!   the global pool at once, and carves a new stack only if that is empty.
@@ -47,6 +50,20 @@
 //!
 //! Slabs are never unmapped; a stack's address range stays reserved for the
 //! life of the process, which also makes its guard permanent.
+//!
+//! # Reserving at spawn, binding at the first run
+//!
+//! A new coroutine gets its stack when it is spawned ([`reserve`]), so that
+//! running out of stack memory is an error of the spawn, but it may wait in
+//! a queue for a long time before it runs. [`reserve`] prefers a cold stack;
+//! the spawn then leaves it untouched (the coroutine's first frame is written
+//! only when it first runs), and [`bind`] swaps it, at the first run, for a
+//! warm stack of the same size from the worker's pool if there is one (the
+//! cold one goes back to the pool, still untouched). So only coroutines that
+//! have started hold touched stacks: in a spawn tree of 1.1M coroutines
+//! (skynet), about 20k of the ~155k alive at the peak had started, and the
+//! others, queued, cost address space only, not a page each (a page fault
+//! to take, and 4 KiB of memory).
 //!
 //! # Overflow diagnostics
 //!
@@ -93,7 +110,7 @@ const MIN_SIZE: usize = 16 * 1024;
 /// Largest usable stack size accepted (larger requests are an error).
 const MAX_SIZE: usize = 1 << 40;
 
-/// How many free stacks one thread keeps.
+/// How many free stacks of each kind (warm, cold) one thread keeps.
 const LOCAL_MAX: usize = 64;
 
 /// How many stacks move between a thread's pool and the global pool at once.
@@ -108,6 +125,10 @@ pub(crate) struct Stack {
     top: usize,
     /// Usable bytes below `top`; the guard lies below `top - size`.
     size: usize,
+    /// No code has run on it since it was carved or trimmed (see the module
+    /// docs); only [`reserve`] hands out cold stacks, and whoever touches
+    /// one calls [`Stack::mark_used`] first.
+    cold: bool,
 }
 
 impl fmt::Debug for Stack {
@@ -123,6 +144,17 @@ impl Stack {
     /// Usable size in bytes (excluding the guard).
     pub(crate) fn size(&self) -> usize {
         self.size
+    }
+
+    /// True if no code has run on this stack yet (see [`reserve`]).
+    pub(crate) fn is_cold(&self) -> bool {
+        self.cold
+    }
+
+    /// Records that code is about to run on this stack: when freed, it goes
+    /// back with the warm stacks.
+    pub(crate) fn mark_used(&mut self) {
+        self.cold = false;
     }
 }
 
@@ -153,23 +185,28 @@ const _: () = {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        release(self.size, self.top);
+        release(self.size, self.top, self.cold);
     }
 }
 
-/// A thread's free stacks as `(size, top)` pairs, hottest last.
+/// A thread's free stacks as `(size, top)` pairs, hottest last: `warm` ones
+/// (possibly resident) and `cold` ones (untouched since carved or trimmed).
 struct LocalPool {
-    slots: Vec<(usize, usize)>,
+    warm: Vec<(usize, usize)>,
+    cold: Vec<(usize, usize)>,
 }
 
 impl Drop for LocalPool {
     fn drop(&mut self) {
-        slab::give(self.slots.drain(..));
+        slab::give(self.warm.drain(..), false);
+        slab::give(self.cold.drain(..), true);
     }
 }
 
 thread_local! {
-    static POOL: RefCell<LocalPool> = const { RefCell::new(LocalPool { slots: Vec::new() }) };
+    static POOL: RefCell<LocalPool> = const {
+        RefCell::new(LocalPool { warm: Vec::new(), cold: Vec::new() })
+    };
 }
 
 /// The system page size, asked once.
@@ -201,11 +238,23 @@ pub(crate) fn round_size(size: usize) -> usize {
 }
 
 /// Takes a stack with at least `size` usable bytes: from this thread's pool,
-/// else from the global pool, else carved from a (possibly new) slab.
+/// else from the global pool, else carved from a (possibly new) slab. The
+/// caller may touch it at once: it counts as warm when freed.
 ///
 /// Fails with an `io::Error` that names what ran out (address space,
 /// `RLIMIT_AS`, `vm.max_map_count`, the commit limit) and what to raise.
+#[cfg(test)]
 pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
+    let mut s = reserve(size)?;
+    s.mark_used();
+    Ok(s)
+}
+
+/// Like [`alloc`], for a coroutine that is spawned now but may run later: a
+/// cold stack if this thread's pool has one, else a warm one, else one from
+/// the global pool (a new one is cold). A cold stack stays cold until
+/// [`Stack::mark_used`]; [`bind`] trades it for a warm one at the first run.
+pub(crate) fn reserve(size: usize) -> io::Result<Stack> {
     let size = round_size(size);
     if size > MAX_SIZE {
         return Err(io::Error::new(
@@ -215,29 +264,76 @@ pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     }
     let from_pool = POOL.try_with(|p| {
         let mut p = p.try_borrow_mut().ok()?;
-        let slots = &mut p.slots;
-        if let Some(top) = take_local(slots, size) {
-            return Some(Ok(top));
+        let LocalPool { warm, cold } = &mut *p;
+        if let Some(top) = take_local(warm, size) {
+            return Some(Ok((top, false)));
         }
-        if slots.capacity() == 0 {
-            slots.reserve_exact(LOCAL_MAX);
+        if let Some(top) = take_local(cold, size) {
+            return Some(Ok((top, true)));
         }
-        if let Err(e) = slab::take(size, LOCAL_BATCH, slots) {
+        if warm.capacity() == 0 {
+            warm.reserve_exact(LOCAL_MAX);
+            cold.reserve_exact(LOCAL_MAX);
+        }
+        if let Err(e) = slab::take(size, LOCAL_BATCH, warm, cold) {
             return Some(Err(e));
         }
-        take_local(slots, size).map(Ok)
+        take_local(cold, size)
+            .map(|top| (top, true))
+            .or_else(|| take_local(warm, size).map(|top| (top, false)))
+            .map(Ok)
     });
-    let top = match from_pool {
+    let (top, cold) = match from_pool {
         Ok(Some(r)) => r?,
         // No usable thread-local pool (thread exiting, or re-entered):
         // go straight to the global pool.
         _ => {
-            let mut one = Vec::with_capacity(1);
-            slab::take(size, 1, &mut one)?;
-            one.pop().expect("slab::take returns a stack or an error").1
+            let (mut warm, mut cold) = (Vec::with_capacity(1), Vec::with_capacity(1));
+            slab::take(size, 1, &mut warm, &mut cold)?;
+            match (warm.pop(), cold.pop()) {
+                (Some((_, top)), _) => (top, false),
+                (None, Some((_, top))) => (top, true),
+                (None, None) => unreachable!("slab::take returns a stack or an error"),
+            }
         }
     };
-    Ok(Stack { top, size })
+    Ok(Stack { top, size, cold })
+}
+
+/// The stack a coroutine reserved with [`reserve`] is about to be used: if
+/// it is cold and this thread's pool holds a warm stack of the same size,
+/// returns that one and puts the cold one back into the pool (untouched, it
+/// costs no memory there); if the thread's pool has none, it first takes up
+/// to [`LOCAL_BATCH`] warm ones from the global pool (never a clean or new
+/// one). Else returns `stack`. Either way the result is marked used. Costs
+/// nothing when `stack` is warm, a look at the top of the pool (and the
+/// global lock once per batch when the pool is short) when it is cold.
+pub(crate) fn bind(mut stack: Stack) -> Stack {
+    if stack.cold {
+        let size = stack.size;
+        let warm = POOL
+            .try_with(|p| {
+                let mut p = p.try_borrow_mut().ok()?;
+                if let Some(top) = take_local(&mut p.warm, size) {
+                    return Some(top);
+                }
+                slab::take_warm(size, LOCAL_BATCH, &mut p.warm);
+                take_local(&mut p.warm, size)
+            })
+            .ok()
+            .flatten();
+        if let Some(top) = warm {
+            // Back into the pool (`release`), after the borrow above ended.
+            drop(stack);
+            stack = Stack {
+                top,
+                size,
+                cold: false,
+            };
+        }
+    }
+    stack.mark_used();
+    stack
 }
 
 /// Pops the most recently freed stack of `size` from a local pool.
@@ -262,14 +358,14 @@ pub(crate) fn free(stack: Stack) {
 }
 
 /// Puts a free stack into this thread's pool, spilling to the global pool.
-fn release(size: usize, top: usize) {
+fn release(size: usize, top: usize, cold: bool) {
     let kept = POOL.try_with(|p| {
         let Ok(mut p) = p.try_borrow_mut() else {
             return false;
         };
-        let slots = &mut p.slots;
+        let slots = if cold { &mut p.cold } else { &mut p.warm };
         if slots.len() >= LOCAL_MAX {
-            slab::give(slots.drain(..LOCAL_BATCH));
+            slab::give(slots.drain(..LOCAL_BATCH), cold);
         }
         if slots.capacity() == 0 {
             slots.reserve_exact(LOCAL_MAX);
@@ -278,7 +374,7 @@ fn release(size: usize, top: usize) {
         true
     });
     if kept != Ok(true) {
-        slab::give(std::iter::once((size, top)));
+        slab::give(std::iter::once((size, top)), cold);
     }
 }
 
@@ -301,5 +397,9 @@ fn leak(stack: Stack) {
 /// Flushes this thread's pool into the global pool. Test helper.
 #[cfg(test)]
 fn flush_local() {
-    POOL.with(|p| slab::give(p.borrow_mut().slots.drain(..)));
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        slab::give(p.warm.drain(..), false);
+        slab::give(p.cold.drain(..), true);
+    });
 }

@@ -168,37 +168,62 @@ fn class(classes: &mut Vec<Class>, size: usize) -> &mut Class {
     &mut classes[i]
 }
 
-/// Moves up to `want` free stacks of `size` from the global pool into `out`
-/// (as `(size, top)`), or carves one new stack if the pool has none.
-pub(super) fn take(size: usize, want: usize, out: &mut Vec<(usize, usize)>) -> io::Result<()> {
+/// Moves up to `want` free stacks of `size` from the global pool, as
+/// `(size, top)`: dirty ones into `warm`, clean ones into `cold`; or carves
+/// one new stack into `cold` if the pool has none.
+pub(super) fn take(
+    size: usize,
+    want: usize,
+    warm: &mut Vec<(usize, usize)>,
+    cold: &mut Vec<(usize, usize)>,
+) -> io::Result<()> {
     let mut classes = lock();
     let c = class(&mut classes, size);
     let mut n = 0;
     while n < want.max(1) {
-        match c.dirty.pop().map(|d| d.0).or_else(|| c.clean.pop()) {
-            Some(top) => out.push((size, top)),
-            None => break,
+        if let Some((top, _)) = c.dirty.pop() {
+            warm.push((size, top));
+        } else if let Some(top) = c.clean.pop() {
+            cold.push((size, top));
+        } else {
+            break;
         }
         n += 1;
     }
     if n == 0 {
         let top = c.carve()?;
-        out.push((size, top));
+        cold.push((size, top));
     }
     note_dirty(&classes);
     Ok(())
 }
 
-/// Puts free stacks `(size, top)` into the global pool. When a class holds
-/// more than [`DIRTY_MAX`] dirty stacks, the older half has its memory given
-/// back; so have stacks that stayed unused for [`SCAVENGE_AFTER`].
-pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>) {
+/// Moves up to `want` dirty free stacks of `size` (no clean ones, no new
+/// ones) from the global pool into `warm`, as `(size, top)`.
+pub(super) fn take_warm(size: usize, want: usize, warm: &mut Vec<(usize, usize)>) {
+    let mut classes = lock();
+    let c = class(&mut classes, size);
+    let n = c.dirty.len().min(want);
+    let at = c.dirty.len() - n;
+    warm.extend(c.dirty.drain(at..).map(|(top, _)| (size, top)));
+}
+
+/// Puts free stacks `(size, top)` into the global pool: `cold` ones (no
+/// page touched since they were carved or trimmed) with the clean stacks,
+/// the others with the dirty ones. When a class holds more than
+/// [`DIRTY_MAX`] dirty stacks, the older half has its memory given back; so
+/// have stacks that stayed unused for [`SCAVENGE_AFTER`].
+pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>, cold: bool) {
     let now = now_ms();
     let mut trims: Vec<(usize, Vec<usize>)> = Vec::new();
     {
         let mut classes = lock();
         for (size, top) in stacks {
             let c = class(&mut classes, size);
+            if cold {
+                c.clean.push(top);
+                continue;
+            }
             c.dirty.push((top, now));
             if c.dirty.len() > DIRTY_MAX {
                 let old = c.dirty.drain(..DIRTY_MAX / 2).map(|d| d.0).collect();

@@ -82,6 +82,42 @@ fn free_then_alloc_reuses_the_stack() {
 }
 
 #[test]
+fn reserve_prefers_cold_and_bind_trades_it_for_a_warm_one() {
+    let size = 92 * 1024; // a size class no other test uses
+                          // A new stack is cold, and stays so until marked used.
+    let r1 = reserve(size).unwrap();
+    assert!(r1.is_cold());
+    let cold_top = r1.base().get();
+    // A stack something ran on (alloc marks it used) is warm when freed.
+    let w = alloc(size).unwrap();
+    assert!(!w.is_cold());
+    let warm_top = w.base().get();
+    // SAFETY: the top byte of a live stack.
+    unsafe { ((warm_top - 1) as *mut u8).write_volatile(0xCD) };
+    free(w);
+    // The first run of r1's coroutine gets the warm stack; r1's goes back,
+    // still cold.
+    let b = bind(r1);
+    assert_eq!(b.base().get(), warm_top, "traded for the warm stack");
+    assert!(!b.is_cold());
+    // The next reservation takes the cold one first.
+    let r2 = reserve(size).unwrap();
+    assert!(r2.is_cold());
+    assert_eq!(r2.base().get(), cold_top);
+    // With no warm stack in the pool, bind keeps what it was given.
+    let b2 = bind(r2);
+    assert_eq!(b2.base().get(), cold_top);
+    assert!(!b2.is_cold(), "bound means used");
+    // A warm reservation is returned as it is.
+    free(b);
+    let r3 = reserve(size).unwrap();
+    assert_eq!(r3.base().get(), warm_top, "no cold one left: the warm one");
+    assert!(!r3.is_cold());
+    assert_eq!(bind(r3).base().get(), warm_top);
+    drop(b2);
+}
+
+#[test]
 fn many_alive_are_distinct_and_disjoint() {
     let stacks: Vec<Stack> = (0..500).map(|_| alloc(20 * 1024).unwrap()).collect();
     let mut ranges: Vec<(usize, usize)> = stacks

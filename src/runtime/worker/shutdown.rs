@@ -207,14 +207,20 @@ fn drop_unstarted(shared: &Shared, task: Arc<Task>) {
         w.load.sub(1);
     }
     let co = local.co.take();
-    if let Some(co) = co {
+    let unstarted = local.unstarted.take();
+    if let Some(co) = &co {
         debug_assert!(
             !co.started(),
             "gopark: a started coroutine in a spawn queue"
         );
+    }
+    if co.is_some() || unstarted.is_some() {
         // The closure's destructors run on this thread, outside any
         // coroutine of this runtime: as they would on a plain thread.
-        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(co))) {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || {
+            drop(co);
+            drop(unstarted);
+        })) {
             drop_payload(Some(p));
         }
     }

@@ -737,9 +737,7 @@ fn park_inner(deadline: Option<Instant>) {
 ///     a.join().unwrap();
 ///     b.join().unwrap();
 /// });
-/// // `b`, spawned last, starts first (it runs next once the spawner parks,
-/// // as in Go); from then on each yield hands the worker to the other.
-/// assert_eq!(log.lock().unwrap().iter().collect::<String>(), "bababa");
+/// assert_eq!(log.lock().unwrap().iter().collect::<String>(), "ababab");
 /// ```
 pub fn yield_now() {
     match worker::current_ctx() {

@@ -82,9 +82,7 @@ fn yield_interleaves_two_coroutines() {
         a.join().unwrap();
         b.join().unwrap();
     });
-    // The child spawned last starts first (it runs next after its spawner
-    // parks, as in Go); from then on each yield hands over to the other.
-    assert_eq!(*log.lock().unwrap(), "bababababa");
+    assert_eq!(*log.lock().unwrap(), "ababababab");
 }
 
 #[test]

@@ -185,17 +185,14 @@ impl Shared {
     /// target is awake: one RMW on its load counter, the push, and a fence
     /// and a load to see that no wake-up is needed.
     ///
-    /// Placed on the spawning worker itself, it runs next instead (Go's
-    /// `newproc`, `runqput(next=true)`; `WorkerCtx::put_spawned`), and the
-    /// unstarted coroutine it displaces goes to the spawn queue. With the
-    /// spawn queue worked oldest first, a coroutine that spawns children
-    /// and then waits for them (a fan-out, a spawn tree) had all its
-    /// children wait behind every coroutine spawned before them, so a
-    /// tree was walked breadth first and nearly all of it was alive at
-    /// once: 335k of skynet's 1.1M coroutines (a ten-ary spawn tree,
-    /// `examples/skynet.rs`) against Go's 40-90k, each holding a stack.
-    /// With the newest child first and the overflow rule of
-    /// [`Shared::push_spawnq`], the peak fell to about 155k.
+    /// Placed on the spawning worker itself, it also goes to the spawn
+    /// queue, not to `runnext` as Go's `newproc` does: `runnext` is the
+    /// owner's alone, so a child left there by a spawner that then computes
+    /// without parking could not start anywhere else until it parks (Go
+    /// lets an idle P steal `runnext`). The newest-first order would walk a
+    /// spawn tree depth first (skynet, `examples/skynet.rs`: about 155k
+    /// coroutines alive at the peak instead of 335k); a `runnext` other
+    /// workers can steal is the way to get it back.
     pub(crate) fn submit(self: &Arc<Self>, task: Arc<Task>, pin: Option<usize>) {
         let here = worker::worker_here().filter(|ctx| Arc::ptr_eq(&ctx.shared, self));
         let (w, local) = match pin {
@@ -224,13 +221,13 @@ impl Shared {
             // Also the SeqCst fence (inside `SleepState::wake`) that orders
             // the push before the shutdown checks below.
             self.wake_worker(w);
-        } else if let Some(ctx) = here.filter(|_| local) {
-            ctx.put_spawned(task);
         } else {
             if self.push_spawnq(w, task) {
                 self.wakep();
             }
-            self.wake_worker(w);
+            if !local {
+                self.wake_worker(w);
+            }
         }
         // On the spawning worker itself no one is woken: the spawner
         // usually waits for its child soon (spawn then join), and the child

@@ -257,14 +257,6 @@ impl WorkerCtx {
         }
     }
 
-    /// A coroutine spawned by the one running here, and placed here, runs
-    /// next (Go's `newproc`; see `Shared::submit`). Costs a swap of the
-    /// `runnext` cell and the push of what it held.
-    pub(crate) fn put_spawned(&self, task: Arc<Task>) {
-        debug_assert_eq!(task.home.load(Ordering::Relaxed), NO_HOME);
-        self.put_runnext(task);
-    }
-
     /// Queues a coroutine displaced from `runnext`: a started one at the
     /// back of the run queue, an unstarted one (a child spawned here) in the
     /// spawn queue, where idle workers can still take it.

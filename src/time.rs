@@ -135,15 +135,41 @@ fn lock_state(core: &Core) -> std::sync::MutexGuard<'_, TimerState> {
 }
 
 impl Core {
-    fn new(kind: Kind, period: Option<Duration>) -> Arc<Core> {
-        Arc::new(Core {
+    /// A timer core armed to fire after `d` on the caller's runtime.
+    fn started(kind: Kind, period: Option<Duration>, d: Duration) -> Arc<Core> {
+        let core = Arc::new(Core {
             state: StdMutex::new(TimerState {
                 gen: 0,
                 armed: None,
                 period,
             }),
             kind,
-        })
+        });
+        {
+            let mut st = lock_state(&core);
+            core.arm(&mut st, deadline_after(d), runtime::current_shared());
+        }
+        core
+    }
+
+    /// A core that sends on a channel of one (a `Timer` or a `Ticker`).
+    fn started_chan(period: Option<Duration>, d: Duration) -> Arc<Core> {
+        let (tx, rx) = chan::bounded(1);
+        Core::started(Kind::Chan { tx, rx }, period, d)
+    }
+
+    /// The channel values are sent on; never ready for a function timer.
+    fn receiver(&self) -> &Receiver<Instant> {
+        match &self.kind {
+            Kind::Chan { rx, .. } => rx,
+            Kind::Func(..) => never_instant(),
+        }
+    }
+
+    /// [`stop_locked`](Self::stop_locked) under the state lock.
+    fn stop(&self) -> bool {
+        let mut st = lock_state(self);
+        self.stop_locked(&mut st)
     }
 
     /// Arms the heap entry of generation `st.gen` for `when`, on the
@@ -366,13 +392,9 @@ impl Timer {
     /// assert!(fired_at >= start + Duration::from_millis(10));
     /// ```
     pub fn new(d: Duration) -> Timer {
-        let (tx, rx) = chan::bounded(1);
-        let core = Core::new(Kind::Chan { tx, rx }, None);
-        {
-            let mut st = lock_state(&core);
-            core.arm(&mut st, deadline_after(d), runtime::current_shared());
+        Timer {
+            core: Core::started_chan(None, d),
         }
-        Timer { core }
     }
 
     /// The channel the time is sent on (Go's `t.C`). For a timer made by
@@ -387,10 +409,7 @@ impl Timer {
     /// }
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {
-        match &self.core.kind {
-            Kind::Chan { rx, .. } => rx,
-            Kind::Func(..) => never_instant(),
-        }
+        self.core.receiver()
     }
 
     /// Stops the timer (Go's `t.Stop`). Returns true if the call stopped it:
@@ -407,8 +426,7 @@ impl Timer {
     /// assert!(t.receiver().try_recv().is_err()); // nothing stale
     /// ```
     pub fn stop(&self) -> bool {
-        let mut st = lock_state(&self.core);
-        self.core.stop_locked(&mut st)
+        self.core.stop()
     }
 
     /// Re-arms the timer to fire after `d` (Go's `t.Reset`), whether or not
@@ -471,12 +489,9 @@ where
     F: Fn() + Send + Sync + 'static,
 {
     let at = std::panic::Location::caller();
-    let core = Core::new(Kind::Func(Arc::new(f), at), None);
-    {
-        let mut st = lock_state(&core);
-        core.arm(&mut st, deadline_after(d), runtime::current_shared());
+    Timer {
+        core: Core::started(Kind::Func(Arc::new(f), at), None, d),
     }
-    Timer { core }
 }
 
 /// Sends the time on its channel every period (Go's `time.Ticker`). The
@@ -512,13 +527,9 @@ impl Ticker {
     /// ```
     pub fn new(d: Duration) -> Ticker {
         assert!(!d.is_zero(), "gopark: Ticker::new: zero period");
-        let (tx, rx) = chan::bounded(1);
-        let core = Core::new(Kind::Chan { tx, rx }, Some(d));
-        {
-            let mut st = lock_state(&core);
-            core.arm(&mut st, deadline_after(d), runtime::current_shared());
+        Ticker {
+            core: Core::started_chan(Some(d), d),
         }
-        Ticker { core }
     }
 
     /// The channel the ticks are sent on (Go's `t.C`).
@@ -529,10 +540,7 @@ impl Ticker {
     /// select! { recv(t.receiver()) -> at => assert!(at.is_ok()) }
     /// ```
     pub fn receiver(&self) -> &Receiver<Instant> {
-        match &self.core.kind {
-            Kind::Chan { rx, .. } => rx,
-            Kind::Func(..) => never_instant(),
-        }
+        self.core.receiver()
     }
 
     /// Stops the ticks (Go's `t.Stop`) and discards a tick not received yet.
@@ -544,8 +552,7 @@ impl Ticker {
     /// assert!(!t.stop());
     /// ```
     pub fn stop(&self) -> bool {
-        let mut st = lock_state(&self.core);
-        self.core.stop_locked(&mut st)
+        self.core.stop()
     }
 
     /// Changes the period to `d` and restarts the ticks from now (the next

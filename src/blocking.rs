@@ -533,6 +533,41 @@ impl<R> fmt::Debug for BlockingHandle<R> {
     }
 }
 
+/// One `read` of at most `max` bytes into `buf` on the pool (for
+/// `fs::File` and `io::Stdin`): the job reads into a buffer it owns, since a
+/// coroutine cancelled at shutdown may unwind while the job still runs;
+/// what it read is copied into `buf` afterwards.
+pub(crate) fn read_on_pool(
+    buf: &mut [u8],
+    max: usize,
+    read: impl FnOnce(&mut [u8]) -> std::io::Result<usize> + Send + 'static,
+) -> std::io::Result<usize> {
+    let len = buf.len().min(max);
+    let (r, data) = blocking(move || {
+        let mut data = vec![0u8; len];
+        let r = read(&mut data);
+        (r, data)
+    });
+    let n = r?;
+    buf[..n].copy_from_slice(&data[..n]);
+    Ok(n)
+}
+
+/// A `read_to_end` on the pool, as [`read_on_pool`]; on an error what was
+/// read before it is kept, as std does.
+pub(crate) fn read_to_end_on_pool(
+    buf: &mut Vec<u8>,
+    read_to_end: impl FnOnce(&mut Vec<u8>) -> std::io::Result<usize> + Send + 'static,
+) -> std::io::Result<usize> {
+    let (r, data) = blocking(move || {
+        let mut data = Vec::new();
+        let r = read_to_end(&mut data);
+        (r, data)
+    });
+    buf.extend_from_slice(&data);
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -505,16 +505,8 @@ impl File {
         if !in_coroutine() {
             return (&*self.inner).read(buf);
         }
-        let len = buf.len().min(MAX_BUF);
         let f = self.inner.clone();
-        let (r, data) = crate::blocking(move || {
-            let mut data = vec![0u8; len];
-            let r = (&*f).read(&mut data);
-            (r, data)
-        });
-        let n = r?;
-        buf[..n].copy_from_slice(&data[..n]);
-        Ok(n)
+        crate::blocking::read_on_pool(buf, MAX_BUF, move |d| (&*f).read(d))
     }
 
     fn read_to_end_inner(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
@@ -522,14 +514,7 @@ impl File {
             return (&*self.inner).read_to_end(buf);
         }
         let f = self.inner.clone();
-        let (r, data) = crate::blocking(move || {
-            let mut data = Vec::new();
-            let r = (&*f).read_to_end(&mut data);
-            (r, data)
-        });
-        // On an error, what was read before it is kept, as std does.
-        buf.extend_from_slice(&data);
-        r
+        crate::blocking::read_to_end_on_pool(buf, move |d| (&*f).read_to_end(d))
     }
 
     fn write_inner(&self, buf: &[u8]) -> io::Result<usize> {

@@ -486,28 +486,14 @@ impl Stdin {
         if !in_coroutine() {
             return io::stdin().read(buf);
         }
-        let len = buf.len().min(STDIO_BUF);
-        let (r, data) = crate::blocking(move || {
-            let mut data = vec![0u8; len];
-            let r = io::stdin().read(&mut data);
-            (r, data)
-        });
-        let n = r?;
-        buf[..n].copy_from_slice(&data[..n]);
-        Ok(n)
+        crate::blocking::read_on_pool(buf, STDIO_BUF, |d| io::stdin().read(d))
     }
 
     fn read_to_end_inner(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
         if !in_coroutine() {
             return io::stdin().read_to_end(buf);
         }
-        let (r, data) = crate::blocking(|| {
-            let mut data = Vec::new();
-            let r = io::stdin().read_to_end(&mut data);
-            (r, data)
-        });
-        buf.extend_from_slice(&data);
-        r
+        crate::blocking::read_to_end_on_pool(buf, |d| io::stdin().read_to_end(d))
     }
 }
 

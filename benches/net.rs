@@ -6,31 +6,15 @@
 //! Run with: `cargo bench --bench net`
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use gopark::net::{TcpListener, TcpStream};
 
-/// Spawns `f` on another worker than the calling coroutine's: the caller
-/// busy-waits (never parks or yields, so its own worker cannot start the
-/// coroutine) until another worker has started it.
+/// Spawns `f` on another worker than the calling coroutine's.
 fn spawn_elsewhere(f: impl FnOnce() + Send + 'static) -> gopark::JoinHandle<()> {
-    let here = std::thread::current().id();
-    let started = Arc::new(AtomicBool::new(false));
-    let s = started.clone();
-    let h = gopark::spawn(move || {
-        assert_ne!(std::thread::current().id(), here);
-        s.store(true, Ordering::SeqCst);
-        f()
-    });
-    let t = Instant::now();
-    while !started.load(Ordering::SeqCst) {
-        assert!(t.elapsed() < Duration::from_secs(10), "no other worker");
-        std::hint::spin_loop();
-    }
-    h
+    let here = gopark::worker_index().expect("called from a coroutine");
+    gopark::Builder::new().worker(here + 1).spawn(f).unwrap()
 }
 
 fn tcp_ping_pong(c: &mut Criterion) {

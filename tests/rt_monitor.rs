@@ -256,3 +256,39 @@ fn a_stalled_workers_unstarted_coroutines_start_elsewhere() {
     );
     assert_eq!(elsewhere, N, "a coroutine ran on the stalled worker");
 }
+
+/// One child spawned onto the spawner's own worker wakes nobody (the
+/// spawner usually joins it at once); if the spawner then computes without
+/// parking, the monitor sees the worker inside one resume with a coroutine
+/// queued to start and wakes the sleeping worker, which takes it.
+#[test]
+fn a_single_child_of_a_computing_coroutine_starts_elsewhere() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    // Both workers asleep before the spawn.
+    std::thread::sleep(Duration::from_millis(50));
+    let (started_in_loop, child_worker) = gopark::Builder::new()
+        .worker(0)
+        .spawn_on(&rt, || {
+            let started = Arc::new(AtomicBool::new(false));
+            let s = started.clone();
+            let h = gopark::spawn(move || {
+                s.store(true, Ordering::SeqCst);
+                gopark::worker_index()
+            });
+            let end = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < end && !started.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
+            }
+            (started.load(Ordering::SeqCst), h.join().unwrap())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert!(
+        started_in_loop,
+        "the child did not start during the 300 ms loop"
+    );
+    assert_eq!(child_worker, Some(1));
+}

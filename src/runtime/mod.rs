@@ -664,7 +664,7 @@ impl RuntimeBuilder {
     ///
     /// A started coroutine never leaves its worker, so one that runs a CPU
     /// loop or a blocking call holds up every coroutine on that worker. A
-    /// monitor thread (Go's sysmon, reporting only) samples the workers
+    /// monitor thread (Go's sysmon) samples the workers
     /// every 10 ms while any is awake and sleeps while all of them do; when
     /// a worker has run the same coroutine for longer than this threshold,
     /// it writes one line to stderr, once per stall:
@@ -848,6 +848,7 @@ impl RuntimeBuilder {
                 self.stall_threshold
                     .unwrap_or_else(monitor::threshold_from_env),
                 self.deadlock_report,
+                n,
             ),
             unjoined_panic: self.unjoined_panic.unwrap_or_else(unjoined_panic_from_env),
             spawned_outside: metrics::Outside::default(),

@@ -1,10 +1,14 @@
-//! The monitor (Go's sysmon, reporting only): stalls and deadlocks.
+//! The monitor (Go's sysmon): stalls and deadlocks.
 //!
 //! A started coroutine never leaves its worker, so one that runs a long CPU
 //! loop or a blocking call stalls every coroutine on that worker. One
 //! monitor thread per runtime notices a worker that has run the same
 //! coroutine for longer than a threshold and writes one line to stderr
-//! naming it, once per stall.
+//! naming it, once per stall. Coroutines that have not started yet may
+//! still move: when a worker has been inside one resume for a whole
+//! [`TICK`] with coroutines queued on it to start, the monitor wakes a
+//! sleeping worker, which steals them (Go's sysmon hands a P stuck in a
+//! system call to another thread for the same reason).
 //!
 //! It also notices a runtime whose coroutines all wait on each other (see
 //! [`deadlock_suspect`]) and, once that has lasted [`DEADLOCK_AFTER`],
@@ -178,24 +182,29 @@ pub(crate) struct Monitor {
     threshold: Duration,
     /// Whether to report deadlocks.
     deadlock: bool,
+    /// Whether to hand a stuck worker's unstarted coroutines to another
+    /// (more than one worker).
+    handoff: bool,
     /// Set while the monitor sleeps without a timeout.
     parked: AtomicBool,
     thread: OnceLock<Thread>,
 }
 
 impl Monitor {
-    pub(crate) fn new(threshold: Duration, deadlock: bool) -> Monitor {
+    pub(crate) fn new(threshold: Duration, deadlock: bool, workers: usize) -> Monitor {
         Monitor {
             threshold,
             deadlock,
+            handoff: workers > 1,
             parked: AtomicBool::new(false),
             thread: OnceLock::new(),
         }
     }
 
-    /// True if the monitor thread runs (stall or deadlock reports wanted).
+    /// True if the monitor thread runs (stall or deadlock reports wanted,
+    /// or another worker to start a stuck worker's queued coroutines).
     pub(crate) fn enabled(&self) -> bool {
-        !self.threshold.is_zero() || self.deadlock
+        !self.threshold.is_zero() || self.deadlock || self.handoff
     }
 
     /// Called by a worker after it left its sleep (state AWAKE again).
@@ -248,7 +257,7 @@ pub(crate) fn run(sh: Arc<Shared>) {
                     slot.set_clock(now_nanos);
                 }
             }
-            if mon.threshold.is_zero() || slot.running.load(Ordering::Relaxed).is_null() {
+            if slot.running.load(Ordering::Relaxed).is_null() {
                 seen[w] = None;
                 continue;
             }
@@ -256,7 +265,18 @@ pub(crate) fn run(sh: Arc<Shared>) {
             match &mut seen[w] {
                 Some(s) if s.tick == tick => {
                     let ran = now.saturating_duration_since(s.since);
-                    if !s.reported && ran >= mon.threshold {
+                    // The worker has been inside one resume for a whole
+                    // tick: coroutines queued on it to start would wait for
+                    // that resume to end. A sleeping worker that is woken
+                    // steals them (it takes from a more loaded worker, and
+                    // this one counts the runner and them). Spawning onto
+                    // one's own worker wakes nobody, so without this a
+                    // coroutine that spawns and then computes would hold its
+                    // children until it parks.
+                    if mon.handoff && !ws.spawnq.is_empty() {
+                        sh.wakep();
+                    }
+                    if !mon.threshold.is_zero() && !s.reported && ran >= mon.threshold {
                         s.reported = true;
                         // Still the same resume? (It may have ended since.)
                         if let Some((id, name)) = slot.running_task(&ws.registry) {

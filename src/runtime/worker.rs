@@ -542,35 +542,12 @@ impl WorkerCtx {
             // sleep, after a blocking epoll_wait.
             me.metrics.idle.sleep(now);
             me.metrics.runq.set(0); // nothing to run, or it would not sleep
-                                    // Before sleeping, a worker with descriptors gives its CPU away
-                                    // once and looks again (`sched_yield`, then a non-blocking poll
-                                    // of its shard): where the peers run on the same CPUs (a load
-                                    // generator, a proxy, the other half of a pipeline), the thread
-                                    // that yield lets run often makes the next request, which the
-                                    // second look then finds without a sleep and a wake-up (HTTP
-                                    // under wrk on 2 CPUs: voluntary context switches 20-30k ->
-                                    // ~1k per 5 s, CPU per pipelined request about -10%). With
-                                    // nothing else to run, `sched_yield` returns at once and this is
-                                    // two system calls per sleep.
-            let mut early = false;
-            if sh.poller.has_fds(self.index) {
-                // SAFETY: sched_yield takes no arguments and only reschedules
-                // the calling thread.
-                unsafe { libc::sched_yield() };
-                sh.poller.poll(self.index, Some(Duration::ZERO), &mut buf);
-                me.metrics.netpoll_calls.inc();
-                early = !buf.is_empty() || !me.inbox.is_empty() || sh.has_visible_work();
-            }
-            // A wake-up posted meanwhile stays in the shard (a non-blocking
-            // poll does not take it): at worst the next sleep returns at once.
-            if !early {
-                sh.poller.poll(self.index, timeout, &mut buf);
-                me.metrics.netpoll_calls.inc();
-            }
+            sh.poller.poll(self.index, timeout, &mut buf);
             let woke = sh.nanos(Instant::now());
             me.metrics.idle.wake(woke);
             me.monitor.set_clock(woke);
             me.sleep.finish();
+            me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
             for t in buf.drain(..) {
                 crate::coroutine::ready(t);

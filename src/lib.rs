@@ -20,7 +20,7 @@
 //!
 //! A coroutine runs ordinary blocking-style code. When it must wait (a
 //! socket that would block, a sleep, a join, a channel) it *parks*, and its
-//! worker thread runs other coroutines; a per-runtime epoll poller readies
+//! worker thread runs other coroutines; its worker's epoll poller readies
 //! it again. Coroutines are cheap: a guarded, lazily committed stack each.
 //!
 //! ## Modules

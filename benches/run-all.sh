@@ -12,7 +12,8 @@
 #            may_minihttp (MAY_HTTP) and tokio (TOKIO_HTTP), wrk -c100/-c1000,
 #            plain and 16-deep pipelined
 #   instr    benches/instr.sh when present: user-space instructions per echo
-#            request (callgrind)
+#            request; benches/instr_http.sh: per pipelined HTTP request,
+#            gopark against may_minihttp (callgrind)
 #   micro    cargo bench --bench core, chan_sync, net, stack; Go's twins of
 #            the same shapes (benches/go/*.go; gobench from ANCHORS)
 #   place    cargo bench --bench place and benches/go/place.go
@@ -80,9 +81,12 @@ if want http; then
     2>&1 | tee "$out/http.txt" | sed -n '/^# medians/,$p' | tee -a "$out/summary.txt"
 fi
 
-if want instr && [ -x benches/instr.sh ]; then
+if want instr; then
   section instr | tee -a "$out/summary.txt"
-  benches/instr.sh 2>&1 | tee "$out/instr.txt" | tail -30 >>"$out/summary.txt"
+  if [ -x benches/instr.sh ]; then
+    benches/instr.sh 2>&1 | tee "$out/instr.txt" | tail -30 >>"$out/summary.txt"
+  fi
+  benches/instr_http.sh 2>&1 | tee "$out/instr_http.txt" | grep "instructions per request" | tee -a "$out/summary.txt"
 fi
 
 if want micro; then

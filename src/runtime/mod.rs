@@ -272,6 +272,42 @@ impl Shared {
         true
     }
 
+    /// Moves the coroutines queued to start on worker `from` to the least
+    /// loaded other worker and wakes it. The monitor calls this when it
+    /// finds `from` inside one resume for a whole sample period: whatever
+    /// that coroutine does, the worker cannot start them meanwhile, and a
+    /// thief would not take them from a worker less loaded than itself
+    /// (its load counts parked coroutines too). Only unstarted coroutines
+    /// move; each pop hands that task to us, as a steal does.
+    pub(crate) fn rescue_unstarted(self: &Arc<Self>, from: usize) {
+        let to = (0..self.workers.len())
+            .filter(|&w| w != from)
+            .min_by_key(|&w| self.workers[w].load.get());
+        let Some(to) = to else { return };
+        let (src, dst) = (&self.workers[from], &self.workers[to]);
+        let mut moved = 0;
+        while let Some(t) = src.spawnq.pop() {
+            // SAFETY: an unstarted task popped from a queue is owned by its
+            // popper (coroutine module docs).
+            unsafe { t.local().charge = to };
+            moved += 1;
+            if self.push_spawnq(to, t) {
+                self.wakep();
+            }
+        }
+        if moved > 0 {
+            src.load.sub(moved);
+            dst.load.add(moved);
+            self.wake_worker(to);
+        }
+        // As in `submit`: a shutdown that began meanwhile may have drained
+        // `to`'s queue before the push; then the tasks are cancelled here.
+        if self.shutdown.load(Ordering::SeqCst) {
+            let all_stopped = self.shutdown_active.load(Ordering::SeqCst) == 0;
+            worker::cancel_queued(self, all_stopped);
+        }
+    }
+
     /// The worker a new coroutine starts on: the least loaded one (live
     /// coroutines plus queued unstarted ones, [`Load`]).
     ///

@@ -6,9 +6,9 @@
 //! coroutine for longer than a threshold and writes one line to stderr
 //! naming it, once per stall. Coroutines that have not started yet may
 //! still move: when a worker has been inside one resume for a whole
-//! [`TICK`] with coroutines queued on it to start, the monitor wakes a
-//! sleeping worker, which steals them (Go's sysmon hands a P stuck in a
-//! system call to another thread for the same reason).
+//! [`TICK`] with coroutines queued on it to start, the monitor moves them
+//! to the least loaded other worker and wakes it (Go's sysmon hands a P
+//! stuck in a system call to another thread for the same reason).
 //!
 //! It also notices a runtime whose coroutines all wait on each other (see
 //! [`deadlock_suspect`]) and, once that has lasted [`DEADLOCK_AFTER`],
@@ -267,14 +267,12 @@ pub(crate) fn run(sh: Arc<Shared>) {
                     let ran = now.saturating_duration_since(s.since);
                     // The worker has been inside one resume for a whole
                     // tick: coroutines queued on it to start would wait for
-                    // that resume to end. A sleeping worker that is woken
-                    // steals them (it takes from a more loaded worker, and
-                    // this one counts the runner and them). Spawning onto
-                    // one's own worker wakes nobody, so without this a
-                    // coroutine that spawns and then computes would hold its
-                    // children until it parks.
+                    // that resume to end, so they move to another worker.
+                    // Spawning onto one's own worker wakes nobody, so
+                    // without this a coroutine that spawns and then
+                    // computes would hold its children until it parks.
                     if mon.handoff && !ws.spawnq.is_empty() {
-                        sh.wakep();
+                        sh.rescue_unstarted(w);
                     }
                     if !mon.threshold.is_zero() && !s.reported && ran >= mon.threshold {
                         s.reported = true;

@@ -129,7 +129,13 @@ fn short_sleep(c: &mut Criterion) {
 /// named coroutines parked on a channel receive, on 2 workers.
 fn dump_100k(c: &mut Criterion) {
     const N: usize = 100_000;
-    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    // The sender is this plain thread: the coroutines wait on purpose, and
+    // the deadlock report would print all 100,000 after a second.
+    let rt = gopark::Runtime::builder()
+        .workers(2)
+        .deadlock_report(false)
+        .build()
+        .unwrap();
     let (tx, rx) = gopark::chan::bounded::<()>(0);
     let hs: Vec<_> = (0..N)
         .map(|i| {

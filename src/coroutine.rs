@@ -118,7 +118,7 @@ pub(crate) const CANCEL_SWALLOWED: u8 = 3;
 /// on its home worker, it binds a stack (`stack::bind`: the warmest one of
 /// that worker, or the reserved one), builds the coroutine on it and
 /// returns it with the stack's limit. It owns the reserved stack, the
-/// spawned closure, its result slot and the task pointer the entry function
+/// spawned closure and the task pointer the entry function
 /// needs: not `Send` as a type (the task pointer), but it moves between
 /// threads only as an unstarted task does (see the `Send` impl of `Task`).
 pub(crate) type Unstarted = Box<dyn FnOnce() -> (Co, usize)>;
@@ -145,7 +145,15 @@ pub(crate) struct TaskLocal {
     /// Coroutine-local values (`crate::local`), touched only by the running
     /// coroutine; emptied on its stack when it ends.
     pub(crate) locals: crate::local::Locals,
+    /// The value the entry closure returned (a `Box<T>` of the join
+    /// handle's `T`; no allocation for a zero-sized `T`), stored by the
+    /// running coroutine as it returns; `finish` moves it into `join`.
+    pub(crate) result: Option<Box<dyn Any + Send>>,
 }
+
+/// How a coroutine ended: the value its closure returned (boxed, of the
+/// join handle's type) or the panic payload it ended with.
+pub(crate) type Outcome = Result<Box<dyn Any + Send>, Box<dyn Any + Send>>;
 
 /// A coroutine record (Go's `g`).
 pub(crate) struct Task {
@@ -187,14 +195,14 @@ pub(crate) struct Task {
     /// `ready` drops the first kind, and every wait re-checks its condition
     /// after a resume, so the second is a spurious wake-up.
     pub(crate) stale_wakes: AtomicBool,
-    /// Completion and the joiner waiting for it.
-    pub(crate) join: JoinCell<Waiter, Box<dyn Any + Send + 'static>>,
+    /// Completion, the outcome, and the joiner waiting for it.
+    pub(crate) join: JoinCell<Waiter, Outcome>,
     pub(crate) local: UnsafeCell<TaskLocal>,
 }
 
 // SAFETY: `local` is only accessed by the task's single owner at a time: the
 // queue holder before the first resume (the unstarted coroutine, built or
-// not, holds only a `Send` closure, its `Send` result slot and a pointer to
+// not, holds only a `Send` closure and a pointer to
 // this task that is dereferenced only once it runs), the home worker thread
 // afterwards (see module docs). `wait` is written by the running coroutine
 // and read by other threads only under the SCANNING protocol
@@ -236,6 +244,7 @@ impl Task {
                 charge: NO_HOME,
                 pending_panic: None,
                 locals: Vec::new(),
+                result: None,
             }),
         }
     }
@@ -251,19 +260,24 @@ impl Task {
         unsafe { &mut *self.local.get() }
     }
 
-    /// Marks the task finished and wakes its joiner. If the join handle was
-    /// dropped already, returns the panic payload for the caller to drop
-    /// (user code: see `worker::drop_payload`).
+    /// Marks the task finished with `outcome` and wakes its joiner. If the
+    /// join handle was dropped already, drops a returned value here (user
+    /// code, contained: `worker::drop_payload`) and returns a panic payload
+    /// for the caller to deal with the same way.
     #[must_use = "a returned payload must be dropped with care"]
-    pub(crate) fn complete(
-        &self,
-        panic: Option<Box<dyn Any + Send>>,
-    ) -> Option<Box<dyn Any + Send>> {
-        let (w, unclaimed) = self.join.complete(panic);
+    pub(crate) fn complete(&self, outcome: Outcome) -> Option<Box<dyn Any + Send>> {
+        let (w, unclaimed) = self.join.complete(Some(outcome));
         if let Some(w) = w {
             w.wake();
         }
-        unclaimed
+        match unclaimed {
+            Some(Ok(v)) => {
+                worker::drop_payload(Some(v));
+                None
+            }
+            Some(Err(p)) => Some(p),
+            None => None,
+        }
     }
 
     /// Claims a parked coroutine for its home worker, as a waker would, but

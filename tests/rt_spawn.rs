@@ -129,3 +129,115 @@ fn is_finished_and_detach() {
         std::thread::yield_now();
     }
 }
+
+/// A result value counted as it is dropped.
+struct Counted(Arc<AtomicUsize>, [u64; 4]);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[repr(align(64))]
+#[derive(Debug, PartialEq)]
+struct Aligned(u8);
+
+#[test]
+fn join_returns_values_of_every_size_and_alignment() {
+    let rt = rt(2);
+    rt.run(|| {
+        assert_eq!(gopark::spawn(|| ()).join().unwrap(), ());
+        assert_eq!(gopark::spawn(|| 7u8).join().unwrap(), 7);
+        assert_eq!(
+            gopark::spawn(|| u128::MAX - 3).join().unwrap(),
+            u128::MAX - 3
+        );
+        assert_eq!(gopark::spawn(|| Aligned(9)).join().unwrap(), Aligned(9));
+        let big = gopark::spawn(|| [0xabu8; 4096]).join().unwrap();
+        assert!(big.iter().all(|&b| b == 0xab));
+        let s = gopark::spawn(|| "x".repeat(1000)).join().unwrap();
+        assert_eq!(s.len(), 1000);
+        let v: Vec<Box<dyn Fn() -> u32 + Send>> = gopark::spawn(|| {
+            let v: Vec<Box<dyn Fn() -> u32 + Send>> = vec![Box::new(|| 5)];
+            v
+        })
+        .join()
+        .unwrap();
+        assert_eq!(v[0](), 5);
+    });
+    // From a plain thread too.
+    let h = gopark::Builder::new().spawn_on(&rt, || Aligned(3)).unwrap();
+    assert_eq!(h.join().unwrap(), Aligned(3));
+}
+
+#[test]
+fn a_result_is_dropped_once_whether_joined_or_detached() {
+    let rt = rt(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    // Joined: dropped by the caller, once.
+    let d = drops.clone();
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || Counted(d, [1; 4]))
+        .unwrap();
+    let c = h.join().unwrap();
+    assert_eq!(c.1, [1; 4]);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(c);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // Handle dropped after the coroutine ended: dropped with the handle.
+    let d = drops.clone();
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || Counted(d, [2; 4]))
+        .unwrap();
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(h);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    // Handle dropped before the coroutine ended: dropped when it ends.
+    let d = drops.clone();
+    let (tx, rx) = gopark::chan::bounded::<()>(0);
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || {
+            rx.recv().unwrap();
+            Counted(d, [3; 4])
+        })
+        .unwrap();
+    drop(h);
+    tx.send(()).unwrap();
+    let t = std::time::Instant::now();
+    while drops.load(Ordering::SeqCst) != 3 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "result never dropped"
+        );
+        std::thread::yield_now();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+}
+
+/// A result whose drop panics, with nobody to take it: the worker contains
+/// the panic and goes on running coroutines.
+#[test]
+fn a_detached_result_that_panics_when_dropped_does_not_stop_the_worker() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("result drop");
+        }
+    }
+    let rt = rt(1);
+    let (tx, rx) = gopark::chan::bounded::<()>(0);
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || {
+            rx.recv().unwrap();
+            Bomb
+        })
+        .unwrap();
+    drop(h);
+    tx.send(()).unwrap();
+    assert_eq!(rt.run(|| gopark::spawn(|| 11).join().unwrap()), 11);
+}

@@ -771,16 +771,23 @@ impl WorkerCtx {
             // Before `complete`: a joiner sees the coroutine no longer live.
             self.shared_part().metrics.ended.inc_release();
         }
-        let panic = panic.map(|mut p| match p.downcast_mut::<Cancelled>() {
-            Some(c) => {
-                // The unwind this worker raised came back: not swallowed.
-                c.consumed = true;
-                drop(p);
-                Box::new(CANCELLED_MSG) as Box<dyn Any + Send>
-            }
-            None => p,
-        });
-        let unjoined = task.complete(panic);
+        let outcome = match panic {
+            Some(mut p) => Err(match p.downcast_mut::<Cancelled>() {
+                Some(c) => {
+                    // The unwind this worker raised came back: not swallowed.
+                    c.consumed = true;
+                    drop(p);
+                    Box::new(CANCELLED_MSG) as Box<dyn Any + Send>
+                }
+                None => p,
+            }),
+            // Stored by the entry function as it returned (`spawn`).
+            None => local
+                .result
+                .take()
+                .ok_or_else(|| Box::new(NO_RESULT_MSG) as Box<dyn Any + Send>),
+        };
+        let unjoined = task.complete(outcome);
         if let Some(p) = &unjoined {
             crate::spawn::unjoined_panic(&task, &**p);
         }
@@ -811,7 +818,7 @@ impl WorkerCtx {
             "gopark: coroutine {}{name} {why}; it is leaked: its stack stays allocated and its remaining destructors do not run",
             task.id
         );
-        drop_payload(task.complete(Some(Box::new(LEAKED_MSG))));
+        drop_payload(task.complete(Err(Box::new(LEAKED_MSG))));
         drop(held);
     }
 }
@@ -819,6 +826,9 @@ impl WorkerCtx {
 /// The join error of a coroutine cancelled by runtime shutdown.
 pub(crate) const CANCELLED_MSG: &str =
     "gopark: the runtime was dropped before the coroutine finished";
+/// The join error of a coroutine that returned without a result (only a
+/// coroutine cancelled before it started, outside a worker, could).
+pub(crate) const NO_RESULT_MSG: &str = "gopark: coroutine finished without a result";
 /// The join error of a coroutine leaked at runtime shutdown.
 pub(crate) const LEAKED_MSG: &str =
     "gopark: the runtime was dropped and the coroutine could not be unwound (leaked)";

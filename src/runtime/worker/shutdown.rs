@@ -224,5 +224,5 @@ fn drop_unstarted(shared: &Shared, task: Arc<Task>) {
             drop_payload(Some(p));
         }
     }
-    drop_payload(task.complete(Some(Box::new(CANCELLED_MSG))));
+    drop_payload(task.complete(Err(Box::new(CANCELLED_MSG))));
 }

@@ -45,6 +45,7 @@
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::mem;
 use std::num::NonZeroU64;
 use std::panic::Location;
 use std::ptr;
@@ -213,6 +214,31 @@ unsafe impl Send for Task {}
 unsafe impl Sync for Task {}
 
 impl Task {
+    /// [`Task::new`] in its `Arc`, built in place: `Arc::new(Task::new(..))`
+    /// builds the record on the stack and copies it (twice, through a `Box`).
+    #[inline]
+    pub(crate) fn new_arc(
+        name: Option<String>,
+        stack: &Stack,
+        shared: Arc<Shared>,
+        spawned_at: &'static Location<'static>,
+        parent: Option<CoroutineId>,
+    ) -> Arc<Task> {
+        let arc = Arc::new(mem::MaybeUninit::<Task>::uninit());
+        let slot = Arc::into_raw(arc).cast_mut();
+        // SAFETY: the `Arc` was just allocated and never shared: nothing
+        // else reads or writes its value, so writing through its pointer is
+        // sound (what `Arc::get_mut` would check with an atomic operation).
+        // After the write the value is an initialized `Task`, and
+        // `MaybeUninit<Task>` has the size and alignment of `Task`, as
+        // `Arc::from_raw` requires of a pointer from `Arc::<U>::into_raw`.
+        unsafe {
+            (*slot).write(Task::new(name, stack, shared, spawned_at, parent));
+            Arc::from_raw(slot.cast::<Task>())
+        }
+    }
+
+    #[inline]
     pub(crate) fn new(
         name: Option<String>,
         stack: &Stack,
@@ -829,5 +855,43 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// `Task::new_arc` writes the record into a fresh `Arc` through a raw
+    /// pointer: the result must be the record `Task::new` builds, in an
+    /// `Arc` that is unique and drops it (and only it) once.
+    #[test]
+    fn new_arc_builds_the_record_in_a_unique_arc() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let at = Location::caller();
+        let shared = rt.shared().clone();
+        let before = Arc::strong_count(&shared);
+        let parent = Some(CoroutineId::next());
+        let t = Task::new_arc(Some("n".into()), &stack, shared.clone(), at, parent);
+        assert_eq!(Arc::strong_count(&t), 1);
+        assert_eq!(Arc::weak_count(&t), 0);
+        assert_eq!(t.name.as_deref(), Some("n"));
+        assert_eq!(t.stack_size, stack.size());
+        assert_eq!(
+            t.stack_limit.load(Ordering::Relaxed),
+            corosensei::stack::Stack::limit(&stack).get()
+        );
+        assert!(Arc::ptr_eq(&t.shared, &shared));
+        assert_eq!(t.home.load(Ordering::Relaxed), NO_HOME);
+        assert_eq!(t.status.load(Ordering::Relaxed), RUNNABLE);
+        assert_eq!(t.parent, parent);
+        assert!(std::ptr::eq(t.spawned_at, at));
+        assert!(!t.join.is_done());
+        let next = Task::new_arc(None, &stack, shared.clone(), at, None);
+        assert!(next.id.as_u64() > t.id.as_u64());
+        assert_eq!(Arc::strong_count(&shared), before + 2);
+        drop((t, next));
+        assert_eq!(Arc::strong_count(&shared), before);
     }
 }

@@ -327,7 +327,7 @@ where
 {
     let stack = stack::reserve(stack_size.unwrap_or(shared.stack_size))?;
     let parent = runtime::worker::current_ctx().map(|ctx| ctx.current_task().id);
-    let task = Arc::new(Task::new(name, &stack, shared.clone(), at, parent));
+    let task = Task::new_arc(name, &stack, shared.clone(), at, parent);
     let tp = TaskPtr(Arc::as_ptr(&task));
     // SAFETY: the task was just created; nobody else can see it yet.
     let local = unsafe { task.local() };

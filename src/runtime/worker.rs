@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 
 use super::timer::{Action, Handle};
-use super::{registry, Shared, WorkerShared};
+use super::{Shared, WorkerShared};
 use crate::coroutine::{
     Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
@@ -596,7 +596,8 @@ impl WorkerCtx {
         }
         if task.home.load(Ordering::Relaxed) == NO_HOME {
             task.home.store(self.index, Ordering::Relaxed);
-            let slot = registry::lock(&self.shared_part().registry).insert(task.clone());
+            // SAFETY: this worker owns its registry.
+            let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
             // SAFETY: the task is now owned by this worker, which is the only
             // one that touches `local` from here on (coroutine module docs).
             let local = unsafe { task.local() };
@@ -765,8 +766,8 @@ impl WorkerCtx {
         }
         let slot = local.slot;
         // After `monitor.leave` (in `execute`): see the monitor's docs.
-        let held = registry::lock(&self.shared_part().registry).remove(slot);
-        if held.is_some() {
+        // SAFETY: this worker owns its registry.
+        if unsafe { self.shared_part().registry.remove(slot) } {
             self.shared_part().load.sub(1);
             // Before `complete`: a joiner sees the coroutine no longer live.
             self.shared_part().metrics.ended.inc_release();
@@ -792,7 +793,6 @@ impl WorkerCtx {
             crate::spawn::unjoined_panic(&task, &**p);
         }
         drop_payload(unjoined);
-        drop(held);
     }
 
     /// Stops running `task` for good without unwinding it: its stack is
@@ -805,8 +805,8 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
-        let held = registry::lock(&self.shared_part().registry).remove(local.slot);
-        if held.is_some() {
+        // SAFETY: this worker owns its registry.
+        if unsafe { self.shared_part().registry.remove(local.slot) } {
             self.shared_part().load.sub(1);
             self.shared_part().metrics.ended.inc_release();
         }
@@ -819,7 +819,6 @@ impl WorkerCtx {
             task.id
         );
         drop_payload(task.complete(Err(Box::new(LEAKED_MSG))));
-        drop(held);
     }
 }
 

@@ -61,7 +61,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
-        let live = registry::lock(&self.shared_part().registry).tasks();
+        let live = registry::read(&self.shared_part().registry).tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(
                 CANCEL_NONE,
@@ -81,11 +81,11 @@ impl WorkerCtx {
             if self.fire_all_timers() {
                 continue;
             }
-            if registry::lock(&self.shared_part().registry).live() == 0 {
+            if registry::read(&self.shared_part().registry).live() == 0 {
                 break;
             }
             if !self.wait_in_shutdown() {
-                let stuck = registry::lock(&self.shared_part().registry).tasks();
+                let stuck = registry::read(&self.shared_part().registry).tasks();
                 for t in stuck {
                     self.leak(t, LEAK_STUCK);
                 }

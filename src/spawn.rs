@@ -6,10 +6,11 @@ use std::io;
 use std::marker::PhantomData;
 use std::mem;
 use std::panic::Location;
+use std::ptr;
 use std::sync::{Arc, Once};
 use std::thread;
 
-use crate::coroutine::{self, Co, Coroutine, Resume, Task, Yielder};
+use crate::coroutine::{self, Co, Coroutine, Resume, Task, Waiter, Yielder};
 use crate::runtime::{self, worker, Runtime, Shared, UnjoinedPanic};
 use crate::stack;
 use crate::wait::Wait;
@@ -41,15 +42,26 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
     /// ```
     pub fn join(self) -> thread::Result<T> {
-        if !self.task.join.is_done() {
-            let wait = Wait::join(self.task.id);
-            coroutine::block_on(&wait, |w| self.task.join.register(w));
-            if let Some(ctx) = crate::runtime::worker::current_ctx() {
-                // The waiter stays registered across a spurious resume.
-                coroutine::park_while(ctx, &wait, || !self.task.join.is_done());
+        // Joining consumes the handle without detaching it: after the join
+        // there is nothing left to detach (and `detach` is an atomic CAS).
+        let this = mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the `Arc` is
+        // moved out exactly once.
+        let task = unsafe { ptr::read(&this.task) };
+        if !task.join.is_done() {
+            let wait = Wait::join(task.id);
+            match worker::current_ctx() {
+                Some(ctx) => {
+                    coroutine::park_commit(ctx, &wait, |me, _| {
+                        task.join.register(Waiter::Co(me.clone()))
+                    });
+                    // The waiter stays registered across a spurious resume.
+                    coroutine::park_while(ctx, &wait, || !task.join.is_done());
+                }
+                None => coroutine::block_on(&wait, |w| task.join.register(w)),
             }
         }
-        match self.task.join.take_panic() {
+        match task.join.take_panic() {
             Some(Ok(v)) => {
                 // SAFETY: an `Ok` outcome is the `Box<T>` the entry function
                 // of this handle's coroutine stored (`make_co`), unsized to
@@ -476,4 +488,52 @@ pub(crate) fn install_panic_hook() {
             ctx.shared_part().monitor.unwatched(&task, || prev(info));
         }));
     });
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Waits (up to 10 s) for the worker to let go of `task` too: it may
+    /// still hold it for a moment after it woke the joiner.
+    fn only_reference(task: &Arc<Task>) -> bool {
+        let t = std::time::Instant::now();
+        while Arc::strong_count(task) > 1 && t.elapsed() < std::time::Duration::from_secs(10) {
+            thread::yield_now();
+        }
+        Arc::strong_count(task) == 1
+    }
+
+    /// `join` moves the task's `Arc` out of the handle it consumes: the
+    /// reference is released exactly once, from a coroutine and from a
+    /// thread, after a value and after a panic.
+    #[test]
+    fn join_releases_the_handles_reference_once() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        for panics in [false, true] {
+            let h = Builder::new()
+                .spawn_on(&rt, move || {
+                    if panics {
+                        panic!("expected");
+                    }
+                    5
+                })
+                .unwrap();
+            let task = h.task().clone();
+            assert_eq!(h.join().ok(), (!panics).then_some(5));
+            assert!(only_reference(&task));
+            let task = rt.run(move || {
+                let h = spawn(move || {
+                    if panics {
+                        panic!("expected");
+                    }
+                    6
+                });
+                let task = h.task().clone();
+                assert_eq!(h.join().ok(), (!panics).then_some(6));
+                task
+            });
+            assert!(only_reference(&task));
+        }
+    }
 }

@@ -788,11 +788,10 @@ impl WorkerCtx {
                 .take()
                 .ok_or_else(|| Box::new(NO_RESULT_MSG) as Box<dyn Any + Send>),
         };
-        let unjoined = task.complete(outcome);
-        if let Some(p) = &unjoined {
-            crate::spawn::unjoined_panic(&task, &**p);
+        if let Some(p) = task.complete(outcome) {
+            crate::spawn::unjoined_panic(&task, &*p);
+            drop_payload(Some(p));
         }
-        drop_payload(unjoined);
     }
 
     /// Stops running `task` for good without unwinding it: its stack is

@@ -148,7 +148,9 @@ pub(crate) struct TaskLocal {
     pub(crate) locals: crate::local::Locals,
     /// The value the entry closure returned (a `Box<T>` of the join
     /// handle's `T`; no allocation for a zero-sized `T`), stored by the
-    /// running coroutine as it returns; `finish` moves it into `join`.
+    /// running coroutine as it returns (unless its handle is gone and the
+    /// value has a destructor: the coroutine then drops it itself, see
+    /// `spawn::make_co`); `finish` moves it into `join`.
     pub(crate) result: Option<Box<dyn Any + Send>>,
 }
 

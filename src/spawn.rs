@@ -408,7 +408,17 @@ where
             }
             return;
         }
-        let v: Box<dyn Any + Send> = Box::new(__rust_begin_short_backtrace(f));
+        let v = __rust_begin_short_backtrace(f);
+        // SAFETY: the task outlives its coroutine (as above).
+        if mem::needs_drop::<T>() && unsafe { (*tp.0).join.is_detached() } {
+            // Nobody will take it: drop it here, in the coroutine, where its
+            // destructor may park. (A handle dropped from now until the
+            // worker completes the task leaves it to the worker, which drops
+            // it as it drops an unjoined panic: `Task::complete`.)
+            drop(v);
+            return;
+        }
+        let v: Box<dyn Any + Send> = Box::new(v);
         // SAFETY: as for `yielder` above; the worker moves the value into
         // the join cell once the coroutine has returned (`finish`).
         unsafe { (*(*tp.0).local.get()).result = Some(v) };
@@ -424,9 +434,9 @@ pub(crate) fn unjoined_panic(task: &Task, payload: &(dyn Any + Send)) {
     if task.shared.unjoined_panic != UnjoinedPanic::Abort {
         return;
     }
-    let shutdown = payload
-        .downcast_ref::<&str>()
-        .is_some_and(|s| *s == worker::CANCELLED_MSG || *s == worker::LEAKED_MSG);
+    let shutdown = payload.downcast_ref::<&str>().is_some_and(|s| {
+        *s == worker::CANCELLED_MSG || *s == worker::LEAKED_MSG || *s == worker::NO_RESULT_MSG
+    });
     if shutdown {
         return;
     }

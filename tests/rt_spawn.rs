@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+
 fn rt(workers: usize) -> gopark::Runtime {
     gopark::Runtime::builder().workers(workers).build().unwrap()
 }
@@ -240,4 +242,45 @@ fn a_detached_result_that_panics_when_dropped_does_not_stop_the_worker() {
     drop(h);
     tx.send(()).unwrap();
     assert_eq!(rt.run(|| gopark::spawn(|| 11).join().unwrap()), 11);
+}
+
+/// A detached coroutine's result whose destructor parks (a send on a full
+/// channel, received by another coroutine of the same worker) is dropped by
+/// the coroutine itself, where it can park: dropped on the worker outside
+/// any coroutine, the send would block the worker's thread, and the
+/// receiver on that worker would never run. Runs in a child process (a
+/// hang is the failure).
+#[test]
+fn a_detached_result_whose_drop_parks_is_dropped_in_its_coroutine() {
+    const NAME: &str = "a_detached_result_whose_drop_parks_is_dropped_in_its_coroutine";
+    if common::in_child(NAME) {
+        struct SendOnDrop(gopark::chan::Sender<u32>);
+        impl Drop for SendOnDrop {
+            fn drop(&mut self) {
+                self.0.send(7).unwrap();
+            }
+        }
+        let rt = rt(1);
+        let got = rt.run(|| {
+            let (tx, rx) = gopark::chan::bounded::<u32>(0);
+            let (gate_tx, gate_rx) = gopark::chan::bounded::<()>(0);
+            let h = gopark::spawn(move || {
+                gate_rx.recv().unwrap();
+                SendOnDrop(tx)
+            });
+            drop(h);
+            gate_tx.send(()).unwrap();
+            rx.recv().unwrap()
+        });
+        assert_eq!(got, 7);
+        println!("child ok");
+        return;
+    }
+    let out = common::child_within(NAME, std::time::Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        common::stderr(&out)
+    );
+    assert!(common::stdout(&out).contains("child ok"));
 }

@@ -824,8 +824,10 @@ impl WorkerCtx {
 /// The join error of a coroutine cancelled by runtime shutdown.
 pub(crate) const CANCELLED_MSG: &str =
     "gopark: the runtime was dropped before the coroutine finished";
-/// The join error of a coroutine that returned without a result (only a
-/// coroutine cancelled before it started, outside a worker, could).
+/// The outcome of a coroutine that returned without a result: its handle
+/// was gone, so it dropped the value itself (`spawn::make_co`; nobody joins
+/// it, and it is no unjoined panic). It would also be the join error of one
+/// cancelled before it started outside a worker, which cannot happen.
 pub(crate) const NO_RESULT_MSG: &str = "gopark: coroutine finished without a result";
 /// The join error of a coroutine leaked at runtime shutdown.
 pub(crate) const LEAKED_MSG: &str =

@@ -183,6 +183,31 @@ impl Registry {
         true
     }
 
+    /// Drops the deferred `Arc`s once no reader is inside, waiting a little
+    /// for the readers there are (a read section is short). The owner calls
+    /// it when it will remove no more tasks (at the end of its shutdown): a
+    /// removed task left on the list would keep its runtime alive. If
+    /// readers keep coming for that long, the list stays (leaked).
+    ///
+    /// # Safety
+    /// Called by the owning worker only.
+    pub(crate) unsafe fn flush(&self) {
+        // SAFETY: owner only (the caller's contract).
+        let owner = unsafe { &mut *self.owner.get() };
+        if owner.deferred.is_empty() {
+            return;
+        }
+        for _ in 0..100_000 {
+            // Acquire: the readers that left are done with the tasks. A
+            // reader that comes later cannot see them (module docs).
+            if self.readers.load(Ordering::Acquire) == 0 {
+                Self::drop_deferred(owner);
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+
     /// Drops the deferred `Arc`s, once no reader is inside.
     #[cold]
     fn drop_deferred(owner: &mut Owner) {
@@ -358,6 +383,54 @@ mod tests {
         assert_eq!(read(&reg).iter().count(), 0);
         drop(reg);
         assert_eq!(Arc::strong_count(&shared), base);
+    }
+
+    /// A task removed while a reader is inside stays alive until the
+    /// section ends, then goes at the next remove or flush.
+    #[test]
+    fn a_removed_task_outlives_the_open_read_section() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let shared = rt.shared().clone();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let new = || Task::new_arc(None, &stack, shared.clone(), Location::caller(), None);
+        let reg = Registry::default();
+        let (a, b, c) = (new(), new(), new());
+        // SAFETY: this thread is the registry's owner.
+        let (ia, ib, ic) = unsafe {
+            (
+                reg.insert(a.clone()),
+                reg.insert(b.clone()),
+                reg.insert(c.clone()),
+            )
+        };
+        let r = read(&reg);
+        assert_eq!(r.iter().count(), 3);
+        // SAFETY: this thread is the registry's owner.
+        assert!(unsafe { reg.remove(ia) });
+        assert_eq!(Arc::strong_count(&a), 2, "dropped while a reader is inside");
+        assert_eq!(r.live(), 2);
+        drop(r);
+        // SAFETY: this thread is the registry's owner.
+        assert!(unsafe { reg.remove(ib) });
+        assert_eq!(
+            Arc::strong_count(&a),
+            1,
+            "the deferred one goes at the next remove"
+        );
+        assert_eq!(Arc::strong_count(&b), 1);
+        let r = read(&reg);
+        // SAFETY: this thread is the registry's owner.
+        assert!(unsafe { reg.remove(ic) });
+        assert_eq!(Arc::strong_count(&c), 2);
+        drop(r);
+        // SAFETY: this thread is the registry's owner.
+        unsafe { reg.flush() };
+        assert_eq!(
+            Arc::strong_count(&c),
+            1,
+            "flush drops it once no reader is inside"
+        );
+        assert_eq!(read(&reg).iter().count(), 0);
     }
 
     #[test]

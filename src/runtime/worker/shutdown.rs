@@ -92,6 +92,8 @@ impl WorkerCtx {
                 break;
             }
         }
+        // SAFETY: this worker owns its registry.
+        unsafe { self.shared_part().registry.flush() };
         if self.shared.shutdown_active.fetch_sub(1, Ordering::SeqCst) == 1 {
             // The last worker out.
             cancel_queued(&self.shared, true);

@@ -45,6 +45,7 @@
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::fmt;
+use std::mem;
 use std::num::NonZeroU64;
 use std::panic::Location;
 use std::ptr;
@@ -118,7 +119,7 @@ pub(crate) const CANCEL_SWALLOWED: u8 = 3;
 /// on its home worker, it binds a stack (`stack::bind`: the warmest one of
 /// that worker, or the reserved one), builds the coroutine on it and
 /// returns it with the stack's limit. It owns the reserved stack, the
-/// spawned closure, its result slot and the task pointer the entry function
+/// spawned closure and the task pointer the entry function
 /// needs: not `Send` as a type (the task pointer), but it moves between
 /// threads only as an unstarted task does (see the `Send` impl of `Task`).
 pub(crate) type Unstarted = Box<dyn FnOnce() -> (Co, usize)>;
@@ -145,7 +146,17 @@ pub(crate) struct TaskLocal {
     /// Coroutine-local values (`crate::local`), touched only by the running
     /// coroutine; emptied on its stack when it ends.
     pub(crate) locals: crate::local::Locals,
+    /// The value the entry closure returned (a `Box<T>` of the join
+    /// handle's `T`; no allocation for a zero-sized `T`), stored by the
+    /// running coroutine as it returns (unless its handle is gone and the
+    /// value has a destructor: the coroutine then drops it itself, see
+    /// `spawn::make_co`); `finish` moves it into `join`.
+    pub(crate) result: Option<Box<dyn Any + Send>>,
 }
+
+/// How a coroutine ended: the value its closure returned (boxed, of the
+/// join handle's type) or the panic payload it ended with.
+pub(crate) type Outcome = Result<Box<dyn Any + Send>, Box<dyn Any + Send>>;
 
 /// A coroutine record (Go's `g`).
 pub(crate) struct Task {
@@ -187,14 +198,14 @@ pub(crate) struct Task {
     /// `ready` drops the first kind, and every wait re-checks its condition
     /// after a resume, so the second is a spurious wake-up.
     pub(crate) stale_wakes: AtomicBool,
-    /// Completion and the joiner waiting for it.
-    pub(crate) join: JoinCell<Waiter, Box<dyn Any + Send + 'static>>,
+    /// Completion, the outcome, and the joiner waiting for it.
+    pub(crate) join: JoinCell<Waiter, Outcome>,
     pub(crate) local: UnsafeCell<TaskLocal>,
 }
 
 // SAFETY: `local` is only accessed by the task's single owner at a time: the
 // queue holder before the first resume (the unstarted coroutine, built or
-// not, holds only a `Send` closure, its `Send` result slot and a pointer to
+// not, holds only a `Send` closure and a pointer to
 // this task that is dereferenced only once it runs), the home worker thread
 // afterwards (see module docs). `wait` is written by the running coroutine
 // and read by other threads only under the SCANNING protocol
@@ -205,6 +216,31 @@ unsafe impl Send for Task {}
 unsafe impl Sync for Task {}
 
 impl Task {
+    /// [`Task::new`] in its `Arc`, built in place: `Arc::new(Task::new(..))`
+    /// builds the record on the stack and copies it (twice, through a `Box`).
+    #[inline]
+    pub(crate) fn new_arc(
+        name: Option<String>,
+        stack: &Stack,
+        shared: Arc<Shared>,
+        spawned_at: &'static Location<'static>,
+        parent: Option<CoroutineId>,
+    ) -> Arc<Task> {
+        let arc = Arc::new(mem::MaybeUninit::<Task>::uninit());
+        let slot = Arc::into_raw(arc).cast_mut();
+        // SAFETY: the `Arc` was just allocated and never shared: nothing
+        // else reads or writes its value, so writing through its pointer is
+        // sound (what `Arc::get_mut` would check with an atomic operation).
+        // After the write the value is an initialized `Task`, and
+        // `MaybeUninit<Task>` has the size and alignment of `Task`, as
+        // `Arc::from_raw` requires of a pointer from `Arc::<U>::into_raw`.
+        unsafe {
+            (*slot).write(Task::new(name, stack, shared, spawned_at, parent));
+            Arc::from_raw(slot.cast::<Task>())
+        }
+    }
+
+    #[inline]
     pub(crate) fn new(
         name: Option<String>,
         stack: &Stack,
@@ -236,6 +272,7 @@ impl Task {
                 charge: NO_HOME,
                 pending_panic: None,
                 locals: Vec::new(),
+                result: None,
             }),
         }
     }
@@ -251,19 +288,24 @@ impl Task {
         unsafe { &mut *self.local.get() }
     }
 
-    /// Marks the task finished and wakes its joiner. If the join handle was
-    /// dropped already, returns the panic payload for the caller to drop
-    /// (user code: see `worker::drop_payload`).
+    /// Marks the task finished with `outcome` and wakes its joiner. If the
+    /// join handle was dropped already, drops a returned value here (user
+    /// code, contained: `worker::drop_payload`) and returns a panic payload
+    /// for the caller to deal with the same way.
     #[must_use = "a returned payload must be dropped with care"]
-    pub(crate) fn complete(
-        &self,
-        panic: Option<Box<dyn Any + Send>>,
-    ) -> Option<Box<dyn Any + Send>> {
-        let (w, unclaimed) = self.join.complete(panic);
+    pub(crate) fn complete(&self, outcome: Outcome) -> Option<Box<dyn Any + Send>> {
+        let (w, unclaimed) = self.join.complete(Some(outcome));
         if let Some(w) = w {
             w.wake();
         }
-        unclaimed
+        match unclaimed {
+            Some(Ok(v)) => {
+                worker::drop_payload(Some(v));
+                None
+            }
+            Some(Err(p)) => Some(p),
+            None => None,
+        }
     }
 
     /// Claims a parked coroutine for its home worker, as a waker would, but
@@ -815,5 +857,43 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// `Task::new_arc` writes the record into a fresh `Arc` through a raw
+    /// pointer: the result must be the record `Task::new` builds, in an
+    /// `Arc` that is unique and drops it (and only it) once.
+    #[test]
+    fn new_arc_builds_the_record_in_a_unique_arc() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let at = Location::caller();
+        let shared = rt.shared().clone();
+        let before = Arc::strong_count(&shared);
+        let parent = Some(CoroutineId::next());
+        let t = Task::new_arc(Some("n".into()), &stack, shared.clone(), at, parent);
+        assert_eq!(Arc::strong_count(&t), 1);
+        assert_eq!(Arc::weak_count(&t), 0);
+        assert_eq!(t.name.as_deref(), Some("n"));
+        assert_eq!(t.stack_size, stack.size());
+        assert_eq!(
+            t.stack_limit.load(Ordering::Relaxed),
+            corosensei::stack::Stack::limit(&stack).get()
+        );
+        assert!(Arc::ptr_eq(&t.shared, &shared));
+        assert_eq!(t.home.load(Ordering::Relaxed), NO_HOME);
+        assert_eq!(t.status.load(Ordering::Relaxed), RUNNABLE);
+        assert_eq!(t.parent, parent);
+        assert!(std::ptr::eq(t.spawned_at, at));
+        assert!(!t.join.is_done());
+        let next = Task::new_arc(None, &stack, shared.clone(), at, None);
+        assert!(next.id.as_u64() > t.id.as_u64());
+        assert_eq!(Arc::strong_count(&shared), before + 2);
+        drop((t, next));
+        assert_eq!(Arc::strong_count(&shared), before);
     }
 }

@@ -1,29 +1,19 @@
 //! Spawning coroutines and joining them.
 
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::mem;
 use std::panic::Location;
+use std::ptr;
 use std::sync::{Arc, Once};
 use std::thread;
 
-use crate::coroutine::{self, Co, Coroutine, Resume, Task, Yielder};
+use crate::coroutine::{self, Co, Coroutine, Resume, Task, Waiter, Yielder};
 use crate::runtime::{self, worker, Runtime, Shared, UnjoinedPanic};
 use crate::stack;
 use crate::wait::Wait;
-
-/// The result slot of a coroutine.
-struct Packet<T> {
-    value: UnsafeCell<Option<T>>,
-}
-
-// SAFETY: `value` is written once by the coroutine before it completes and
-// read by the joiner only after it observed completion with Acquire
-// (sm::join, which orders the write before the read). T: Send moves it across.
-unsafe impl<T: Send> Sync for Packet<T> {}
 
 /// An owned permission to join a coroutine (wait for it to end), like
 /// `std::thread::JoinHandle`. Dropping it detaches the coroutine.
@@ -34,12 +24,11 @@ unsafe impl<T: Send> Sync for Packet<T> {}
 /// ```
 pub struct JoinHandle<T> {
     task: Arc<Task>,
-    packet: Arc<Packet<T>>,
-    _not_sync: PhantomData<*const ()>,
+    _result: PhantomData<*const T>,
 }
 
 // SAFETY: the handle only moves the right to take a `T: Send` out of the
-// packet; the task record is Send + Sync.
+// task's outcome; the task record is Send + Sync.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
@@ -53,22 +42,36 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
     /// ```
     pub fn join(self) -> thread::Result<T> {
-        if !self.task.join.is_done() {
-            let wait = Wait::join(self.task.id);
-            coroutine::block_on(&wait, |w| self.task.join.register(w));
-            if let Some(ctx) = crate::runtime::worker::current_ctx() {
-                // The waiter stays registered across a spurious resume.
-                coroutine::park_while(ctx, &wait, || !self.task.join.is_done());
+        // Joining consumes the handle without detaching it: after the join
+        // there is nothing left to detach (and `detach` is an atomic CAS).
+        let this = mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never used or dropped again, so the `Arc` is
+        // moved out exactly once.
+        let task = unsafe { ptr::read(&this.task) };
+        if !task.join.is_done() {
+            let wait = Wait::join(task.id);
+            match worker::current_ctx() {
+                Some(ctx) => {
+                    coroutine::park_commit(ctx, &wait, |me, _| {
+                        task.join.register(Waiter::Co(me.clone()))
+                    });
+                    // The waiter stays registered across a spurious resume.
+                    coroutine::park_while(ctx, &wait, || !task.join.is_done());
+                }
+                None => coroutine::block_on(&wait, |w| task.join.register(w)),
             }
         }
-        match self.task.join.take_panic() {
-            Some(p) => Err(p),
-            None => {
-                // SAFETY: the coroutine completed (observed with Acquire in
-                // take_panic), so it no longer touches the slot.
-                let v = unsafe { (*self.packet.value.get()).take() };
-                Ok(v.expect("gopark: coroutine finished without a result"))
+        match task.join.take_panic() {
+            Some(Ok(v)) => {
+                // SAFETY: an `Ok` outcome is the `Box<T>` the entry function
+                // of this handle's coroutine stored (`make_co`), unsized to
+                // `dyn Any`; `T` is the handle's type parameter, so the
+                // allocation (if any) is a `T` with `T`'s layout. Nothing
+                // else stores an `Ok` outcome.
+                Ok(*unsafe { Box::from_raw(Box::into_raw(v).cast::<T>()) })
             }
+            Some(Err(p)) => Err(p),
+            None => unreachable!("gopark: a completed coroutine without an outcome"),
         }
     }
 
@@ -111,11 +114,11 @@ impl<T> Drop for JoinHandle<T> {
     /// [`UnjoinedPanic::Abort`](crate::UnjoinedPanic::Abort)); otherwise its
     /// home worker deals with the payload when the coroutine ends.
     fn drop(&mut self) {
-        let p = self.task.join.detach();
-        if let Some(p) = &p {
+        let outcome = self.task.join.detach();
+        if let Some(Err(p)) = &outcome {
             unjoined_panic(&self.task, &**p);
         }
-        drop(p);
+        drop(outcome);
     }
 }
 
@@ -336,10 +339,7 @@ where
 {
     let stack = stack::reserve(stack_size.unwrap_or(shared.stack_size))?;
     let parent = runtime::worker::current_ctx().map(|ctx| ctx.current_task().id);
-    let task = Arc::new(Task::new(name, &stack, shared.clone(), at, parent));
-    let packet = Arc::new(Packet {
-        value: UnsafeCell::new(None),
-    });
+    let task = Task::new_arc(name, &stack, shared.clone(), at, parent);
     let tp = TaskPtr(Arc::as_ptr(&task));
     // SAFETY: the task was just created; nobody else can see it yet.
     let local = unsafe { task.local() };
@@ -348,20 +348,18 @@ where
         // wait long in a queue: build it at the first run instead, on the
         // warmest stack of the worker then (stack module docs). Costs a
         // box, only on this path, which saves a page fault.
-        let packet = packet.clone();
         local.unstarted = Some(Box::new(move || {
             let stack = stack::bind(stack);
             let limit = corosensei::stack::Stack::limit(&stack).get();
-            (build_co(stack, tp, packet, f), limit)
+            (build_co::<F, T>(stack, tp, f), limit)
         }));
     } else {
-        local.co = Some(build_co(stack, tp, packet.clone(), f));
+        local.co = Some(build_co::<F, T>(stack, tp, f));
     }
     shared.submit(task.clone(), worker);
     Ok(JoinHandle {
         task,
-        packet,
-        _not_sync: PhantomData,
+        _result: PhantomData,
     })
 }
 
@@ -371,19 +369,21 @@ struct TaskPtr(*const Task);
 
 /// Builds the coroutine of `f` on `stack`, boxing a closure too large to be
 /// written onto the stack.
-fn build_co<F, T>(stack: stack::Stack, tp: TaskPtr, packet: Arc<Packet<T>>, f: F) -> Co
+fn build_co<F, T>(stack: stack::Stack, tp: TaskPtr, f: F) -> Co
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
     if mem::size_of::<F>() <= INLINE_CLOSURE_MAX {
-        make_co(stack, tp, packet, f)
+        make_co(stack, tp, f)
     } else {
-        make_co(stack, tp, packet, Box::new(f))
+        make_co(stack, tp, Box::new(f))
     }
 }
 
-fn make_co<F, T>(mut stack: stack::Stack, tp: TaskPtr, packet: Arc<Packet<T>>, f: F) -> Co
+/// Builds the coroutine; its entry function stores the closure's value in
+/// `TaskLocal::result` as a `Box<T>` (which `JoinHandle::join` casts back).
+fn make_co<F, T>(mut stack: stack::Stack, tp: TaskPtr, f: F) -> Co
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
@@ -403,16 +403,25 @@ where
             // closure here, as a coroutine (its destructors may park), then
             // end the way a cancelled parked coroutine does.
             drop(f);
-            drop(packet);
             if let Some(ctx) = runtime::worker::current_ctx() {
                 coroutine::on_resume(input, ctx);
             }
             return;
         }
         let v = __rust_begin_short_backtrace(f);
-        // SAFETY: the slot is written once, before completion; the joiner
-        // reads it only after completion (see Packet).
-        unsafe { *packet.value.get() = Some(v) };
+        // SAFETY: the task outlives its coroutine (as above).
+        if mem::needs_drop::<T>() && unsafe { (*tp.0).join.is_detached() } {
+            // Nobody will take it: drop it here, in the coroutine, where its
+            // destructor may park. (A handle dropped from now until the
+            // worker completes the task leaves it to the worker, which drops
+            // it as it drops an unjoined panic: `Task::complete`.)
+            drop(v);
+            return;
+        }
+        let v: Box<dyn Any + Send> = Box::new(v);
+        // SAFETY: as for `yielder` above; the worker moves the value into
+        // the join cell once the coroutine has returned (`finish`).
+        unsafe { (*(*tp.0).local.get()).result = Some(v) };
     })
 }
 
@@ -425,9 +434,9 @@ pub(crate) fn unjoined_panic(task: &Task, payload: &(dyn Any + Send)) {
     if task.shared.unjoined_panic != UnjoinedPanic::Abort {
         return;
     }
-    let shutdown = payload
-        .downcast_ref::<&str>()
-        .is_some_and(|s| *s == worker::CANCELLED_MSG || *s == worker::LEAKED_MSG);
+    let shutdown = payload.downcast_ref::<&str>().is_some_and(|s| {
+        *s == worker::CANCELLED_MSG || *s == worker::LEAKED_MSG || *s == worker::NO_RESULT_MSG
+    });
     if shutdown {
         return;
     }
@@ -489,4 +498,52 @@ pub(crate) fn install_panic_hook() {
             ctx.shared_part().monitor.unwatched(&task, || prev(info));
         }));
     });
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// Waits (up to 10 s) for the worker to let go of `task` too: it may
+    /// still hold it for a moment after it woke the joiner.
+    fn only_reference(task: &Arc<Task>) -> bool {
+        let t = std::time::Instant::now();
+        while Arc::strong_count(task) > 1 && t.elapsed() < std::time::Duration::from_secs(10) {
+            thread::yield_now();
+        }
+        Arc::strong_count(task) == 1
+    }
+
+    /// `join` moves the task's `Arc` out of the handle it consumes: the
+    /// reference is released exactly once, from a coroutine and from a
+    /// thread, after a value and after a panic.
+    #[test]
+    fn join_releases_the_handles_reference_once() {
+        let rt = Runtime::builder().workers(1).build().unwrap();
+        for panics in [false, true] {
+            let h = Builder::new()
+                .spawn_on(&rt, move || {
+                    if panics {
+                        panic!("expected");
+                    }
+                    5
+                })
+                .unwrap();
+            let task = h.task().clone();
+            assert_eq!(h.join().ok(), (!panics).then_some(5));
+            assert!(only_reference(&task));
+            let task = rt.run(move || {
+                let h = spawn(move || {
+                    if panics {
+                        panic!("expected");
+                    }
+                    6
+                });
+                let task = h.task().clone();
+                assert_eq!(h.join().ok(), (!panics).then_some(6));
+                task
+            });
+            assert!(only_reference(&task));
+        }
+    }
 }

@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+mod common;
+
 fn rt(workers: usize) -> gopark::Runtime {
     gopark::Runtime::builder().workers(workers).build().unwrap()
 }
@@ -128,4 +130,157 @@ fn is_finished_and_detach() {
     while done.load(Ordering::SeqCst) == 0 {
         std::thread::yield_now();
     }
+}
+
+/// A result value counted as it is dropped.
+struct Counted(Arc<AtomicUsize>, [u64; 4]);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[repr(align(64))]
+#[derive(Debug, PartialEq)]
+struct Aligned(u8);
+
+#[test]
+fn join_returns_values_of_every_size_and_alignment() {
+    let rt = rt(2);
+    rt.run(|| {
+        assert_eq!(gopark::spawn(|| ()).join().unwrap(), ());
+        assert_eq!(gopark::spawn(|| 7u8).join().unwrap(), 7);
+        assert_eq!(
+            gopark::spawn(|| u128::MAX - 3).join().unwrap(),
+            u128::MAX - 3
+        );
+        assert_eq!(gopark::spawn(|| Aligned(9)).join().unwrap(), Aligned(9));
+        let big = gopark::spawn(|| [0xabu8; 4096]).join().unwrap();
+        assert!(big.iter().all(|&b| b == 0xab));
+        let s = gopark::spawn(|| "x".repeat(1000)).join().unwrap();
+        assert_eq!(s.len(), 1000);
+        let v: Vec<Box<dyn Fn() -> u32 + Send>> = gopark::spawn(|| {
+            let v: Vec<Box<dyn Fn() -> u32 + Send>> = vec![Box::new(|| 5)];
+            v
+        })
+        .join()
+        .unwrap();
+        assert_eq!(v[0](), 5);
+    });
+    // From a plain thread too.
+    let h = gopark::Builder::new().spawn_on(&rt, || Aligned(3)).unwrap();
+    assert_eq!(h.join().unwrap(), Aligned(3));
+}
+
+#[test]
+fn a_result_is_dropped_once_whether_joined_or_detached() {
+    let rt = rt(2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    // Joined: dropped by the caller, once.
+    let d = drops.clone();
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || Counted(d, [1; 4]))
+        .unwrap();
+    let c = h.join().unwrap();
+    assert_eq!(c.1, [1; 4]);
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    drop(c);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // Handle dropped after the coroutine ended: dropped with the handle.
+    let d = drops.clone();
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || Counted(d, [2; 4]))
+        .unwrap();
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(h);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    // Handle dropped before the coroutine ended: dropped when it ends.
+    let d = drops.clone();
+    let (tx, rx) = gopark::chan::bounded::<()>(0);
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || {
+            rx.recv().unwrap();
+            Counted(d, [3; 4])
+        })
+        .unwrap();
+    drop(h);
+    tx.send(()).unwrap();
+    let t = std::time::Instant::now();
+    while drops.load(Ordering::SeqCst) != 3 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "result never dropped"
+        );
+        std::thread::yield_now();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+}
+
+/// A result whose drop panics, with nobody to take it: the worker contains
+/// the panic and goes on running coroutines.
+#[test]
+fn a_detached_result_that_panics_when_dropped_does_not_stop_the_worker() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("result drop");
+        }
+    }
+    let rt = rt(1);
+    let (tx, rx) = gopark::chan::bounded::<()>(0);
+    let h = gopark::Builder::new()
+        .spawn_on(&rt, move || {
+            rx.recv().unwrap();
+            Bomb
+        })
+        .unwrap();
+    drop(h);
+    tx.send(()).unwrap();
+    assert_eq!(rt.run(|| gopark::spawn(|| 11).join().unwrap()), 11);
+}
+
+/// A detached coroutine's result whose destructor parks (a send on a full
+/// channel, received by another coroutine of the same worker) is dropped by
+/// the coroutine itself, where it can park: dropped on the worker outside
+/// any coroutine, the send would block the worker's thread, and the
+/// receiver on that worker would never run. Runs in a child process (a
+/// hang is the failure).
+#[test]
+fn a_detached_result_whose_drop_parks_is_dropped_in_its_coroutine() {
+    const NAME: &str = "a_detached_result_whose_drop_parks_is_dropped_in_its_coroutine";
+    if common::in_child(NAME) {
+        struct SendOnDrop(gopark::chan::Sender<u32>);
+        impl Drop for SendOnDrop {
+            fn drop(&mut self) {
+                self.0.send(7).unwrap();
+            }
+        }
+        let rt = rt(1);
+        let got = rt.run(|| {
+            let (tx, rx) = gopark::chan::bounded::<u32>(0);
+            let (gate_tx, gate_rx) = gopark::chan::bounded::<()>(0);
+            let h = gopark::spawn(move || {
+                gate_rx.recv().unwrap();
+                SendOnDrop(tx)
+            });
+            drop(h);
+            gate_tx.send(()).unwrap();
+            rx.recv().unwrap()
+        });
+        assert_eq!(got, 7);
+        println!("child ok");
+        return;
+    }
+    let out = common::child_within(NAME, std::time::Duration::from_secs(30));
+    assert!(
+        out.status.success(),
+        "child failed: {}",
+        common::stderr(&out)
+    );
+    assert!(common::stdout(&out).contains("child ok"));
 }

@@ -4,8 +4,8 @@
 //!
 //! A dump may be taken from any thread, a coroutine included, while the
 //! runtime runs. For each worker it clones the `Arc`s of the worker's
-//! registry under the registry lock (so spawns and finishes on that worker
-//! wait only for the copy), then reads each coroutine:
+//! registry in a read section (`registry::read`: spawns and finishes on
+//! that worker never wait for it), then reads each coroutine:
 //!
 //! - the immutable fields (id, name, spawn site, parent) and the home worker;
 //! - the status and `since` (racy reads of atomics: a coroutine may change
@@ -14,7 +14,7 @@
 //!   (`Task::inspect_wait`, see `crate::wait`), which also reads the live
 //!   state behind it: a mutex's holder, a descriptor's deadline.
 //!
-//! Cost: a lock per worker, an `Arc` clone per coroutine, two CASes per
+//! Cost: a read section per worker, an `Arc` clone per coroutine, two CASes per
 //! parked coroutine, and the text. No park, wake-up or resume pays for it.
 
 use std::collections::HashMap;
@@ -400,7 +400,7 @@ pub(crate) fn collect(sh: &Shared) -> Vec<CoroutineInfo> {
     let now = sh.nanos(Instant::now());
     let mut out = Vec::new();
     for ws in sh.workers.iter() {
-        let tasks = registry::lock(&ws.registry).tasks();
+        let tasks = registry::read(&ws.registry).tasks();
         out.extend(tasks.iter().filter_map(|t| info(t, now)));
     }
     out.sort_unstable_by_key(|c| c.id);

@@ -34,7 +34,7 @@ pub(crate) mod worker;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle as ThreadHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -88,7 +88,7 @@ pub(crate) struct WorkerShared {
     /// The worker's metrics counters, written by the worker only.
     pub(crate) metrics: metrics::Counters,
     /// The worker's live coroutines (see `registry`).
-    pub(crate) registry: Mutex<registry::Registry>,
+    pub(crate) registry: registry::Registry,
 }
 
 /// A worker's load counter, on its own cache line: other threads bump it
@@ -863,7 +863,7 @@ impl RuntimeBuilder {
                 load: Load::default(),
                 monitor: monitor::Slot::default(),
                 metrics: metrics::Counters::default(),
-                registry: Mutex::default(),
+                registry: registry::Registry::default(),
             })
             .collect();
         let shared = Arc::new(Shared {

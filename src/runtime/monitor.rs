@@ -30,11 +30,12 @@
 //! sleeps; a worker leaving its sleep wakes it ([`Monitor::worker_woke`],
 //! on the worker's cold path, after its wait).
 //!
-//! The task pointer is read only to name the coroutine in a report, under
-//! the worker's registry lock. The worker removes a task from its registry
-//! (finish, leak), under that lock, only after the pointer was cleared, so a
-//! pointer read under the lock is either to a task still in the registry
-//! (alive) or already replaced.
+//! The task pointer is read only to name the coroutine in a report, inside
+//! a read section of the worker's registry (`registry::read`). The worker
+//! removes a task from its registry (finish, leak) only after the pointer
+//! was cleared, and keeps a removed task alive while a section that may
+//! have seen it is open (see `registry`), so a pointer read in a section
+//! points to a live task until the section ends.
 //!
 //! ## The cached clock
 //! Each slot also holds the worker's clock as last read (`clock`,
@@ -155,21 +156,18 @@ impl Slot {
     }
 
     /// The running coroutine's id and name, if one runs. `registry` is the
-    /// worker's registry lock.
-    fn running_task(
-        &self,
-        registry: &std::sync::Mutex<registry::Registry>,
-    ) -> Option<(u64, Option<String>)> {
-        let _g = registry::lock(registry);
+    /// worker's registry.
+    fn running_task(&self, registry: &registry::Registry) -> Option<(u64, Option<String>)> {
+        let _g = registry::read(registry);
         let p = self.running.load(Ordering::Acquire);
         if p.is_null() {
             return None;
         }
-        // SAFETY: under the registry lock, `p` points to a task in the
-        // worker's registry, which holds an `Arc` to it: it was stored by
-        // `enter` while in the registry, and the worker clears it (`leave`)
-        // before it removes the task under the lock (module docs). `id` and
-        // `name` are immutable after construction.
+        // SAFETY: inside the read section, `p` points to a live task: it
+        // was stored by `enter` while the task was in the registry, and the
+        // worker clears it (`leave`) before it removes the task, whose
+        // registry `Arc` it then keeps until the section ends (module docs,
+        // and `registry`). `id` and `name` are immutable after construction.
         let task = unsafe { &*p };
         Some((task.id.as_u64(), task.name.as_deref().map(str::to_owned)))
     }
@@ -350,7 +348,7 @@ pub(crate) fn deadlock_suspect(sh: &Shared) -> Option<u64> {
     }
     let mut any = false;
     for ws in sh.workers.iter() {
-        let reg = registry::lock(&ws.registry);
+        let reg = registry::read(&ws.registry);
         for t in reg.iter() {
             if t.join.is_done() {
                 continue;
@@ -359,8 +357,8 @@ pub(crate) fn deadlock_suspect(sh: &Shared) -> Option<u64> {
             if st == RUNNING || st == RUNNABLE {
                 return None;
             }
-            // No lock is taken inside (the registry lock is held, but no
-            // waker takes it: see `registry`).
+            // No lock is taken inside (a registry read section holds no
+            // lock either).
             let wakeable = t.inspect_wait(|w| {
                 w.until.is_some()
                     || matches!(

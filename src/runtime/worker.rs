@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 
 use super::timer::{Action, Handle};
-use super::{registry, Shared, WorkerShared};
+use super::{Shared, WorkerShared};
 use crate::coroutine::{
     Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
@@ -573,7 +573,8 @@ impl WorkerCtx {
         }
         if task.home.load(Ordering::Relaxed) == NO_HOME {
             task.home.store(self.index, Ordering::Relaxed);
-            let slot = registry::lock(&self.shared_part().registry).insert(task.clone());
+            // SAFETY: this worker owns its registry.
+            let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
             // SAFETY: the task is now owned by this worker, which is the only
             // one that touches `local` from here on (coroutine module docs).
             let local = unsafe { task.local() };
@@ -742,27 +743,32 @@ impl WorkerCtx {
         }
         let slot = local.slot;
         // After `monitor.leave` (in `execute`): see the monitor's docs.
-        let held = registry::lock(&self.shared_part().registry).remove(slot);
-        if held.is_some() {
+        // SAFETY: this worker owns its registry.
+        if unsafe { self.shared_part().registry.remove(slot) } {
             self.shared_part().load.sub(1);
             // Before `complete`: a joiner sees the coroutine no longer live.
             self.shared_part().metrics.ended.inc_release();
         }
-        let panic = panic.map(|mut p| match p.downcast_mut::<Cancelled>() {
-            Some(c) => {
-                // The unwind this worker raised came back: not swallowed.
-                c.consumed = true;
-                drop(p);
-                Box::new(CANCELLED_MSG) as Box<dyn Any + Send>
-            }
-            None => p,
-        });
-        let unjoined = task.complete(panic);
-        if let Some(p) = &unjoined {
-            crate::spawn::unjoined_panic(&task, &**p);
+        let outcome = match panic {
+            Some(mut p) => Err(match p.downcast_mut::<Cancelled>() {
+                Some(c) => {
+                    // The unwind this worker raised came back: not swallowed.
+                    c.consumed = true;
+                    drop(p);
+                    Box::new(CANCELLED_MSG) as Box<dyn Any + Send>
+                }
+                None => p,
+            }),
+            // Stored by the entry function as it returned (`spawn`).
+            None => local
+                .result
+                .take()
+                .ok_or_else(|| Box::new(NO_RESULT_MSG) as Box<dyn Any + Send>),
+        };
+        if let Some(p) = task.complete(outcome) {
+            crate::spawn::unjoined_panic(&task, &*p);
+            drop_payload(Some(p));
         }
-        drop_payload(unjoined);
-        drop(held);
     }
 
     /// Stops running `task` for good without unwinding it: its stack is
@@ -775,8 +781,8 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
-        let held = registry::lock(&self.shared_part().registry).remove(local.slot);
-        if held.is_some() {
+        // SAFETY: this worker owns its registry.
+        if unsafe { self.shared_part().registry.remove(local.slot) } {
             self.shared_part().load.sub(1);
             self.shared_part().metrics.ended.inc_release();
         }
@@ -788,14 +794,18 @@ impl WorkerCtx {
             "gopark: coroutine {}{name} {why}; it is leaked: its stack stays allocated and its remaining destructors do not run",
             task.id
         );
-        drop_payload(task.complete(Some(Box::new(LEAKED_MSG))));
-        drop(held);
+        drop_payload(task.complete(Err(Box::new(LEAKED_MSG))));
     }
 }
 
 /// The join error of a coroutine cancelled by runtime shutdown.
 pub(crate) const CANCELLED_MSG: &str =
     "gopark: the runtime was dropped before the coroutine finished";
+/// The outcome of a coroutine that returned without a result: its handle
+/// was gone, so it dropped the value itself (`spawn::make_co`; nobody joins
+/// it, and it is no unjoined panic). It would also be the join error of one
+/// cancelled before it started outside a worker, which cannot happen.
+pub(crate) const NO_RESULT_MSG: &str = "gopark: coroutine finished without a result";
 /// The join error of a coroutine leaked at runtime shutdown.
 pub(crate) const LEAKED_MSG: &str =
     "gopark: the runtime was dropped and the coroutine could not be unwound (leaked)";

@@ -55,6 +55,13 @@ impl<W, P> JoinCell<W, P> {
         self.state.load(Ordering::Acquire) == DONE
     }
 
+    /// True once the join handle was dropped before completion (a hint for
+    /// the completer: it stays true until `complete`).
+    #[inline]
+    pub(crate) fn is_detached(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == DETACHED
+    }
+
     /// Joiner: registers `w`; false (and `w` dropped) if already completed.
     /// Called at most once.
     pub(crate) fn register(&self, w: W) -> bool {

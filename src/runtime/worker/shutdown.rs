@@ -61,7 +61,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
-        let live = registry::lock(&self.shared_part().registry).tasks();
+        let live = registry::read(&self.shared_part().registry).tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(
                 CANCEL_NONE,
@@ -81,17 +81,19 @@ impl WorkerCtx {
             if self.fire_all_timers() {
                 continue;
             }
-            if registry::lock(&self.shared_part().registry).live() == 0 {
+            if registry::read(&self.shared_part().registry).live() == 0 {
                 break;
             }
             if !self.wait_in_shutdown() {
-                let stuck = registry::lock(&self.shared_part().registry).tasks();
+                let stuck = registry::read(&self.shared_part().registry).tasks();
                 for t in stuck {
                     self.leak(t, LEAK_STUCK);
                 }
                 break;
             }
         }
+        // SAFETY: this worker owns its registry.
+        unsafe { self.shared_part().registry.flush() };
         if self.shared.shutdown_active.fetch_sub(1, Ordering::SeqCst) == 1 {
             // The last worker out.
             cancel_queued(&self.shared, true);
@@ -224,5 +226,5 @@ fn drop_unstarted(shared: &Shared, task: Arc<Task>) {
             drop_payload(Some(p));
         }
     }
-    drop_payload(task.complete(Some(Box::new(CANCELLED_MSG))));
+    drop_payload(task.complete(Err(Box::new(CANCELLED_MSG))));
 }

@@ -215,6 +215,10 @@ fn explicit_worker_placement() {
 #[test]
 fn child_joined_at_once_stays_local() {
     let rt = rt(2);
+    // Both workers asleep first: a worker still looking for work right
+    // after the start (spinning) may take a queued child from the more
+    // loaded spawning worker, as it should, before its spawner parks.
+    std::thread::sleep(Duration::from_millis(50));
     let all_local = rt.run(|| {
         let me = gopark::worker_index();
         (0..100).all(|_| gopark::spawn(gopark::worker_index).join().unwrap() == me)

@@ -145,6 +145,27 @@ impl Drop for Op<'_> {
     }
 }
 
+/// [`Op`] of a coroutine's stream op: no explicit deadline, no thread
+/// state, so that the common op (which never waits, or waits with no
+/// timeout set) builds and drops it for a few stores.
+struct CoOp<'a> {
+    pd: &'a PollDesc,
+    mode: Mode,
+    /// The op has waited once (its per-op deadline was considered).
+    started: bool,
+    /// A per-op deadline is armed in the PollDesc.
+    armed: bool,
+}
+
+impl Drop for CoOp<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.armed {
+            self.pd.end_op_deadline(self.mode);
+        }
+    }
+}
+
 impl<S: AsRawFd> NetFd<S> {
     /// Registers `sock` (already non-blocking) with the caller's runtime.
     pub(crate) fn new(sock: S) -> io::Result<NetFd<S>> {
@@ -382,43 +403,118 @@ impl<S: AsRawFd> NetFd<S> {
     /// A stream read or write: `sys` does one syscall on the descriptor and
     /// returns its result; `len` is the number of bytes asked for. See the
     /// module docs for the shortcut.
+    ///
+    /// Inlined into each `Read`/`Write` method, so that `mode` is a
+    /// constant there; the coroutine path is the hot one, the plain-thread
+    /// path is out of line.
+    #[inline(always)]
     pub(crate) fn stream_io(
         &self,
         mode: Mode,
         len: usize,
         mut sys: impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
-        crate::runtime::worker::coop_tick();
+        match current_ctx() {
+            Some(ctx) => self.stream_io_co(ctx, mode, len, &mut sys),
+            None => self.stream_io_thread(mode, &mut sys),
+        }
+    }
+
+    /// [`stream_io`](Self::stream_io) in a coroutine.
+    #[inline(always)]
+    fn stream_io_co(
+        &self,
+        ctx: &WorkerCtx,
+        mode: Mode,
+        len: usize,
+        sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        crate::runtime::worker::coop_tick_in(ctx);
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;
-        let ctx = current_ctx();
-        let mut op = self.op(mode, None);
-        if let Some(ctx) = ctx {
-            if pd.drained(mode) && !pd.state.hup() && len != 0 {
-                // The last op was short: nothing new unless READY came.
-                if !pd.state.is_ready(mode) && self.nonblocking.load(Ordering::Relaxed) {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                self.wait(Some(ctx), &mut op)?;
-            } else {
-                pd.state.consume_ready(mode);
-            }
+        let mut op = CoOp {
+            pd,
+            mode,
+            started: false,
+            armed: false,
+        };
+        // The shortcut needs an op that may wait: a non-blocking op always
+        // tries its syscall (its descriptor may be registered with no
+        // poller, so no readiness would ever be recorded for it).
+        if len != 0
+            && pd.drained(mode)
+            && !self.nonblocking.load(Ordering::Relaxed)
+            && !pd.state.hup()
+        {
+            // The last op was short: nothing new unless READY came.
+            self.co_wait(ctx, &mut op)?;
+        } else if mode == Mode::Read {
+            // Writes leave a pending READY in place: consuming it only
+            // sharpens the write shortcut, which then at worst makes one
+            // extra syscall, and a READY left pending spares the poller a
+            // CAS on every writability edge.
+            pd.state.consume_ready(mode);
         }
         loop {
             let r = sys(self.fd);
             if r >= 0 {
                 let n = r as usize;
-                let short = ctx.is_some() && n > 0 && n < len && !pd.state.hup();
-                pd.set_drained(mode, short);
+                pd.set_drained(mode, n > 0 && n < len && !pd.state.hup());
                 return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    pd.set_drained(mode, false);
+                    self.co_wait(ctx, &mut op)?;
+                }
+                _ => {
+                    pd.set_drained(mode, false);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) for a coroutine's stream op.
+    #[inline]
+    fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if !op.started {
+            op.started = true;
+            op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);
+        }
+        op.pd.wait(&self.shared, ctx, op.mode)
+    }
+
+    /// [`stream_io`](Self::stream_io) on a plain thread (no shortcut).
+    #[cold]
+    #[inline(never)]
+    fn stream_io_thread(
+        &self,
+        mode: Mode,
+        sys: &mut dyn FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        let _g = self.lock(mode)?;
+        let pd = self.pd();
+        pd.check_err(mode)?;
+        let mut op = self.op(mode, None);
+        loop {
+            let r = sys(self.fd);
+            if r >= 0 {
+                pd.set_drained(mode, false);
+                return Ok(r as usize);
             }
             let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => {}
                 io::ErrorKind::WouldBlock => {
                     pd.set_drained(mode, false);
-                    self.wait(ctx, &mut op)?;
+                    self.wait(None, &mut op)?;
                 }
                 _ => {
                     pd.set_drained(mode, false);

@@ -263,6 +263,7 @@ impl PollDesc {
         )
     }
 
+    #[inline]
     fn dl(&self, mode: Mode) -> &Deadline {
         match mode {
             Mode::Read => &self.rd,
@@ -356,8 +357,24 @@ impl PollDesc {
     }
 
     /// Starts the per-op deadline before an op's first park (coroutines);
-    /// true if one was started (end it with `end_op_deadline`).
+    /// true if one was started (end it with `end_op_deadline`). Inlined:
+    /// with no timeout set (the common case) it is one load.
+    #[inline]
     pub(crate) fn begin_op_deadline(
+        &self,
+        shared: &Shared,
+        mode: Mode,
+        explicit: Option<Instant>,
+    ) -> bool {
+        if explicit.is_none() && self.dl(mode).timeout.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.begin_op_deadline_slow(shared, mode, explicit)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn begin_op_deadline_slow(
         &self,
         shared: &Shared,
         mode: Mode,

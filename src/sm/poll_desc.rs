@@ -153,7 +153,7 @@ impl PdState {
     }
 
     /// True if a READY is pending (does not consume it).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn is_ready(&self, mode: Mode) -> bool {
         self.slot(mode).load(Ordering::SeqCst) == PD_READY
     }

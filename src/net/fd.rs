@@ -18,7 +18,13 @@
 //! off once a hang-up/error event was seen (`hup`): a FIN that arrived with
 //! the data raises no further edge, and the read that returns 0 must happen.
 //! Writes do the same after a short write (the send buffer was full, and the
-//! kernel reports EPOLLOUT when space frees up).
+//! kernel reports EPOLLOUT when space frees up), with one difference: a
+//! write does not consume a pending READY before its syscall. A READY left
+//! from before a short write then costs at most one extra syscall (the next
+//! write tries, gets EAGAIN and parks), while a READY that stays pending lets
+//! the poller treat each writability edge with one load instead of a CAS.
+//! The shortcut is for ops that may wait: a non-blocking op always tries
+//! its syscall.
 //!
 //! ## Closing keeps the number
 //! [`NetFd::close`] is Go's `Close`: later ops fail with [`ErrClosed`](super::ErrClosed),

@@ -2,8 +2,8 @@
 # User-space instructions per echo request, measured with callgrind.
 #
 # Usage: benches/instr.sh [--conns 8] [--size 64] [--short 2] [--long 6]
-#                         [--warmup 1] [--workers 1] [--top 25] [--port 7311]
-#                         [--server PATH] [--client PATH] [--keep DIR]
+#                         [--warmup 1] [--workers 1] [--top 25] [--port 0]
+#                         [--cpu 0] [--server PATH] [--client PATH] [--keep DIR]
 #
 # Runs the `echo` example (or --server PATH, a build of it) under
 # `valgrind --tool=callgrind`, drives it with `echo_client` (run natively),
@@ -15,44 +15,58 @@
 #     (instructions of the long run - of the short run)
 #   / (requests of the long run - of the short run)
 #
-# so start-up, the connections' accept/spawn/close and anything else a run
-# pays once cancel out. Every thread of the server counts (callgrind adds
-# them up); the client is not measured.
+# so start-up and anything else a run pays once (the connections' accept,
+# spawn and close) cancel out.
 #
-# Prints: the requests and instructions of each run, the instructions per
-# request (the difference above, and each run's own ratio for comparison),
-# then the top functions per request by self cost and by inclusive cost,
-# from the same difference. Self costs are summed over a function's inlined
-# source files and its recursion levels (callgrind's 'N suffixes), so a
-# row is what the function's own machine code executes. Inclusive costs
-# are only meaningful for functions that do not switch stacks: callgrind's
-# call tracking counts a coroutine's run (and the worker loop around it)
-# more than once, so rows such as `execute`, `resume`, `run`, `stream_io`
-# or `PollDesc::wait` overstate; use the self table for those.
+# Server and client run pinned to one CPU (--cpu N; --cpu none to not pin):
+# the client then fills every connection whenever the server blocks, so the
+# batches the server finds per poll, and with them its figure, repeat from
+# run to run: the worker's figure to about 1 instruction per request
+# (unpinned on a loaded machine it moved by +-70).
+#
+# Prints: the requests and instructions of each run (and each run's own
+# ratio, for comparison), the instructions per request of all threads
+# (the difference above), the same per thread (valgrind's thread numbers;
+# the largest is the worker; with --workers 1 the second is the runtime's
+# monitor, which wakes every 10 ms whatever the load: valgrind runs the
+# server some 50x slower than native, so its share per request is several
+# times its native one and moves with the machine's load: compare cuts on
+# the worker's figure), then the top functions per request, all threads:
+# by self cost, by self cost per inlined source file, and inclusive. Self
+# costs are summed over a function's inlined source files and its
+# recursion levels (callgrind's 'N suffixes), so a row is what the
+# function's own machine code executes. Inclusive costs are only
+# meaningful for functions that do not switch stacks: callgrind's call
+# tracking counts a coroutine's run (and the worker loop around it) more
+# than once, so rows such as `execute`, `resume`, `run`, the socket
+# `read`/`write` or `PollDesc::wait` overstate; use the self tables there.
 #
 # VALGRIND_ARGS adds options to valgrind (e.g. "--dump-instr=yes" to look at
 # the kept dumps per instruction, with --keep DIR).
 #
 # callgrind counts are repeatable: machine load changes the request rate,
-# not the instructions per request (beyond the batching of events per
-# poll, which does depend on timing a little: take 2-3 runs).
-# Needs: valgrind (callgrind_control, callgrind_annotate).
+# not the worker's instructions per request (pinned); still take 2-3 runs.
+# Needs: valgrind (callgrind_control, callgrind_annotate), taskset.
 set -euo pipefail
 export LC_ALL=C
 root=$(cd "$(dirname "$0")/.." && pwd)
-conns=8 size=64 short=2 long=6 warmup=1 workers=1 top=25 port=7311
+conns=8 size=64 short=2 long=6 warmup=1 workers=1 top=25 port=0 cpu=0
 server="" client="" keep=""
 while [ $# -gt 0 ]; do
   case $1 in
     --conns) conns=$2 ;; --size) size=$2 ;; --short) short=$2 ;; --long) long=$2 ;;
     --warmup) warmup=$2 ;; --workers) workers=$2 ;; --top) top=$2 ;; --port) port=$2 ;;
-    --server) server=$2 ;; --client) client=$2 ;; --keep) keep=$2 ;;
+    --cpu) cpu=$2 ;; --server) server=$2 ;; --client) client=$2 ;; --keep) keep=$2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
 done
 
 cd "$root"
+if [ "$cpu" != none ]; then
+  # Everything started from here on (valgrind, the clients) inherits it.
+  taskset -pc "$cpu" $$ >/dev/null
+fi
 target=${CARGO_TARGET_DIR:-$root/target}
 if [ -z "$server" ] || [ -z "$client" ]; then
   cargo build --release -q --example echo --example echo_client
@@ -77,7 +91,8 @@ cleanup() {
 trap cleanup EXIT
 
 # shellcheck disable=SC2086 # VALGRIND_ARGS is a list of options
-valgrind --tool=callgrind --callgrind-out-file="$tmp/callgrind.out.%p" ${VALGRIND_ARGS:-} \
+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$tmp/callgrind.out.%p" \
+  ${VALGRIND_ARGS:-} \
   "$server" --addr "127.0.0.1:$port" --workers "$workers" >"$tmp/server.log" 2>&1 &
 spid=$!
 for _ in $(seq 1 300); do
@@ -86,36 +101,43 @@ for _ in $(seq 1 300); do
   sleep 0.1
 done
 grep -q "listening" "$tmp/server.log" || { echo "server did not start" >&2; exit 1; }
+# --port 0 (the default): the port the kernel chose, as the server prints it.
+addr=$(sed -n 's/^echo: listening on \([^ ]*\) .*/\1/p' "$tmp/server.log")
 
 run_client() { # secs -> number of requests
-  "$client" --addr "127.0.0.1:$port" --conns "$conns" --size "$size" --secs "$1" \
+  "$client" --addr "$addr" --conns "$conns" --size "$size" --secs "$1" \
     | sed -n 's/.* \([0-9][0-9]*\) requests,.*/\1/p'
 }
 
-# Zero the counters, run the client, dump; prints "requests dumpfile".
-measure() { # secs
+# Zero the counters, run the client, dump; prints the number of requests.
+# The dump is one file per thread: callgrind.out.PID.PART-THREAD.
+measure() { # secs part
   callgrind_control -z "$spid" >/dev/null 2>&1
   local n
   n=$(run_client "$1")
-  local before
-  before=$(ls "$tmp"/callgrind.out.* 2>/dev/null | sort)
   callgrind_control -d "$spid" >/dev/null 2>&1
-  local f=""
   for _ in $(seq 1 100); do
-    f=$(comm -13 <(echo "$before") <(ls "$tmp"/callgrind.out.* | sort) | head -1)
-    [ -n "$f" ] && [ -s "$f" ] && break
+    [ -n "$(dump "$2")" ] && break
     sleep 0.1
   done
-  echo "$n $f"
+  echo "$n"
 }
 
-total() { sed -n 's/^summary: //p' "$1"; }
+dump() { ls "$tmp/callgrind.out.$spid.$1"-* 2>/dev/null; }
+total() { cat "$@" | sed -n 's/^summary: //p' | awk '{ s += $1 } END { print s + 0 }'; }
+thread_totals() { # part -> "thread instructions" lines
+  for f in $(dump "$1"); do
+    echo "$(sed -n 's/^thread: //p' "$f") $(sed -n 's/^summary: //p' "$f")"
+  done
+}
 
 run_client "$warmup" >/dev/null
-read -r n1 f1 < <(measure "$short")
-read -r n2 f2 < <(measure "$long")
-i1=$(total "$f1")
-i2=$(total "$f2")
+n1=$(measure "$short" 1)
+n2=$(measure "$long" 2)
+mapfile -t f1 < <(dump 1)
+mapfile -t f2 < <(dump 2)
+i1=$(total "${f1[@]}")
+i2=$(total "${f2[@]}")
 
 echo "# echo under callgrind: $conns conns x $size B, --workers $workers; server $server"
 echo "short run: ${short} s, $n1 requests, $i1 instructions ($((i1 / n1)) per request)"
@@ -128,15 +150,19 @@ if [ "$n2" -le "$n1" ]; then
   exit 1
 fi
 awk -v a="$i1" -v b="$i2" -v x="$n1" -v y="$n2" \
-  'BEGIN { printf "instructions per request: %.1f (difference of the runs)\n", (b - a) / (y - x) }'
+  'BEGIN { printf "instructions per request: %.1f (difference of the runs, all threads)\n", (b - a) / (y - x) }'
+echo "per thread (valgrind's thread number; the largest is the worker):"
+join <(thread_totals 1 | sort) <(thread_totals 2 | sort) \
+  | awk -v x="$n1" -v y="$n2" '{ printf "  thread %s: %.1f\n", $1, ($3 - $2) / (y - x) }' \
+  | sort -k3 -rn
 
 # Self cost per function of a dump, one "cost<TAB>function" line each,
 # read from the dump itself: callgrind_annotate counts the cost of calls
 # still in progress at the dump (the worker's and the coroutines' frames)
 # as self cost of every frame on the stack. Summed over inlined files and
 # recursion levels; with "split", per inlined source file instead.
-self_fn() { # file [split]
-  awk -v split_files="${2:-}" '
+self_fn() { # files...
+  awk -v split_files="${split:-}" '
     function name(kind, v,   id, rest) {
       if (v ~ /^\([0-9]+\)/) {
         id = v; sub(/\).*/, ")", id)
@@ -146,6 +172,7 @@ self_fn() { # file [split]
       }
       return v
     }
+    FNR == 1 { delete names }             # name compression is per file
     /^positions:/ { col = NF }            # cost column = number of positions + 1
     /^fl=/ { fl = name("f", substr($0, 4)); fi = fl; next }
     /^f[ie]=/ { fi = name("f", substr($0, 4)); next }
@@ -161,12 +188,14 @@ self_fn() { # file [split]
       } else key = fn
       cost[key] += $col
     }
-    END { for (k in cost) printf "%s\t%s\n", cost[k], k }' "$1"
+    END { for (k in cost) printf "%s\t%s\n", cost[k], k }' "$@"
 }
 
 # Inclusive cost per function (callgrind_annotate), summed like self_fn.
-incl_fn() { # file
-  callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$1" 2>/dev/null | awk '
+incl_fn() { # files...
+  for f in "$@"; do
+    callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$f" 2>/dev/null
+  done | awk '
     /file:function/ { on = 1; next }
     on && /^$/ { on = 0 }
     on && /^ *[0-9][0-9,]* \( *[0-9.]+%\)  / {
@@ -187,13 +216,13 @@ table() { # title command...
   echo
   echo "# $title per request (difference of the runs), top $top"
   join -t $'\t' -j 2 -a 1 -a 2 -e 0 -o 0,1.1,2.1 \
-    <("$@" "$f1" | sort -t $'\t' -k2,2) \
-    <("$@" "$f2" | sort -t $'\t' -k2,2) \
+    <("$@" "${f1[@]}" | sort -t $'\t' -k2,2) \
+    <("$@" "${f2[@]}" | sort -t $'\t' -k2,2) \
     | awk -F'\t' -v x="$n1" -v y="$n2" '{ printf "%9.1f  %s\n", ($3 - $2) / (y - x), $1 }' \
     | sort -rn | head -n "$top"
 }
 
-split_fn() { self_fn "$1" split; }
+split_fn() { split=1 self_fn "$@"; }
 
 table "self cost" self_fn
 table "self cost by inlined source file (file:function)" split_fn

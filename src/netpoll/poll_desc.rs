@@ -98,6 +98,12 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
+    /// True if Go's deadline or the per-op deadline has expired.
+    #[inline(always)]
+    fn expired(&self) -> bool {
+        self.at.load(Ordering::SeqCst) < 0 || self.op_at.load(Ordering::SeqCst) < 0
+    }
+
     fn reset(&self) {
         self.at.store(0, Ordering::SeqCst);
         self.op_at.store(0, Ordering::SeqCst);
@@ -273,8 +279,20 @@ impl PollDesc {
 
     /// [`check_err`](Self::check_err) for a coroutine about to park: also
     /// fails if the runtime owning this descriptor's poller has shut down.
-    #[inline]
+    /// Inlined: no error is one load of the info bits and one of each
+    /// deadline word (SeqCst, as race 3 in `sm::poll_desc` needs).
+    #[inline(always)]
     fn check_wait(&self, mode: Mode) -> io::Result<()> {
+        if !self.state.closing_or_dead() && !self.dl(mode).expired() {
+            return Ok(());
+        }
+        self.wait_err(mode)
+    }
+
+    /// The error [`check_wait`](Self::check_wait) found.
+    #[cold]
+    #[inline(never)]
+    fn wait_err(&self, mode: Mode) -> io::Result<()> {
         self.check_err(mode)?;
         if self.state.dead() {
             return Err(err_runtime_gone());
@@ -283,13 +301,22 @@ impl PollDesc {
     }
 
     /// Go's `netpollcheckerr`: closed, or a deadline expired.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check_err(&self, mode: Mode) -> io::Result<()> {
+        if !self.state.closing() && !self.dl(mode).expired() {
+            return Ok(());
+        }
+        self.err(mode)
+    }
+
+    /// The error [`check_err`](Self::check_err) found (closing first).
+    #[cold]
+    #[inline(never)]
+    fn err(&self, mode: Mode) -> io::Result<()> {
         if self.state.closing() {
             return Err(err_closed());
         }
-        let dl = self.dl(mode);
-        if dl.at.load(Ordering::SeqCst) < 0 || dl.op_at.load(Ordering::SeqCst) < 0 {
+        if self.dl(mode).expired() {
             return Err(err_timeout());
         }
         Ok(())

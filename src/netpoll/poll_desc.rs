@@ -545,7 +545,9 @@ impl PollDesc {
     }
 
     /// Go's `netpollready` for one event: unblocks the directions and
-    /// appends the parked coroutines to `out`.
+    /// appends the parked coroutines to `out`. Inlined into the poller's
+    /// event loop, its one caller.
+    #[inline(always)]
     pub(crate) fn netpollready(&self, events: u32, out: &mut Vec<Arc<Task>>) {
         const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;

@@ -558,20 +558,33 @@ impl<S: AsRawFd> NetFd<S> {
         }
     }
 
-    /// [`stream_write_all`](Self::stream_write_all) on a plain thread.
+    /// [`stream_write_all`](Self::stream_write_all) on a plain thread
+    /// (one hold of the write lock too; no shortcut).
     #[cold]
     #[inline(never)]
     fn write_all_thread(&self, mut buf: &[u8]) -> io::Result<()> {
+        let _g = self.lock(Mode::Write)?;
+        let pd = self.pd();
+        pd.check_err(Mode::Write)?;
+        let mut op = self.op(Mode::Write, None);
+        pd.set_drained(Mode::Write, false);
         while !buf.is_empty() {
-            let chunk = buf;
-            match self.stream_io_thread(Mode::Write, &mut |fd| sys::sys_send(fd, chunk))? {
-                0 => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "failed to write whole buffer",
-                    ))
-                }
-                n => buf = &buf[n..],
+            let r = sys::sys_send(self.fd, buf);
+            if r > 0 {
+                buf = &buf[r as usize..];
+                continue;
+            }
+            if r == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => self.wait(None, &mut op)?,
+                _ => return Err(e),
             }
         }
         Ok(())

@@ -163,6 +163,19 @@ struct CoOp<'a> {
     armed: bool,
 }
 
+impl CoOp<'_> {
+    /// Ends the per-op deadline, if one is armed: the next wait starts a
+    /// new one (a write_all that made progress).
+    #[inline]
+    fn restart(&mut self) {
+        if self.armed {
+            self.pd.end_op_deadline(self.mode);
+            self.armed = false;
+        }
+        self.started = false;
+    }
+}
+
 impl Drop for CoOp<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -538,9 +551,12 @@ impl<S: AsRawFd> NetFd<S> {
                     ));
                 }
                 buf = &buf[n..];
-                // Short: the send buffer is full.
+                // Short: the send buffer is full. The rest is a new write
+                // as far as a timeout goes (std's write_all makes one call
+                // per chunk, each with the whole timeout).
                 full = !pd.state.hup();
                 pd.set_drained(MODE, full);
+                op.restart();
                 continue;
             }
             let e = io::Error::last_os_error();
@@ -572,6 +588,8 @@ impl<S: AsRawFd> NetFd<S> {
             let r = sys::sys_send(self.fd, buf);
             if r > 0 {
                 buf = &buf[r as usize..];
+                // A new write as far as a timeout goes (as in write_all_co).
+                op = self.op(Mode::Write, None);
                 continue;
             }
             if r == 0 {

@@ -433,7 +433,17 @@ impl Drop for Cancelled {
 }
 
 /// Acts on what the worker said when it resumed the current coroutine.
+#[inline(always)]
 pub(crate) fn on_resume(input: Resume, ctx: &WorkerCtx) {
+    if !matches!(input, Resume::Run) {
+        on_resume_slow(input, ctx);
+    }
+}
+
+/// [`on_resume`] for a cancellation or a panic to re-raise.
+#[cold]
+#[inline(never)]
+fn on_resume_slow(input: Resume, ctx: &WorkerCtx) {
     match input {
         Resume::Run => {}
         Resume::Cancel => {

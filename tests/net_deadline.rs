@@ -265,3 +265,53 @@ fn connect_timeout_against_a_full_backlog() {
         assert!(timed_out, "backlog never filled ({} connected)", held.len());
     });
 }
+
+/// std's write timeout bounds each write call, and `write_all` (one call
+/// here, under one lock) keeps that: a peer that drains the data steadily,
+/// slower in total than the timeout but never pausing that long, gets all
+/// of it. A peer that stops draining still times the writer out. Both from
+/// a coroutine and from a plain thread. (A Unix stream pair: its socket
+/// buffers hold a few hundred KiB, so the writer waits many times.)
+#[test]
+fn write_timeout_bounds_each_chunk_of_a_write_all() {
+    use gopark::net::unix::UnixStream;
+    const TOTAL: usize = 2 << 20;
+    const CHUNK: usize = 16 << 10;
+    let timeout = Duration::from_millis(1000);
+    let drain = |s: UnixStream| {
+        gopark::go!(move || {
+            let mut buf = vec![0u8; CHUNK];
+            let mut got = 0;
+            while got < TOTAL {
+                gopark::time::sleep(Duration::from_millis(10));
+                match (&s).read(&mut buf).unwrap() {
+                    0 => break, // the writer failed and closed
+                    n => got += n,
+                }
+            }
+            s
+        })
+    };
+    rt().run(move || {
+        // A coroutine writer.
+        let (c, s) = UnixStream::pair().unwrap();
+        c.set_write_timeout(Some(timeout)).unwrap();
+        let reader = drain(s);
+        let t = Instant::now();
+        (&c).write_all(&vec![7u8; TOTAL]).unwrap();
+        let s = reader.join().unwrap();
+        assert!(t.elapsed() > timeout, "the drain was meant to be slow");
+        // The peer stops reading: the writer times out.
+        let e = (&c).write_all(&vec![7u8; TOTAL]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        drop(s);
+
+        // A plain-thread writer.
+        let (c, s) = UnixStream::pair().unwrap();
+        c.set_write_timeout(Some(timeout)).unwrap();
+        let reader = drain(s);
+        let w = std::thread::spawn(move || (&c).write_all(&vec![7u8; TOTAL]));
+        reader.join().unwrap();
+        w.join().unwrap().unwrap();
+    });
+}

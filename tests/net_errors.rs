@@ -357,3 +357,37 @@ fn unresolvable_name_is_named() {
         }
     });
 }
+
+/// A non-blocking stream in a coroutine: after a short read (which arms
+/// the "receive queue drained" shortcut), data that arrives later is read,
+/// not reported as WouldBlock for ever. The socket never parked, so it is
+/// registered with no poller and no readiness is ever recorded for it.
+#[test]
+fn nonblocking_read_after_a_short_read_sees_new_data() {
+    rt().run(|| {
+        let (c, s) = tcp_pair();
+        c.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(
+            (&c).read(&mut buf).unwrap_err().kind(),
+            ErrorKind::WouldBlock
+        );
+        (&s).write_all(b"ab").unwrap();
+        let read_some = |buf: &mut [u8]| {
+            for _ in 0..200 {
+                match (&c).read(buf) {
+                    Ok(n) => return n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        gopark::time::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            panic!("no data after 2 s of WouldBlock");
+        };
+        assert_eq!(read_some(&mut buf), 2, "a short read");
+        (&s).write_all(b"cd").unwrap();
+        assert_eq!(read_some(&mut buf), 2);
+        assert_eq!(&buf[..2], b"cd");
+    });
+}

@@ -137,3 +137,30 @@ fn coroutine_and_thread_share_a_connection() {
     b.shutdown(gopark::net::Shutdown::Write).unwrap();
     echo.join().unwrap();
 }
+
+/// `write_all` from plain threads holds the write lock for the whole
+/// buffer too: two threads' blocks do not interleave, though each fills
+/// the socket buffer and waits many times.
+#[test]
+fn plain_thread_write_alls_do_not_interleave() {
+    const BLOCK: usize = 4 << 20;
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let (a, b) = rt.run(|| gopark::net::unix::UnixStream::pair().unwrap());
+    let a = std::sync::Arc::new(a);
+    let writers: Vec<_> = [b'x', b'y']
+        .into_iter()
+        .map(|byte| {
+            let a = a.clone();
+            std::thread::spawn(move || (&*a).write_all(&vec![byte; BLOCK]).unwrap())
+        })
+        .collect();
+    let mut buf = vec![0u8; BLOCK];
+    for _ in 0..2 {
+        (&b).read_exact(&mut buf).unwrap();
+        let first = buf[0];
+        assert_eq!(buf.iter().position(|&x| x != first), None, "interleaved");
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+}

@@ -18,7 +18,13 @@
 //! off once a hang-up/error event was seen (`hup`): a FIN that arrived with
 //! the data raises no further edge, and the read that returns 0 must happen.
 //! Writes do the same after a short write (the send buffer was full, and the
-//! kernel reports EPOLLOUT when space frees up).
+//! kernel reports EPOLLOUT when space frees up), with one difference: a
+//! write does not consume a pending READY before its syscall. A READY left
+//! from before a short write then costs at most one extra syscall (the next
+//! write tries, gets EAGAIN and parks), while a READY that stays pending lets
+//! the poller treat each writability edge with one load instead of a CAS.
+//! The shortcut is for ops that may wait: a non-blocking op always tries
+//! its syscall.
 //!
 //! ## Closing keeps the number
 //! [`NetFd::close`] is Go's `Close`: later ops fail with [`ErrClosed`](super::ErrClosed),
@@ -138,6 +144,40 @@ struct Op<'a> {
 }
 
 impl Drop for Op<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.pd.end_op_deadline(self.mode);
+        }
+    }
+}
+
+/// [`Op`] of a coroutine's stream op: no explicit deadline, no thread
+/// state, so that the common op (which never waits, or waits with no
+/// timeout set) builds and drops it for a few stores.
+struct CoOp<'a> {
+    pd: &'a PollDesc,
+    mode: Mode,
+    /// The op has waited once (its per-op deadline was considered).
+    started: bool,
+    /// A per-op deadline is armed in the PollDesc.
+    armed: bool,
+}
+
+impl CoOp<'_> {
+    /// Ends the per-op deadline, if one is armed: the next wait starts a
+    /// new one (a write_all that made progress).
+    #[inline]
+    fn restart(&mut self) {
+        if self.armed {
+            self.pd.end_op_deadline(self.mode);
+            self.armed = false;
+        }
+        self.started = false;
+    }
+}
+
+impl Drop for CoOp<'_> {
+    #[inline]
     fn drop(&mut self) {
         if self.armed {
             self.pd.end_op_deadline(self.mode);
@@ -382,43 +422,229 @@ impl<S: AsRawFd> NetFd<S> {
     /// A stream read or write: `sys` does one syscall on the descriptor and
     /// returns its result; `len` is the number of bytes asked for. See the
     /// module docs for the shortcut.
+    ///
+    /// Inlined into each `Read`/`Write` method, so that `mode` is a
+    /// constant there; the coroutine path is the hot one, the plain-thread
+    /// path is out of line.
+    #[inline(always)]
     pub(crate) fn stream_io(
         &self,
         mode: Mode,
         len: usize,
         mut sys: impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
-        crate::runtime::worker::coop_tick();
+        match current_ctx() {
+            Some(ctx) => self.stream_io_co(ctx, mode, len, &mut sys),
+            None => self.stream_io_thread(mode, &mut sys),
+        }
+    }
+
+    /// [`stream_io`](Self::stream_io) in a coroutine.
+    #[inline(always)]
+    fn stream_io_co(
+        &self,
+        ctx: &WorkerCtx,
+        mode: Mode,
+        len: usize,
+        sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        crate::runtime::worker::coop_tick_in(ctx);
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;
-        let ctx = current_ctx();
-        let mut op = self.op(mode, None);
-        if let Some(ctx) = ctx {
-            if pd.drained(mode) && !pd.state.hup() && len != 0 {
-                // The last op was short: nothing new unless READY came.
-                if !pd.state.is_ready(mode) && self.nonblocking.load(Ordering::Relaxed) {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                self.wait(Some(ctx), &mut op)?;
-            } else {
-                pd.state.consume_ready(mode);
-            }
+        let mut op = CoOp {
+            pd,
+            mode,
+            started: false,
+            armed: false,
+        };
+        // The shortcut needs an op that may wait: a non-blocking op always
+        // tries its syscall (its descriptor may be registered with no
+        // poller, so no readiness would ever be recorded for it).
+        if len != 0
+            && pd.drained(mode)
+            && !self.nonblocking.load(Ordering::Relaxed)
+            && !pd.state.hup()
+        {
+            // The last op was short: nothing new unless READY came.
+            self.co_wait(ctx, &mut op)?;
+        } else if mode == Mode::Read {
+            // Writes leave a pending READY in place: consuming it only
+            // sharpens the write shortcut, which then at worst makes one
+            // extra syscall, and a READY left pending spares the poller a
+            // CAS on every writability edge.
+            pd.state.consume_ready(mode);
         }
         loop {
             let r = sys(self.fd);
             if r >= 0 {
                 let n = r as usize;
-                let short = ctx.is_some() && n > 0 && n < len && !pd.state.hup();
-                pd.set_drained(mode, short);
+                pd.set_drained(mode, n > 0 && n < len && !pd.state.hup());
                 return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    pd.set_drained(mode, false);
+                    self.co_wait(ctx, &mut op)?;
+                }
+                _ => {
+                    pd.set_drained(mode, false);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// `write_all` on a stream, Go's `fd.Write`: the whole buffer goes out
+    /// under one hold of the write lock, so concurrent `write_all`s on one
+    /// stream never interleave, and the lock, the error checks and the
+    /// coop tick are paid once per call, not once per chunk. Empty: `Ok`
+    /// at once, as std's.
+    #[inline(always)]
+    pub(crate) fn stream_write_all(&self, buf: &[u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match current_ctx() {
+            Some(ctx) => self.write_all_co(ctx, buf),
+            None => self.write_all_thread(buf),
+        }
+    }
+
+    /// [`stream_write_all`](Self::stream_write_all) in a coroutine: the
+    /// write path of [`stream_io_co`](Self::stream_io_co), looping over
+    /// the buffer; after a short write it waits for space at once (the
+    /// shortcut) instead of making the syscall that would get EAGAIN.
+    #[inline(always)]
+    fn write_all_co(&self, ctx: &WorkerCtx, mut buf: &[u8]) -> io::Result<()> {
+        const MODE: Mode = Mode::Write;
+        crate::runtime::worker::coop_tick_in(ctx);
+        let _g = self.lock(MODE)?;
+        let pd = self.pd();
+        pd.check_err(MODE)?;
+        let mut op = CoOp {
+            pd,
+            mode: MODE,
+            started: false,
+            armed: false,
+        };
+        let mut full =
+            pd.drained(MODE) && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
+        loop {
+            if full {
+                self.co_wait(ctx, &mut op)?;
+            }
+            let r = sys::sys_send(self.fd, buf);
+            if r >= 0 {
+                let n = r as usize;
+                if n >= buf.len() {
+                    pd.set_drained(MODE, false);
+                    return Ok(());
+                }
+                if n == 0 {
+                    pd.set_drained(MODE, false);
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "failed to write whole buffer",
+                    ));
+                }
+                buf = &buf[n..];
+                // Short: the send buffer is full. The rest is a new write
+                // as far as a timeout goes (std's write_all makes one call
+                // per chunk, each with the whole timeout).
+                full = !pd.state.hup();
+                pd.set_drained(MODE, full);
+                op.restart();
+                continue;
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => full = false,
+                Some(libc::EAGAIN) => {
+                    pd.set_drained(MODE, false);
+                    full = true;
+                }
+                _ => {
+                    pd.set_drained(MODE, false);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// [`stream_write_all`](Self::stream_write_all) on a plain thread
+    /// (one hold of the write lock too; no shortcut).
+    #[cold]
+    #[inline(never)]
+    fn write_all_thread(&self, mut buf: &[u8]) -> io::Result<()> {
+        let _g = self.lock(Mode::Write)?;
+        let pd = self.pd();
+        pd.check_err(Mode::Write)?;
+        let mut op = self.op(Mode::Write, None);
+        pd.set_drained(Mode::Write, false);
+        while !buf.is_empty() {
+            let r = sys::sys_send(self.fd, buf);
+            if r > 0 {
+                buf = &buf[r as usize..];
+                // A new write as far as a timeout goes (as in write_all_co).
+                op = self.op(Mode::Write, None);
+                continue;
+            }
+            if r == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => self.wait(None, &mut op)?,
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// [`wait`](Self::wait) for a coroutine's stream op.
+    #[inline]
+    fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
+        if self.nonblocking.load(Ordering::Relaxed) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        if !op.started {
+            op.started = true;
+            op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);
+        }
+        op.pd.wait(&self.shared, ctx, op.mode)
+    }
+
+    /// [`stream_io`](Self::stream_io) on a plain thread (no shortcut).
+    #[cold]
+    #[inline(never)]
+    fn stream_io_thread(
+        &self,
+        mode: Mode,
+        sys: &mut dyn FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        let _g = self.lock(mode)?;
+        let pd = self.pd();
+        pd.check_err(mode)?;
+        let mut op = self.op(mode, None);
+        loop {
+            let r = sys(self.fd);
+            if r >= 0 {
+                pd.set_drained(mode, false);
+                return Ok(r as usize);
             }
             let e = io::Error::last_os_error();
             match e.kind() {
                 io::ErrorKind::Interrupted => {}
                 io::ErrorKind::WouldBlock => {
                     pd.set_drained(mode, false);
-                    self.wait(ctx, &mut op)?;
+                    self.wait(None, &mut op)?;
                 }
                 _ => {
                     pd.set_drained(mode, false);

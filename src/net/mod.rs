@@ -387,6 +387,12 @@ macro_rules! stream_io {
                     })
             }
 
+            /// Go's `Write`: the whole buffer under one hold of the write
+            /// lock, so concurrent `write_all`s never interleave.
+            fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+                self.inner.stream_write_all(buf)
+            }
+
             fn flush(&mut self) -> std::io::Result<()> {
                 Ok(())
             }
@@ -412,6 +418,10 @@ macro_rules! stream_io {
 
             fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
                 (&*self).write_vectored(bufs)
+            }
+
+            fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+                (&*self).write_all(buf)
             }
 
             fn flush(&mut self) -> std::io::Result<()> {

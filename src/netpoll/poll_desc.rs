@@ -98,6 +98,12 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
+    /// True if Go's deadline or the per-op deadline has expired.
+    #[inline(always)]
+    fn expired(&self) -> bool {
+        self.at.load(Ordering::SeqCst) < 0 || self.op_at.load(Ordering::SeqCst) < 0
+    }
+
     fn reset(&self) {
         self.at.store(0, Ordering::SeqCst);
         self.op_at.store(0, Ordering::SeqCst);
@@ -263,6 +269,7 @@ impl PollDesc {
         )
     }
 
+    #[inline]
     fn dl(&self, mode: Mode) -> &Deadline {
         match mode {
             Mode::Read => &self.rd,
@@ -272,8 +279,20 @@ impl PollDesc {
 
     /// [`check_err`](Self::check_err) for a coroutine about to park: also
     /// fails if the runtime owning this descriptor's poller has shut down.
-    #[inline]
+    /// Inlined: no error is one load of the info bits and one of each
+    /// deadline word (SeqCst, as race 3 in `sm::poll_desc` needs).
+    #[inline(always)]
     fn check_wait(&self, mode: Mode) -> io::Result<()> {
+        if !self.state.closing_or_dead() && !self.dl(mode).expired() {
+            return Ok(());
+        }
+        self.wait_err(mode)
+    }
+
+    /// The error [`check_wait`](Self::check_wait) found.
+    #[cold]
+    #[inline(never)]
+    fn wait_err(&self, mode: Mode) -> io::Result<()> {
         self.check_err(mode)?;
         if self.state.dead() {
             return Err(err_runtime_gone());
@@ -282,13 +301,22 @@ impl PollDesc {
     }
 
     /// Go's `netpollcheckerr`: closed, or a deadline expired.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn check_err(&self, mode: Mode) -> io::Result<()> {
+        if !self.state.closing() && !self.dl(mode).expired() {
+            return Ok(());
+        }
+        self.err(mode)
+    }
+
+    /// The error [`check_err`](Self::check_err) found (closing first).
+    #[cold]
+    #[inline(never)]
+    fn err(&self, mode: Mode) -> io::Result<()> {
         if self.state.closing() {
             return Err(err_closed());
         }
-        let dl = self.dl(mode);
-        if dl.at.load(Ordering::SeqCst) < 0 || dl.op_at.load(Ordering::SeqCst) < 0 {
+        if self.dl(mode).expired() {
             return Err(err_timeout());
         }
         Ok(())
@@ -356,8 +384,24 @@ impl PollDesc {
     }
 
     /// Starts the per-op deadline before an op's first park (coroutines);
-    /// true if one was started (end it with `end_op_deadline`).
+    /// true if one was started (end it with `end_op_deadline`). Inlined:
+    /// with no timeout set (the common case) it is one load.
+    #[inline]
     pub(crate) fn begin_op_deadline(
+        &self,
+        shared: &Shared,
+        mode: Mode,
+        explicit: Option<Instant>,
+    ) -> bool {
+        if explicit.is_none() && self.dl(mode).timeout.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.begin_op_deadline_slow(shared, mode, explicit)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn begin_op_deadline_slow(
         &self,
         shared: &Shared,
         mode: Mode,
@@ -501,7 +545,9 @@ impl PollDesc {
     }
 
     /// Go's `netpollready` for one event: unblocks the directions and
-    /// appends the parked coroutines to `out`.
+    /// appends the parked coroutines to `out`. Inlined into the poller's
+    /// event loop, its one caller.
+    #[inline(always)]
     pub(crate) fn netpollready(&self, events: u32, out: &mut Vec<Arc<Task>>) {
         const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;

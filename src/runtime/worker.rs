@@ -110,12 +110,19 @@ pub(crate) const COOP_BUDGET: u32 = 128;
 #[inline]
 pub(crate) fn coop_tick() {
     if let Some(ctx) = current_ctx() {
-        let left = ctx.budget.get();
-        if left <= 1 {
-            coop_yield();
-        } else {
-            ctx.budget.set(left - 1);
-        }
+        coop_tick_in(ctx);
+    }
+}
+
+/// [`coop_tick`] for a caller that already looked up the context of the
+/// running coroutine (one thread-local lookup less).
+#[inline]
+pub(crate) fn coop_tick_in(ctx: &WorkerCtx) {
+    let left = ctx.budget.get();
+    if left <= 1 {
+        coop_yield();
+    } else {
+        ctx.budget.set(left - 1);
     }
 }
 

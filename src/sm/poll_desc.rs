@@ -97,6 +97,12 @@ pub(crate) enum Prepare {
     Wait,
 }
 
+#[cold]
+#[inline(never)]
+fn double_wait(mode: Mode) -> ! {
+    panic!("gopark: double wait on a PollDesc ({mode:?})")
+}
+
 /// The lock-free part of a PollDesc (see the module docs).
 #[derive(Debug)]
 pub(crate) struct PdState {
@@ -153,7 +159,7 @@ impl PdState {
     }
 
     /// True if a READY is pending (does not consume it).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn is_ready(&self, mode: Mode) -> bool {
         self.slot(mode).load(Ordering::SeqCst) == PD_READY
     }
@@ -163,26 +169,24 @@ impl PdState {
     /// # Panics
     /// On a double wait (the slot is WAIT or holds a task): two ops blocked in
     /// one direction, which the fdMutex makes impossible.
+    #[inline]
     pub(crate) fn prepare_block(&self, mode: Mode) -> Prepare {
         let s = self.slot(mode);
+        // One CAS, the one the current value calls for (a waker may change
+        // it in between: then try again with what the CAS found).
+        let mut v = s.load(Ordering::SeqCst);
         loop {
+            let (new, got) = match v {
+                PD_READY => (PD_NIL, Prepare::Ready),
+                PD_NIL => (PD_WAIT, Prepare::Wait),
+                _ => double_wait(mode),
+            };
             // SeqCst: the WAIT store must precede the caller's error re-check
             // in the single total order (race 3 in the module docs).
-            if s.compare_exchange(PD_READY, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return Prepare::Ready;
+            match s.compare_exchange(v, new, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return got,
+                Err(found) => v = found,
             }
-            if s.compare_exchange(PD_NIL, PD_WAIT, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
-                return Prepare::Wait;
-            }
-            let v = s.load(Ordering::SeqCst);
-            assert!(
-                v == PD_READY || v == PD_NIL,
-                "gopark: double wait on a PollDesc ({mode:?})"
-            );
         }
     }
 
@@ -281,6 +285,12 @@ impl PdState {
     #[inline]
     pub(crate) fn closing(&self) -> bool {
         self.info.load(Ordering::SeqCst) & CLOSING != 0
+    }
+
+    /// True once closing or dead: one load for the waiting op's error check.
+    #[inline]
+    pub(crate) fn closing_or_dead(&self) -> bool {
+        self.info.load(Ordering::SeqCst) & (CLOSING | DEAD) != 0
     }
 
     /// Marks the descriptor's poller as gone (before unblocking both slots).

@@ -257,20 +257,16 @@ fn a_stalled_workers_unstarted_coroutines_start_elsewhere() {
     assert_eq!(elsewhere, N, "a coroutine ran on the stalled worker");
 }
 
-/// One child spawned onto the spawner's own worker wakes nobody (the
-/// spawner usually joins it at once); if the spawner then computes without
-/// parking, the monitor sees the worker inside one resume with a coroutine
-/// queued to start and wakes the sleeping worker, which takes it.
-#[test]
-fn a_single_child_of_a_computing_coroutine_starts_elsewhere() {
+/// On worker 0, spawns one child (onto that same worker: it wakes nobody),
+/// then computes for up to 300 ms without parking or yielding until the
+/// child has started. Returns whether it started within that loop, and
+/// where it ran.
+fn child_of_a_computing_coroutine(rt: &gopark::Runtime) -> (bool, Option<usize>) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
-    // Both workers asleep before the spawn.
-    std::thread::sleep(Duration::from_millis(50));
-    let (started_in_loop, child_worker) = gopark::Builder::new()
+    gopark::Builder::new()
         .worker(0)
-        .spawn_on(&rt, || {
+        .spawn_on(rt, || {
             let started = Arc::new(AtomicBool::new(false));
             let s = started.clone();
             let h = gopark::spawn(move || {
@@ -285,7 +281,19 @@ fn a_single_child_of_a_computing_coroutine_starts_elsewhere() {
         })
         .unwrap()
         .join()
-        .unwrap();
+        .unwrap()
+}
+
+/// One child spawned onto the spawner's own worker wakes nobody (the
+/// spawner usually joins it at once); if the spawner then computes without
+/// parking, the monitor sees the worker inside one resume with a coroutine
+/// queued to start and moves it to the other worker.
+#[test]
+fn a_single_child_of_a_computing_coroutine_starts_elsewhere() {
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    // Both workers asleep before the spawn.
+    std::thread::sleep(Duration::from_millis(50));
+    let (started_in_loop, child_worker) = child_of_a_computing_coroutine(&rt);
     assert!(
         started_in_loop,
         "the child did not start during the 300 ms loop"
@@ -298,8 +306,6 @@ fn a_single_child_of_a_computing_coroutine_starts_elsewhere() {
 /// queue may be emptied.
 #[test]
 fn a_stuck_workers_child_starts_on_a_more_loaded_idle_worker() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let rt = gopark::Runtime::builder().workers(2).build().unwrap();
     let sleepers: Vec<_> = (0..8)
         .map(|_| {
@@ -310,24 +316,7 @@ fn a_stuck_workers_child_starts_on_a_more_loaded_idle_worker() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(50));
-    let (started_in_loop, child_worker) = gopark::Builder::new()
-        .worker(0)
-        .spawn_on(&rt, || {
-            let started = Arc::new(AtomicBool::new(false));
-            let s = started.clone();
-            let h = gopark::spawn(move || {
-                s.store(true, Ordering::SeqCst);
-                gopark::worker_index()
-            });
-            let end = Instant::now() + Duration::from_millis(300);
-            while Instant::now() < end && !started.load(Ordering::SeqCst) {
-                std::hint::spin_loop();
-            }
-            (started.load(Ordering::SeqCst), h.join().unwrap())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    let (started_in_loop, child_worker) = child_of_a_computing_coroutine(&rt);
     for h in sleepers {
         h.join().unwrap();
     }

@@ -133,12 +133,7 @@ pub(crate) fn coop_tick_in(ctx: &WorkerCtx) {
 pub(crate) fn coop_tick_id() -> u64 {
     match current_ctx() {
         Some(ctx) => {
-            let left = ctx.budget.get();
-            if left <= 1 {
-                coop_yield();
-            } else {
-                ctx.budget.set(left - 1);
-            }
+            coop_tick_in(ctx);
             // The same coroutine after a yield: it never changes workers.
             ctx.current_task().id.as_u64()
         }

@@ -27,7 +27,7 @@
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, TryLockError};
 use std::thread::{self, Thread};
 use std::time::Instant;
 
@@ -366,7 +366,36 @@ impl<F: FnMut()> fmt::Debug for OnDrop<F> {
 /// Locks a std mutex, ignoring poisoning: the internal queue locks guard
 /// plain data structures whose invariants hold between statements, and no
 /// user code runs while they are held.
+#[inline]
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => lock_contended(m),
+    }
+}
+
+/// [`lock`] when the mutex is held: first a few attempts spaced by 30
+/// spin-loop hints each (Go's runtime lock spins the same way), then std's
+/// own wait. std's contended path re-reads the lock word after every single
+/// hint; between two workers hammering one channel those reads pull the
+/// cache line away from the holder, whose unlock then waits for it again.
+/// Spaced attempts leave the line with the holder: 4 producers and 4
+/// consumers on one channel across 2 workers went from 71-85 to 22-25 ns
+/// per message (`cargo bench --bench chan_sync -- 4p4c`, interleaved).
+#[cold]
+#[inline(never)]
+fn lock_contended<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    for _ in 0..4 {
+        for _ in 0..30 {
+            std::hint::spin_loop();
+        }
+        match m.try_lock() {
+            Ok(g) => return g,
+            Err(TryLockError::Poisoned(e)) => return e.into_inner(),
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

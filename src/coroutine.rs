@@ -137,6 +137,9 @@ pub(crate) struct TaskLocal {
     pub(crate) yielder: *const Yielder,
     /// Index in the home worker's registry of live coroutines.
     pub(crate) slot: usize,
+    /// Set once the coroutine has accepted a connection: its children are
+    /// placed with no margin (see `runtime::Shared::place`).
+    pub(crate) accepts: bool,
     /// The worker whose load counter counts this coroutine (`NO_HOME`:
     /// none yet); its home once started (see `runtime::Load`).
     pub(crate) charge: usize,
@@ -269,6 +272,7 @@ impl Task {
                 unstarted: None,
                 yielder: ptr::null(),
                 slot: usize::MAX,
+                accepts: false,
                 charge: NO_HOME,
                 pending_panic: None,
                 locals: Vec::new(),

@@ -147,6 +147,7 @@ impl TcpListener {
         let s = unsafe { net::TcpStream::from_raw_fd(fd) };
         let peer = sys::std_addr(&st)?;
         let _ = sys::setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        crate::runtime::worker::note_accept();
         Ok((
             TcpStream {
                 inner: NetFd::new(s)?,

@@ -156,6 +156,7 @@ impl UnixListener {
             }
             r => r,
         })?;
+        crate::runtime::worker::note_accept();
         Ok((
             UnixStream {
                 inner: NetFd::from_blocking(s)?,

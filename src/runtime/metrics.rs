@@ -24,6 +24,7 @@
 //! | `netpoll_calls`, `netpoll_events` | each poll of the worker's poller shard | two load + store pairs per poll, not per event |
 //! | `idle` | a worker's sleep in its poller | two clock reads and two stores per sleep, around a blocking `epoll_wait` |
 //! | `stalls` | a stall report (monitor thread) | one load + store |
+//! | `rescued` (counted in `steals`) | the monitor moved queued coroutines here from a stuck worker (monitor thread) | one load + store |
 //!
 //! Spawns from threads that are not workers of the runtime go to one
 //! shared counter with a `fetch_add`: that path already costs a wake-up.
@@ -191,6 +192,9 @@ pub(crate) struct Counters {
     pub(crate) wakeups: Counter,
     /// Written by the monitor thread.
     pub(crate) stalls: Counter,
+    /// Unstarted coroutines the monitor moved here from a stuck worker;
+    /// written by the monitor thread.
+    pub(crate) rescued: Counter,
 }
 
 impl Default for Counters {
@@ -208,6 +212,7 @@ impl Default for Counters {
             handoffs: Counter::default(),
             wakeups: Counter::default(),
             stalls: Counter::default(),
+            rescued: Counter::default(),
         }
     }
 }
@@ -456,7 +461,8 @@ impl WorkerMetrics {
     }
 
     /// Unstarted coroutines this worker took from other workers' spawn
-    /// queues (it steals only from more loaded workers).
+    /// queues (it steals only from more loaded workers), and those the
+    /// monitor moved here from a worker stuck in one coroutine.
     pub fn steals(&self) -> u64 {
         self.steals
     }
@@ -517,7 +523,7 @@ pub(crate) fn snapshot(sh: &Shared) -> RuntimeMetrics {
             spawned: c.spawned.get(),
             resumes: ws.monitor.resumes(),
             parks: c.parks.get(),
-            steals: c.steals.get(),
+            steals: c.steals.get() + c.rescued.get(),
             netpoll_calls: c.netpoll_calls.get(),
             netpoll_events: c.netpoll_events.get(),
             handoffs: c.handoffs.get(),

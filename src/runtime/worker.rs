@@ -163,6 +163,16 @@ pub(crate) fn current_ctx() -> Option<&'static WorkerCtx> {
     worker_here().filter(|ctx| !ctx.current.get().is_null())
 }
 
+/// Notes that the running coroutine (if any) accepted a connection: from now
+/// on its children are spread by load alone (`Shared::place`). One store.
+pub(crate) fn note_accept() {
+    if let Some(ctx) = current_ctx() {
+        // SAFETY: the running task's owner-only part, touched on its own
+        // worker thread while it runs (coroutine module docs).
+        unsafe { ctx.current_task().local().accepts = true };
+    }
+}
+
 /// Calls `f` with the worker context and the running task, if any.
 pub(crate) fn with_current<R>(f: impl FnOnce(&WorkerCtx, &Arc<Task>) -> R) -> Option<R> {
     let ctx = current_ctx()?;

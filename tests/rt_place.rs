@@ -206,7 +206,10 @@ fn accept_loop_handlers_split_evenly_at_small_loads() {
     if moved == 0 {
         assert_eq!(split, [4, 4], "8 handlers of one accept loop: {workers:?}");
     } else {
-        assert!(split == [4, 4] || split == [3, 5], "{workers:?}, {moved} moved");
+        assert!(
+            split == [4, 4] || split == [3, 5],
+            "{workers:?}, {moved} moved"
+        );
     }
 }
 

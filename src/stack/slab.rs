@@ -70,6 +70,10 @@ struct Class {
     dirty: Vec<(usize, u64)>,
     /// Free stacks whose memory was given back to the kernel.
     clean: Vec<usize>,
+    /// Carved slots (their start, guard included) whose guard is not
+    /// installed: a failed install gives them back here, and the next carve
+    /// takes them first.
+    unguarded: Vec<usize>,
     /// Start of the next uncarved slot in the current slab.
     next: usize,
     /// End of the current slab.
@@ -83,17 +87,19 @@ impl Class {
         self.size + GUARD_SIZE
     }
 
-    /// Carves the next slot, mapping a slab if needed; returns the stack top.
+    /// Carves a slot, mapping a slab if needed; returns its start (where
+    /// its guard goes). The guard is not installed: the caller does that
+    /// after releasing the lock ([`take`]).
     fn carve(&mut self) -> io::Result<usize> {
-        let slot = self.slot_bytes();
+        if let Some(start) = self.unguarded.pop() {
+            return Ok(start);
+        }
         if self.next == self.end {
             self.map_slab()?;
         }
         let start = self.next;
-        install_guard(start)?;
-        self.next += slot;
-        CARVED.fetch_add(1, Ordering::Relaxed);
-        Ok(start + slot)
+        self.next += self.slot_bytes();
+        Ok(start)
     }
 
     fn map_slab(&mut self) -> io::Result<()> {
@@ -158,6 +164,7 @@ fn class(classes: &mut Vec<Class>, size: usize) -> &mut Class {
                 size,
                 dirty: Vec::new(),
                 clean: Vec::new(),
+                unguarded: Vec::new(),
                 next: 0,
                 end: 0,
                 slab_slots: FIRST_SLAB_SLOTS,
@@ -177,24 +184,36 @@ pub(super) fn take(
     warm: &mut Vec<(usize, usize)>,
     cold: &mut Vec<(usize, usize)>,
 ) -> io::Result<()> {
-    let mut classes = lock();
-    let c = class(&mut classes, size);
-    let mut n = 0;
-    while n < want.max(1) {
-        if let Some((top, _)) = c.dirty.pop() {
-            warm.push((size, top));
-        } else if let Some(top) = c.clean.pop() {
-            cold.push((size, top));
-        } else {
-            break;
+    let fresh = {
+        let mut classes = lock();
+        let c = class(&mut classes, size);
+        let mut n = 0;
+        while n < want.max(1) {
+            if let Some((top, _)) = c.dirty.pop() {
+                warm.push((size, top));
+            } else if let Some(top) = c.clean.pop() {
+                cold.push((size, top));
+            } else {
+                break;
+            }
+            n += 1;
         }
-        n += 1;
+        let fresh = if n == 0 { Some(c.carve()?) } else { None };
+        note_dirty(&classes);
+        fresh
+    };
+    // A new slot's guard goes in outside the lock: a syscall, which under
+    // the lock made two workers spawning onto fresh stacks queue behind
+    // each other (the first tree of skynet on 2 workers: half of its
+    // futex calls were this lock).
+    if let Some(start) = fresh {
+        if let Err(e) = install_guard(start) {
+            class(&mut lock(), size).unguarded.push(start);
+            return Err(e);
+        }
+        CARVED.fetch_add(1, Ordering::Relaxed);
+        cold.push((size, start + size + GUARD_SIZE));
     }
-    if n == 0 {
-        let top = c.carve()?;
-        cold.push((size, top));
-    }
-    note_dirty(&classes);
     Ok(())
 }
 

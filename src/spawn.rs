@@ -196,7 +196,13 @@ impl Builder {
     ///
     /// Without it, a new coroutine starts on the least-loaded worker (its
     /// live coroutines plus those queued to start), and an idle worker may
-    /// take it from a more loaded one before it starts.
+    /// take it from a more loaded one before it starts. Spawned from a
+    /// coroutine, it stays on the spawner's worker unless another worker is
+    /// lighter by an eighth of that load (at least one coroutine), so a child
+    /// joined at once, or a producer and a consumer spawned side by side,
+    /// talk without waking another thread; the children of a coroutine that
+    /// has accepted a connection (an accept loop's handlers) go to the least
+    /// loaded worker with no such margin.
     ///
     /// ```
     /// let rt = gopark::Runtime::builder().workers(2).build()?;

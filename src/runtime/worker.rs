@@ -416,11 +416,38 @@ impl WorkerCtx {
         let m = &self.shared_part().metrics;
         m.netpoll_calls.inc();
         m.netpoll_events.add(n as u64);
-        for t in buf.drain(..) {
-            crate::coroutine::ready(t);
-        }
+        self.ready_polled(&mut buf);
         *self.polled.borrow_mut() = buf;
         n
+    }
+
+    /// Readies the coroutines a poll of this worker's shard returned, as
+    /// one batch (Go's `injectglist`): each leaves WAITING with the CAS
+    /// `ready` makes, and those living here go to the back of the run
+    /// queue in the order the poll found them, under one borrow of it,
+    /// instead of one `ready` each (a thread-local lookup, the runtime
+    /// check, and a `runnext` swap that demotes the previous one to the
+    /// run queue). No other worker is woken: a started coroutine runs only
+    /// here. A coroutine of another worker or runtime (a descriptor waited
+    /// on from there, see the netpoll module docs) is routed home.
+    fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
+        if buf.is_empty() {
+            return;
+        }
+        let mut q = self.runq.borrow_mut();
+        for t in buf.drain(..) {
+            if !crate::coroutine::make_runnable(&t) {
+                continue;
+            }
+            if t.home.load(Ordering::Relaxed) == self.index && Arc::ptr_eq(&t.shared, &self.shared)
+            {
+                q.push_back(t);
+            } else {
+                // Not this worker's: `ready_runnable` hands it to its home's
+                // inbox and leaves this run queue (borrowed) alone.
+                ready_away(t);
+            }
+        }
     }
 
     /// Steals unstarted coroutines from other workers (Go's `stealWork`),
@@ -551,9 +578,7 @@ impl WorkerCtx {
             me.sleep.finish();
             me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
-            for t in buf.drain(..) {
-                crate::coroutine::ready(t);
-            }
+            self.ready_polled(&mut buf);
             *self.polled.borrow_mut() = buf;
             self.publish_runq();
         }
@@ -850,6 +875,14 @@ pub(crate) fn ready_runnable(task: Arc<Task>) {
     // Off the fast path above (it kept its code unchanged when this count
     // was added there: measured).
     count_handoff(&shared);
+}
+
+/// [`ready_runnable`] for a coroutine that does not live on the calling
+/// worker (of its runtime): off the poll loop's path.
+#[cold]
+#[inline(never)]
+fn ready_away(task: Arc<Task>) {
+    ready_runnable(task);
 }
 
 /// Counts a coroutine handed to another worker, if the caller is a worker

@@ -173,6 +173,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&WorkerCtx, &Arc<Task>) -> R) -> Op
 pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
     pub(crate) index: usize,
+    /// `&shared.workers[index]`, looked up once: [`shared_part`] is on
+    /// every path of the loop, and the indexing costs a bounds check and a
+    /// multiplication each time.
+    ///
+    /// [`shared_part`]: WorkerCtx::shared_part
+    me: ptr::NonNull<WorkerShared>,
     /// The running task (raw: valid while it runs, kept alive by `execute`).
     current: Cell<*const Task>,
     runnext: Cell<Option<Arc<Task>>>,
@@ -195,9 +201,11 @@ pub(crate) struct WorkerCtx {
 
 impl WorkerCtx {
     fn new(shared: Arc<Shared>, index: usize) -> WorkerCtx {
+        let me = ptr::NonNull::from(&shared.workers[index]);
         WorkerCtx {
             shared,
             index,
+            me,
             current: Cell::new(ptr::null()),
             runnext: Cell::new(None),
             runq: RefCell::new(VecDeque::with_capacity(256)),
@@ -215,7 +223,10 @@ impl WorkerCtx {
     /// This worker's shared part.
     #[inline]
     pub(crate) fn shared_part(&self) -> &WorkerShared {
-        &self.shared.workers[self.index]
+        // SAFETY: `me` points into `shared.workers`, a boxed slice that is
+        // never resized or moved, and `self.shared` keeps it alive for as
+        // long as `self` (see `new`).
+        unsafe { self.me.as_ref() }
     }
 
     /// The running task. Only valid inside a coroutine, and only until it

@@ -659,16 +659,11 @@ impl WorkerCtx {
             // which the coroutine reads while running.
             let co = unsafe { &mut (*task.local.get()).co };
             let co = co.as_mut().expect("gopark: resumed a finished coroutine");
-            stack::set_running(Some(stack::RunningInfo {
-                id: task.id.as_u64(),
-                stack_size: task.stack_size,
-                limit: task.stack_limit.load(Ordering::Relaxed),
-                name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
-            }));
+            // `current` also tells the overflow handler what runs
+            // (`running_info`).
             monitor.enter(&task);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
             monitor.leave();
-            stack::set_running(None);
             self.current.set(ptr::null());
             match r {
                 Ok(CoroutineResult::Yield(Suspend::Yield)) => {
@@ -905,6 +900,25 @@ fn count_handoff(shared: &Arc<Shared>) {
     }
 }
 
+/// The coroutine this worker thread is running, for the stack-overflow
+/// handler (the stack module's `RunningFn`: called inside the SIGSEGV
+/// handler, on the faulting thread). Plain loads only: `CTX` is a `const`
+/// thread-local without destructor, `current` is non-null exactly while
+/// `execute` resumes a task, and that task's fields stay valid meanwhile.
+fn running_info() -> Option<stack::RunningInfo> {
+    let ctx = worker_here()?;
+    if !ctx.in_coroutine() {
+        return None;
+    }
+    let task = ctx.current_task();
+    Some(stack::RunningInfo {
+        id: task.id.as_u64(),
+        stack_size: task.stack_size,
+        limit: task.stack_limit.load(Ordering::Relaxed),
+        name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
+    })
+}
+
 /// A worker thread's body.
 pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     /// Armed while the worker loop runs: a panic that escapes it (a bug in
@@ -924,7 +938,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     // Up to here the worker counted as idle (see `metrics::IdleClock`).
     let now = shared.nanos(Instant::now());
     shared.workers[index].metrics.idle.wake(now);
-    stack::worker_init();
+    stack::worker_init(running_info);
     let ctx = WorkerCtx::new(shared, index);
     CTX.with(|c| c.set(&ctx));
     let guard = AbortOnUnwind(index);

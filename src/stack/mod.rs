@@ -67,9 +67,10 @@
 //!
 //! # Overflow diagnostics
 //!
-//! See [`signal`]: [`worker_init`] gives each worker a signal stack and installs
-//! one process-wide SIGSEGV/SIGBUS handler; [`set_running`] records what the
-//! handler needs to name the coroutine whose guard was hit.
+//! See [`signal`]: [`worker_init`] gives each worker a signal stack, installs
+//! one process-wide SIGSEGV/SIGBUS handler, and records the worker's
+//! [`RunningFn`](signal::RunningFn), which the handler asks for what it
+//! needs to name the coroutine whose guard was hit.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -101,7 +102,7 @@ fn name_mapping(addr: usize, len: usize, name: &'static std::ffi::CStr) {
 #[cfg(test)]
 mod tests;
 
-pub(crate) use signal::{set_running, worker_init, RunningInfo};
+pub(crate) use signal::{worker_init, RunningInfo};
 pub(crate) use slab::GUARD_SIZE;
 
 /// Smallest usable stack size handed out.

@@ -769,10 +769,9 @@ impl WorkerCtx {
         // SAFETY: owner-only fields of a task this worker owns; it no longer
         // runs, so nothing else borrows them.
         let local = unsafe { task.local() };
-        if let Some(co) = local.co.take() {
-            if co.done() {
-                stack::free(co.into_stack());
-            }
+        match local.co.take() {
+            Some(co) if co.done() => stack::free(co.into_stack()),
+            other => drop(other),
         }
         let slot = local.slot;
         // After `monitor.leave` (in `execute`): see the monitor's docs.

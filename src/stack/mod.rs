@@ -249,6 +249,7 @@ pub(crate) fn page_size() -> usize {
 }
 
 /// Rounds a requested size up to whole pages, with a minimum of 16 KiB.
+#[inline]
 pub(crate) fn round_size(size: usize) -> usize {
     let page = page_size();
     match size.max(MIN_SIZE).checked_add(page - 1) {

@@ -480,15 +480,24 @@ impl fmt::Debug for Task {
 /// the caller's wait protocol.
 #[inline]
 pub(crate) fn ready(task: Arc<Task>) {
-    if task
-        .status
-        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-        && !ready_contended(&task)
-    {
-        return;
+    if make_runnable(&task) {
+        worker::ready_runnable(task);
     }
-    worker::ready_runnable(task);
+}
+
+/// The status half of [`ready`], for a caller that queues the task itself
+/// (the worker readying what its poll returned): CAS WAITING -> RUNNABLE;
+/// true if the task is now the caller's to queue, false for a stale
+/// wake-up (dropped).
+///
+/// # Panics
+/// As [`ready`].
+#[inline]
+pub(crate) fn make_runnable(task: &Task) -> bool {
+    task.status
+        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+        || ready_contended(task)
 }
 
 /// `ready`'s CAS failed: wait out a dumper (SCANNING), or drop a stale

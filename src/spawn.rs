@@ -360,7 +360,11 @@ where
             (build_co::<F, T>(stack, tp, f), limit)
         }));
     } else {
-        local.co = Some(build_co::<F, T>(stack, tp, f));
+        // Over the `None` of a new task: no drop of it (an out-of-line
+        // call of the drop glue, for nothing).
+        let none = local.co.replace(build_co::<F, T>(stack, tp, f));
+        debug_assert!(none.is_none());
+        mem::forget(none);
     }
     shared.submit(task.clone(), worker);
     Ok(JoinHandle {

@@ -183,6 +183,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&WorkerCtx, &Arc<Task>) -> R) -> Op
 pub(crate) struct WorkerCtx {
     pub(crate) shared: Arc<Shared>,
     pub(crate) index: usize,
+    /// `&shared.workers[index]`, looked up once: [`shared_part`] is on
+    /// every path of the loop, and the indexing costs a bounds check and a
+    /// multiplication each time.
+    ///
+    /// [`shared_part`]: WorkerCtx::shared_part
+    me: ptr::NonNull<WorkerShared>,
     /// The running task (raw: valid while it runs, kept alive by `execute`).
     current: Cell<*const Task>,
     runnext: Cell<Option<Arc<Task>>>,
@@ -205,9 +211,11 @@ pub(crate) struct WorkerCtx {
 
 impl WorkerCtx {
     fn new(shared: Arc<Shared>, index: usize) -> WorkerCtx {
+        let me = ptr::NonNull::from(&shared.workers[index]);
         WorkerCtx {
             shared,
             index,
+            me,
             current: Cell::new(ptr::null()),
             runnext: Cell::new(None),
             runq: RefCell::new(VecDeque::with_capacity(256)),
@@ -225,7 +233,10 @@ impl WorkerCtx {
     /// This worker's shared part.
     #[inline]
     pub(crate) fn shared_part(&self) -> &WorkerShared {
-        &self.shared.workers[self.index]
+        // SAFETY: `me` points into `shared.workers`, a boxed slice that is
+        // never resized or moved, and `self.shared` keeps it alive for as
+        // long as `self` (see `new`).
+        unsafe { self.me.as_ref() }
     }
 
     /// The running task. Only valid inside a coroutine, and only until it
@@ -426,11 +437,38 @@ impl WorkerCtx {
         let m = &self.shared_part().metrics;
         m.netpoll_calls.inc();
         m.netpoll_events.add(n as u64);
-        for t in buf.drain(..) {
-            crate::coroutine::ready(t);
-        }
+        self.ready_polled(&mut buf);
         *self.polled.borrow_mut() = buf;
         n
+    }
+
+    /// Readies the coroutines a poll of this worker's shard returned, as
+    /// one batch (Go's `injectglist`): each leaves WAITING with the CAS
+    /// `ready` makes, and those living here go to the back of the run
+    /// queue in the order the poll found them, under one borrow of it,
+    /// instead of one `ready` each (a thread-local lookup, the runtime
+    /// check, and a `runnext` swap that demotes the previous one to the
+    /// run queue). No other worker is woken: a started coroutine runs only
+    /// here. A coroutine of another worker or runtime (a descriptor waited
+    /// on from there, see the netpoll module docs) is routed home.
+    fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
+        if buf.is_empty() {
+            return;
+        }
+        let mut q = self.runq.borrow_mut();
+        for t in buf.drain(..) {
+            if !crate::coroutine::make_runnable(&t) {
+                continue;
+            }
+            if t.home.load(Ordering::Relaxed) == self.index && Arc::ptr_eq(&t.shared, &self.shared)
+            {
+                q.push_back(t);
+            } else {
+                // Not this worker's: `ready_runnable` hands it to its home's
+                // inbox and leaves this run queue (borrowed) alone.
+                ready_away(t);
+            }
+        }
     }
 
     /// Steals unstarted coroutines from other workers (Go's `stealWork`),
@@ -561,9 +599,7 @@ impl WorkerCtx {
             me.sleep.finish();
             me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
-            for t in buf.drain(..) {
-                crate::coroutine::ready(t);
-            }
+            self.ready_polled(&mut buf);
             *self.polled.borrow_mut() = buf;
             self.publish_runq();
         }
@@ -633,16 +669,11 @@ impl WorkerCtx {
             // which the coroutine reads while running.
             let co = unsafe { &mut (*task.local.get()).co };
             let co = co.as_mut().expect("gopark: resumed a finished coroutine");
-            stack::set_running(Some(stack::RunningInfo {
-                id: task.id.as_u64(),
-                stack_size: task.stack_size,
-                limit: task.stack_limit.load(Ordering::Relaxed),
-                name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
-            }));
+            // `current` also tells the overflow handler what runs
+            // (`running_info`).
             monitor.enter(&task);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
             monitor.leave();
-            stack::set_running(None);
             self.current.set(ptr::null());
             match r {
                 Ok(CoroutineResult::Yield(Suspend::Yield)) => {
@@ -748,10 +779,9 @@ impl WorkerCtx {
         // SAFETY: owner-only fields of a task this worker owns; it no longer
         // runs, so nothing else borrows them.
         let local = unsafe { task.local() };
-        if let Some(co) = local.co.take() {
-            if co.done() {
-                stack::free(co.into_stack());
-            }
+        match local.co.take() {
+            Some(co) if co.done() => stack::free(co.into_stack()),
+            other => drop(other),
         }
         let slot = local.slot;
         // After `monitor.leave` (in `execute`): see the monitor's docs.
@@ -862,6 +892,14 @@ pub(crate) fn ready_runnable(task: Arc<Task>) {
     count_handoff(&shared);
 }
 
+/// [`ready_runnable`] for a coroutine that does not live on the calling
+/// worker (of its runtime): off the poll loop's path.
+#[cold]
+#[inline(never)]
+fn ready_away(task: Arc<Task>) {
+    ready_runnable(task);
+}
+
 /// Counts a coroutine handed to another worker, if the caller is a worker
 /// of `shared` (the coroutine's runtime).
 #[inline(never)]
@@ -869,6 +907,25 @@ fn count_handoff(shared: &Arc<Shared>) {
     if let Some(ctx) = worker_here().filter(|ctx| Arc::ptr_eq(&ctx.shared, shared)) {
         ctx.shared_part().metrics.handoffs.inc();
     }
+}
+
+/// The coroutine this worker thread is running, for the stack-overflow
+/// handler (the stack module's `RunningFn`: called inside the SIGSEGV
+/// handler, on the faulting thread). Plain loads only: `CTX` is a `const`
+/// thread-local without destructor, `current` is non-null exactly while
+/// `execute` resumes a task, and that task's fields stay valid meanwhile.
+fn running_info() -> Option<stack::RunningInfo> {
+    let ctx = worker_here()?;
+    if !ctx.in_coroutine() {
+        return None;
+    }
+    let task = ctx.current_task();
+    Some(stack::RunningInfo {
+        id: task.id.as_u64(),
+        stack_size: task.stack_size,
+        limit: task.stack_limit.load(Ordering::Relaxed),
+        name: task.name.as_deref().map(|n| (n.as_ptr(), n.len())),
+    })
 }
 
 /// A worker thread's body.
@@ -890,7 +947,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     // Up to here the worker counted as idle (see `metrics::IdleClock`).
     let now = shared.nanos(Instant::now());
     shared.workers[index].metrics.idle.wake(now);
-    stack::worker_init();
+    stack::worker_init(running_info);
     let ctx = WorkerCtx::new(shared, index);
     CTX.with(|c| c.set(&ctx));
     let guard = AbortOnUnwind(index);

@@ -67,9 +67,10 @@
 //!
 //! # Overflow diagnostics
 //!
-//! See [`signal`]: [`worker_init`] gives each worker a signal stack and installs
-//! one process-wide SIGSEGV/SIGBUS handler; [`set_running`] records what the
-//! handler needs to name the coroutine whose guard was hit.
+//! See [`signal`]: [`worker_init`] gives each worker a signal stack, installs
+//! one process-wide SIGSEGV/SIGBUS handler, and records the worker's
+//! [`RunningFn`](signal::RunningFn), which the handler asks for what it
+//! needs to name the coroutine whose guard was hit.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -101,7 +102,7 @@ fn name_mapping(addr: usize, len: usize, name: &'static std::ffi::CStr) {
 #[cfg(test)]
 mod tests;
 
-pub(crate) use signal::{set_running, worker_init, RunningInfo};
+pub(crate) use signal::{worker_init, RunningInfo};
 pub(crate) use slab::GUARD_SIZE;
 
 /// Smallest usable stack size handed out.
@@ -184,7 +185,26 @@ const _: () = {
 };
 
 impl Drop for Stack {
+    #[inline]
     fn drop(&mut self) {
+        // The common case, inline: a warm stack into this thread's pool,
+        // which has room (what `release` would do too).
+        if !self.cold {
+            let kept = POOL.try_with(|p| {
+                let Ok(mut p) = p.try_borrow_mut() else {
+                    return false;
+                };
+                let n = p.warm.len();
+                if n >= LOCAL_MAX || n == p.warm.capacity() {
+                    return false;
+                }
+                p.warm.push((self.size, self.top));
+                true
+            });
+            if kept == Ok(true) {
+                return;
+            }
+        }
         release(self.size, self.top, self.cold);
     }
 }
@@ -229,6 +249,7 @@ pub(crate) fn page_size() -> usize {
 }
 
 /// Rounds a requested size up to whole pages, with a minimum of 16 KiB.
+#[inline]
 pub(crate) fn round_size(size: usize) -> usize {
     let page = page_size();
     match size.max(MIN_SIZE).checked_add(page - 1) {
@@ -254,8 +275,34 @@ pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
 /// cold stack if this thread's pool has one, else a warm one, else one from
 /// the global pool (a new one is cold). A cold stack stays cold until
 /// [`Stack::mark_used`]; [`bind`] trades it for a warm one at the first run.
+#[inline]
 pub(crate) fn reserve(size: usize) -> io::Result<Stack> {
     let size = round_size(size);
+    // The common case, inline: the warm stack of this size that this thread
+    // freed last (what `reserve_slow` would take first too).
+    let last = POOL.try_with(|p| {
+        let mut p = p.try_borrow_mut().ok()?;
+        match p.warm.last() {
+            Some(&(s, top)) if s == size => {
+                p.warm.pop();
+                Some(top)
+            }
+            _ => None,
+        }
+    });
+    if let Ok(Some(top)) = last {
+        return Ok(Stack {
+            top,
+            size,
+            cold: false,
+        });
+    }
+    reserve_slow(size)
+}
+
+/// [`reserve`] past its inline case; `size` is rounded already.
+#[inline(never)]
+fn reserve_slow(size: usize) -> io::Result<Stack> {
     if size > MAX_SIZE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -358,6 +405,7 @@ pub(crate) fn free(stack: Stack) {
 }
 
 /// Puts a free stack into this thread's pool, spilling to the global pool.
+#[inline(never)]
 fn release(size: usize, top: usize, cold: bool) {
     let kept = POOL.try_with(|p| {
         let Ok(mut p) = p.try_borrow_mut() else {

@@ -6,10 +6,13 @@
 //!   overflow message and an ordinary segfault keep working) and gives the
 //!   calling thread an alternate signal stack: the handler must run somewhere
 //!   other than the overflowed stack.
-//! - [`set_running`] records, in a plain thread-local `Cell`, the coroutine the
-//!   worker is about to resume. The handler reads that cell: a `thread_local!`
-//!   with a `const` initialiser and no destructor is a bare `#[thread_local]`
-//!   static, so reading it takes no lock and allocates nothing.
+//! - [`worker_init`] also records, in a plain thread-local `Cell`, the
+//!   worker's [`RunningFn`]: the handler calls it to learn which coroutine
+//!   the thread runs (the worker answers from the pointer it keeps to the
+//!   running task anyway, so a resume pays nothing for the handler). A
+//!   `thread_local!` with a `const` initialiser and no destructor is a bare
+//!   `#[thread_local]` static, so reading it takes no lock and allocates
+//!   nothing; the function itself must be as plain (see [`RunningFn`]).
 //! - On a fault inside `[limit, limit + GUARD_SIZE)` of that coroutine, the
 //!   handler writes `coroutine 'NAME' (id N) has overflowed its 256 KiB stack`
 //!   with `write(2)` from a stack buffer and aborts: no recovery is possible,
@@ -36,19 +39,21 @@ pub(crate) struct RunningInfo {
     pub name: Option<(*const u8, usize)>,
 }
 
+/// Tells the fault handler which coroutine the calling thread is running,
+/// if any. It is called inside the SIGSEGV/SIGBUS handler, on the faulting
+/// thread, so it must be async-signal-safe: plain loads of memory that
+/// stays valid while the coroutine runs, no lock, no allocation, no
+/// thread-local with lazy initialisation or a destructor.
+pub(crate) type RunningFn = fn() -> Option<RunningInfo>;
+
 // The handler relies on RUNNING having no destructor (see the module docs).
-const _: () = assert!(!std::mem::needs_drop::<Option<RunningInfo>>());
+const _: () = assert!(!std::mem::needs_drop::<Option<RunningFn>>());
 
 thread_local! {
-    static RUNNING: Cell<Option<RunningInfo>> = const { Cell::new(None) };
+    /// The worker's [`RunningFn`], set by `worker_init` (`None` on threads
+    /// that never ran it). A `Cell` of a function pointer: no destructor.
+    static RUNNING: Cell<Option<RunningFn>> = const { Cell::new(None) };
     static ALT: AltStack = const { AltStack { map: Cell::new(0), len: Cell::new(0), done: Cell::new(false) } };
-}
-
-/// Records which coroutine this thread is about to run (`None` once
-/// `resume` has returned). A thread-local store of a few words.
-#[inline]
-pub(crate) fn set_running(info: Option<RunningInfo>) {
-    RUNNING.with(|c| c.set(info));
 }
 
 /// Usable size of the alternate signal stack we give each worker.
@@ -137,8 +142,10 @@ impl Drop for AltStack {
 }
 
 /// Once per worker thread before its first resume: installs the process-wide
-/// handler (once) and this thread's alternate signal stack.
-pub(crate) fn worker_init() {
+/// handler (once) and this thread's alternate signal stack, and records
+/// `running`, which the handler asks which coroutine the thread runs.
+pub(crate) fn worker_init(running: RunningFn) {
+    RUNNING.with(|c| c.set(Some(running)));
     install_handler();
     ALT.with(|a| {
         if !a.done.get() {
@@ -190,7 +197,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
     // si_code > 0: raised by the kernel for a memory access, not sent by kill.
     if code > 0 {
-        if let Some(r) = RUNNING.with(Cell::get) {
+        if let Some(r) = RUNNING.with(Cell::get).and_then(|running| running()) {
             if addr.wrapping_sub(r.limit) < GUARD_SIZE {
                 report_overflow(&r);
                 // SAFETY: abort is async-signal-safe and never returns.

@@ -280,10 +280,26 @@ fn guard_faults_after_trim() {
     assert!(!stderr(&out).contains("overflowed"));
 }
 
+thread_local! {
+    /// What `test_running` tells the handler: the tests' stand-in for the
+    /// worker's running task.
+    static TEST_RUNNING: std::cell::Cell<Option<RunningInfo>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The tests' `RunningFn`.
+fn test_running() -> Option<RunningInfo> {
+    TEST_RUNNING.with(std::cell::Cell::get)
+}
+
+fn set_running(info: Option<RunningInfo>) {
+    TEST_RUNNING.with(|c| c.set(info));
+}
+
 /// Runs `recurse` in a coroutine named `name` on a `size` stack, with the
 /// worker-side bookkeeping the runtime does around `resume`.
 fn overflow_in_coroutine(name: &'static str, size: usize) {
-    worker_init();
+    worker_init(test_running);
     let stack = alloc(size).unwrap();
     let info = RunningInfo {
         id: 4242,
@@ -346,7 +362,7 @@ fn overflow_reported_with_mprotect_guards() {
 #[test]
 fn null_write_in_coroutine_is_a_plain_segfault() {
     if in_child("null_write_in_coroutine_is_a_plain_segfault") {
-        worker_init();
+        worker_init(test_running);
         let stack = alloc(64 * 1024).unwrap();
         let info = RunningInfo {
             id: 1,
@@ -372,7 +388,7 @@ fn null_write_in_coroutine_is_a_plain_segfault() {
 #[test]
 fn plain_thread_overflow_keeps_std_message() {
     if in_child("plain_thread_overflow_keeps_std_message") {
-        worker_init();
+        worker_init(test_running);
         let _ = std::thread::Builder::new()
             .name("plain".into())
             .stack_size(128 * 1024)

@@ -477,28 +477,49 @@ mod loom_tests {
     //!   interleaving (the book below, checked before the task's memory is
     //!   read);
     //! - a reader's read of a task that does not happen before the task's
-    //!   drop (each task has a loom cell, read by readers and written by its
-    //!   `Drop`: loom reports a read and a write that no happens-before
-    //!   orders, which is what a free racing with a use is);
-    //! - a task dropped twice or never: the book counts drops, and loom
-    //!   reports a leaked `Arc` or panics on releasing an unknown one;
+    //!   drop, or does not happen after the owner's last writes before the
+    //!   insert (each task has a loom cell, written by the owner before the
+    //!   insert and by the task's `Drop`, read by the readers: loom reports a
+    //!   read and a write that no happens-before orders, which is what a
+    //!   free racing with a use, or a task published too early, is);
+    //! - a task never dropped: the book counts drops (loom would also
+    //!   report the leaked `Arc` at the end of the execution);
+    //! - a task dropped twice, or a freed task reached by `Read::tasks`
+    //!   before the book could check it: loom's `Arc::from_raw` of a
+    //!   released pointer panics after it rebuilt std's `Arc`, whose drop
+    //!   while unwinding writes freed memory, so the test process dies
+    //!   (SIGABRT or SIGSEGV) instead of failing with a message; the reader
+    //!   in `reader_against_growth` walks the registry with the book before
+    //!   it calls `tasks`, so a use-after-free shows as a message there;
     //! - a reader that finds a chunk but not the owner's writes before its
     //!   publication (`Registry::made`).
     //!
-    //! Fences: loom implements `fence(SeqCst)` as a join of the thread's
-    //! clock with one global clock, in the order loom runs the fences. That
-    //! is the C++ rule the protocol uses (if the owner's fence comes first,
-    //! the reader's later slot load sees the null or a later store; if the
-    //! reader's comes first, the owner's `readers` load sees the increment
-    //! or a later value), plus a happens-before edge C++ does not give
-    //! between what precedes one fence and what follows the other. That
-    //! extra edge cannot hide a bug here: the accesses the model checks are
-    //! a reader's reads of a task (after its fence) against the task's drop
-    //! (after the owner's fence), and neither precedes a fence on the other
-    //! side, so their order must still come from the `readers` decrement
-    //! (Release) and the owner's load (Acquire). Loom treats `SeqCst`
-    //! accesses as `AcqRel` (its README); the increment in `read` is one,
-    //! and the protocol needs only its fence after it.
+    //! Each of these was seen to fail the model with the fault made on
+    //! purpose: the owner not deferring, no fence in `read`, the owner's
+    //! fence `AcqRel`, the owner's or `flush`'s `readers` load Relaxed, the
+    //! reader's decrement Relaxed, `flush` not waiting or forgetting the
+    //! list, the registry's drop leaking, the insert's store or the
+    //! reader's slot load Relaxed, the chunk's store or load Relaxed, the
+    //! running pointer cleared after the remove or stored Relaxed.
+    //!
+    //! Fences: loom 0.7 implements `fence(SeqCst)` as a join of the
+    //! thread's clock with one global clock, in the order loom runs the
+    //! fences (loom PR #220; `SeqCst` *accesses* it treats as `AcqRel`, its
+    //! README and issue #180). That gives the C++ rule the protocol uses
+    //! (if the owner's fence comes first, the reader's later slot load sees
+    //! the null or a later store; if the reader's comes first, the owner's
+    //! later `readers` load sees the increment or a later value), plus a
+    //! happens-before edge C++ does not give, from what precedes the first
+    //! fence to what follows the second. The edge cannot hide a
+    //! use-after-free: the reader's uses follow its fence and the drop
+    //! follows the owner's, so nothing orders them but the decrement
+    //! (Release) and the owner's load (Acquire). It could hide a missing
+    //! Release on an owner's write before a remove's fence, in the
+    //! interleavings where that fence runs before the reader's; the models
+    //! also run the reader's section before any remove, which is where
+    //! such a fault shows (the insert's Relaxed store above failed so). The
+    //! increment in `read` is a `SeqCst` access that loom weakens to
+    //! `AcqRel`; the protocol needs only the fence after it.
     use super::*;
     use loom::cell::UnsafeCell as Cell;
     use std::sync::atomic::AtomicUsize as StdCounter;
@@ -513,10 +534,24 @@ mod loom_tests {
 
     impl Drop for Probe {
         fn drop(&mut self) {
-            // SAFETY: loom checks this write against the readers' reads.
-            self.value.with_mut(|v| unsafe { *v = usize::MAX });
+            // Not while the model unwinds from a failure (a second panic
+            // would abort the test binary).
+            if !std::thread::panicking() {
+                // SAFETY: loom checks this write against the readers' reads.
+                self.value.with_mut(|v| unsafe { *v = usize::MAX });
+            }
             self.drops
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    impl Probe {
+        /// The owner's last writes to the task before it inserts it (a
+        /// task's construction, its first stamps): a reader that finds the
+        /// task must see them.
+        fn init(&self) {
+            // SAFETY: loom checks this write against the readers' reads.
+            self.value.with_mut(|v| unsafe { *v = self.id });
         }
     }
 
@@ -585,6 +620,16 @@ mod loom_tests {
     }
 
     impl World {
+        /// The owner's insert of a task it holds.
+        ///
+        /// # Safety
+        /// Called by the model's main thread (the owner) only.
+        unsafe fn insert(&self, t: &Arc<Probe>) -> usize {
+            t.init();
+            // SAFETY: the caller's contract.
+            unsafe { self.reg.insert(t.clone()) }
+        }
+
         /// `Slot::enter`: Release, after the task is in the registry.
         fn enter(&self, t: &Arc<Probe>) {
             self.running
@@ -608,8 +653,7 @@ mod loom_tests {
     }
 
     /// The monitor's `running_task`: the pointer, in a section.
-    fn follow_running(w: &World, book: &Book, r: &Read<'_, Probe>) {
-        let _ = r;
+    fn follow_running(w: &World, book: &Book, _in_section: &Read<'_, Probe>) {
         let p = w.running.load(Ordering::Acquire);
         if !p.is_null() {
             book.touch(p);
@@ -618,18 +662,26 @@ mod loom_tests {
 
     fn check(f: impl Fn() + Sync + Send + 'static) {
         let mut b = loom::model::Builder::new();
-        // A bug here needs a stale load, which loom explores apart from
-        // preemptions; two cover every order of the reader's section
-        // against one remove. `LOOM_MAX_PREEMPTIONS` overrides.
+        // At most 4 preemptions: 22,000 executions, about a second. A bug
+        // here needs a stale load, which loom explores apart from
+        // preemptions, and every mutation tried (a missing deferral, fence,
+        // Release or Acquire, the running pointer cleared after the remove)
+        // fails at 2. Without a bound (`LOOM_MAX_PREEMPTIONS=100`, which
+        // overrides this) the models pass too: 335,000 executions, half a
+        // minute.
         if b.preemption_bound.is_none() {
-            b.preemption_bound = Some(2);
+            b.preemption_bound = Some(4);
         }
-        b.check(f);
+        static N: StdCounter = StdCounter::new(0);
+        N.store(0, std::sync::atomic::Ordering::Relaxed);
+        let t0 = std::time::Instant::now();
+        b.check(move || { N.fetch_add(1, std::sync::atomic::Ordering::Relaxed); f() });
+        eprintln!("ITER {} in {:?}", N.load(std::sync::atomic::Ordering::Relaxed), t0.elapsed());
     }
 
     /// One chunk: two tasks in turn in the same slot, each run (the running
-    /// pointer) and removed while a reader walks the registry and follows
-    /// the running pointer; then the flush.
+    /// pointer) and removed while a reader, twice, walks the registry and
+    /// follows the running pointer in a section; then the flush.
     #[test]
     fn reader_against_remove() {
         check(|| {
@@ -642,20 +694,24 @@ mod loom_tests {
             let reader = {
                 let (w, book) = (w.clone(), book.clone());
                 loom::thread::spawn(move || {
-                    let r = read(&w.reg);
-                    for t in r.iter() {
-                        book.touch(t);
+                    // Two sections: the second may start while the owner
+                    // still holds a task the first could have seen.
+                    for _ in 0..2 {
+                        let r = read(&w.reg);
+                        for t in r.iter() {
+                            book.touch(t);
+                        }
+                        follow_running(&w, &book, &r);
                     }
-                    follow_running(&w, &book, &r);
                 })
             };
             let b = tasks.pop().unwrap();
             let a = tasks.pop().unwrap();
             // SAFETY: the model's main thread is the owner.
-            let ia = unsafe { w.reg.insert(a.clone()) };
+            let ia = unsafe { w.insert(&a) };
             w.run_and_remove(a, ia);
             // SAFETY: as above.
-            let ib = unsafe { w.reg.insert(b.clone()) };
+            let ib = unsafe { w.insert(&b) };
             assert_eq!(ib, ia, "a freed slot is reused");
             w.run_and_remove(b, ib);
             // SAFETY: as above.
@@ -669,8 +725,9 @@ mod loom_tests {
 
     /// Growth: chunk 0 is full, the owner inserts a third task (a new
     /// chunk), runs and removes it and one of the first, while a reader
-    /// takes clones of every task in a section and uses them after it; the
-    /// task still inside goes with the registry.
+    /// walks the registry, follows the running pointer, takes clones of
+    /// every task and uses them after its section. No flush: the task still
+    /// inside and the deferred ones go with the registry.
     #[test]
     fn reader_against_growth() {
         check(|| {
@@ -684,13 +741,17 @@ mod loom_tests {
             let b = tasks.pop().unwrap();
             let a = tasks.pop().unwrap();
             // SAFETY: the model's main thread is the owner.
-            let (ia, _) = unsafe { (w.reg.insert(a.clone()), w.reg.insert(b)) };
+            let (ia, _) = unsafe { (w.insert(&a), w.insert(&b)) };
+            drop(b);
             let reader = {
                 let (w, book) = (w.clone(), book.clone());
                 loom::thread::spawn(move || {
                     let r = read(&w.reg);
-                    let kept = r.tasks();
+                    for t in r.iter() {
+                        book.touch(t);
+                    }
                     follow_running(&w, &book, &r);
+                    let kept = r.tasks();
                     drop(r);
                     for t in &kept {
                         book.touch(Arc::as_ptr(t));
@@ -698,14 +759,12 @@ mod loom_tests {
                 })
             };
             // SAFETY: as above.
-            let ic = unsafe { w.reg.insert(c.clone()) };
+            let ic = unsafe { w.insert(&c) };
             assert_eq!(ic, FIRST, "the third task opens chunk 1");
             w.run_and_remove(c, ic);
             // SAFETY: as above.
             assert!(unsafe { w.reg.remove(ia) });
             drop(a);
-            // SAFETY: as above.
-            unsafe { w.reg.flush() };
             reader.join().unwrap();
             assert_eq!(book.drops(1), 0, "still in the registry");
             drop(w);

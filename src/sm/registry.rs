@@ -316,13 +316,15 @@ impl<T> Drop for Read<'_, T> {
 impl<T> Read<'_, T> {
     /// The live tasks.
     pub(crate) fn tasks(&self) -> Vec<Arc<T>> {
-        self.iter()
-            .map(|t| {
-                // SAFETY: `t` is the pointee of the registry's `Arc`, alive
-                // for this section: taking one more reference is sound.
+        self.raw()
+            .map(|p| {
+                // SAFETY: `p` is the registry's `Arc` (the pointer
+                // `Arc::into_raw` gave, whose provenance covers the counts;
+                // a pointer taken from a `&T` would not), alive for this
+                // section: taking one more reference is sound.
                 unsafe {
-                    Arc::increment_strong_count(t);
-                    Arc::from_raw(t)
+                    Arc::increment_strong_count(p);
+                    Arc::from_raw(p)
                 }
             })
             .collect()
@@ -330,6 +332,14 @@ impl<T> Read<'_, T> {
 
     /// Iterates over the live tasks.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        // SAFETY: a task the registry held after this section began: alive
+        // until the section ends (module docs).
+        self.raw().map(|p| unsafe { &*p })
+    }
+
+    /// The registry's task pointers (non-null), as `Arc::into_raw` gave
+    /// them.
+    fn raw(&self) -> impl Iterator<Item = *const T> + '_ {
         let reg = self.reg;
         (0..CHUNKS)
             .map_while(move |k| {
@@ -345,12 +355,8 @@ impl<T> Read<'_, T> {
                 Some(unsafe { std::slice::from_raw_parts(c, FIRST << k) })
             })
             .flatten()
-            .filter_map(|s| {
-                let p = s.load(Ordering::Acquire);
-                // SAFETY: a task the registry held after this section
-                // began: alive until the section ends (module docs).
-                unsafe { p.cast_const().as_ref() }
-            })
+            .map(|s| s.load(Ordering::Acquire).cast_const())
+            .filter(|p| !p.is_null())
     }
 
     /// Number of live tasks.
@@ -418,7 +424,10 @@ mod tests {
 
     /// Growth past the first chunk, slot reuse, and the registry's drop:
     /// every task is dropped exactly once, the ones still inside and the
-    /// deferred ones with the registry.
+    /// deferred ones with the registry. Under Miri (Stacked Borrows) it
+    /// also checks that `tasks` clones from the registry's own pointer: one
+    /// taken from the `&T` that `iter` gives covers the task but not the
+    /// `Arc`'s counts before it, which failed here before.
     #[test]
     fn every_task_is_dropped_once() {
         let drops = std::sync::Arc::new(AtomicUsize::new(0));
@@ -662,21 +671,26 @@ mod loom_tests {
 
     fn check(f: impl Fn() + Sync + Send + 'static) {
         let mut b = loom::model::Builder::new();
-        // At most 4 preemptions: 22,000 executions, about a second. A bug
-        // here needs a stale load, which loom explores apart from
-        // preemptions, and every mutation tried (a missing deferral, fence,
-        // Release or Acquire, the running pointer cleared after the remove)
-        // fails at 2. Without a bound (`LOOM_MAX_PREEMPTIONS=100`, which
-        // overrides this) the models pass too: 335,000 executions, half a
-        // minute.
+        // At most 4 preemptions: 100,000 executions, about 6 s of CPU
+        // (without a bound the first model alone ran for more than half an
+        // hour). A bug here needs a stale load, which loom explores apart
+        // from preemptions; every fault listed in the module docs fails the
+        // models with this bound. `LOOM_MAX_PREEMPTIONS` overrides it.
         if b.preemption_bound.is_none() {
             b.preemption_bound = Some(4);
         }
         static N: StdCounter = StdCounter::new(0);
         N.store(0, std::sync::atomic::Ordering::Relaxed);
         let t0 = std::time::Instant::now();
-        b.check(move || { N.fetch_add(1, std::sync::atomic::Ordering::Relaxed); f() });
-        eprintln!("ITER {} in {:?}", N.load(std::sync::atomic::Ordering::Relaxed), t0.elapsed());
+        b.check(move || {
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            f()
+        });
+        eprintln!(
+            "ITER {} in {:?}",
+            N.load(std::sync::atomic::Ordering::Relaxed),
+            t0.elapsed()
+        );
     }
 
     /// One chunk: two tasks in turn in the same slot, each run (the running

@@ -672,8 +672,7 @@ mod loom_tests {
     fn check(f: impl Fn() + Sync + Send + 'static) {
         let mut b = loom::model::Builder::new();
         // At most 4 preemptions: 100,000 executions, about 6 s of CPU
-        // (without a bound the first model alone ran for more than half an
-        // hour). A bug here needs a stale load, which loom explores apart
+        // (without a bound they had not finished after half an hour). A bug here needs a stale load, which loom explores apart
         // from preemptions; every fault listed in the module docs fails the
         // models with this bound. `LOOM_MAX_PREEMPTIONS` overrides it.
         if b.preemption_bound.is_none() {

@@ -503,13 +503,15 @@ mod loom_tests {
     //! - a reader that finds a chunk but not the owner's writes before its
     //!   publication (`Registry::made`).
     //!
-    //! Each of these was seen to fail the model with the fault made on
-    //! purpose: the owner not deferring, no fence in `read`, the owner's
+    //! Each of these faults, made on purpose, fails a model with this
+    //! file's preemption bound (the double drop by a crash, the others with
+    //! a message): the owner not deferring, no fence in `read`, the owner's
     //! fence `AcqRel`, the owner's or `flush`'s `readers` load Relaxed, the
     //! reader's decrement Relaxed, `flush` not waiting or forgetting the
     //! list, the registry's drop leaking, the insert's store or the
     //! reader's slot load Relaxed, the chunk's store or load Relaxed, the
-    //! running pointer cleared after the remove or stored Relaxed.
+    //! running pointer cleared after the remove or stored Relaxed, the
+    //! deferred list dropped without being emptied (a double drop).
     //!
     //! Fences: loom 0.7 implements `fence(SeqCst)` as a join of the
     //! thread's clock with one global clock, in the order loom runs the
@@ -672,8 +674,9 @@ mod loom_tests {
     fn check(f: impl Fn() + Sync + Send + 'static) {
         let mut b = loom::model::Builder::new();
         // At most 4 preemptions: 100,000 executions, about 6 s of CPU
-        // (without a bound they had not finished after half an hour). A bug here needs a stale load, which loom explores apart
-        // from preemptions; every fault listed in the module docs fails the
+        // (without a bound they had not finished after half an hour). A
+        // bug here needs a stale load, which loom explores apart from
+        // preemptions; every fault listed in the module docs fails the
         // models with this bound. `LOOM_MAX_PREEMPTIONS` overrides it.
         if b.preemption_bound.is_none() {
             b.preemption_bound = Some(4);

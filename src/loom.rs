@@ -7,8 +7,18 @@
 #[cfg(loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
+
+/// An `Arc` whose reference counts loom tracks (leaks, releases).
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::sync::Arc;
+
+/// A thread yield loom can schedule.
+#[cfg(loom)]
+#[allow(unused_imports)]
+pub(crate) use loom::thread::yield_now;
 
 /// A mutex loom can model.
 #[cfg(loom)]
@@ -23,8 +33,18 @@ pub(crate) use std::sync::Mutex;
 #[cfg(not(loom))]
 #[allow(unused_imports)]
 pub(crate) use std::sync::atomic::{
-    fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
 };
+
+/// An `Arc` whose reference counts loom tracks (std version).
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) use std::sync::Arc;
+
+/// A thread yield loom can schedule (std version).
+#[cfg(not(loom))]
+#[allow(unused_imports)]
+pub(crate) use std::thread::yield_now;
 
 /// `UnsafeCell` with loom's closure-based API, so loom can track accesses.
 #[cfg(loom)]

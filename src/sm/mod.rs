@@ -11,6 +11,7 @@ pub(crate) mod fd_mutex;
 pub(crate) mod join;
 pub(crate) mod park_token;
 pub(crate) mod poll_desc;
+pub(crate) mod registry;
 pub(crate) mod rwlock;
 pub(crate) mod sema;
 pub(crate) mod sleep;

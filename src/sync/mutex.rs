@@ -368,11 +368,7 @@ impl RawMutex {
             // Unwound after the lock was handed over: release it.
             HANDOFF => self.unlock_slow(),
             // Unwound after a wake-up: pass it on.
-            WAKE => {
-                if self.word.pass_wake() {
-                    self.wake(WAKE);
-                }
-            }
+            WAKE if self.word.pass_wake() => self.wake(WAKE),
             // Timed out: an unlocker dropped the stale node and woke the
             // next one instead.
             _ => {}

@@ -125,7 +125,8 @@ fn timed_out_thread_passes_its_wake_up_on() {
         let plain = {
             let m = m.clone();
             rt.spawn(move || {
-                m.lock_timeout(Duration::from_secs(10))
+                let _g = m
+                    .lock_timeout(Duration::from_secs(10))
                     .expect("lost wake-up: the lock was free but nobody woke this waiter");
             })
         };

@@ -72,9 +72,13 @@ fn timed_out_waiter_passes_its_wake_up_on() {
                     gopark::yield_now();
                 }
                 drop(g);
-                // Relock at once, a few times: a woken waiter often loses.
+                // Relock at once, a few times, holding it a little: a
+                // waiter woken on the other worker often finds it held.
                 for _ in 0..(round % 5) {
                     let g = m.lock();
+                    for _ in 0..2_000 {
+                        std::hint::spin_loop();
+                    }
                     std::hint::black_box(&g);
                 }
             })
@@ -85,7 +89,7 @@ fn timed_out_waiter_passes_its_wake_up_on() {
         let timed = {
             let m = m.clone();
             rt.spawn(move || {
-                let t = Duration::from_micros(u64::from(round % 7) * 3);
+                let t = Duration::from_micros(u64::from(round % 7) * 10);
                 if let Some(mut g) = m.lock_timeout(t) {
                     *g += 1;
                 }

@@ -19,10 +19,26 @@ use crate::CoroutineState;
 /// held across parks: holding it while doing socket I/O or waiting on a
 /// channel is fine.
 ///
-/// Uncontended, `lock` and unlock are one compare-and-swap each. Waiters
-/// queue in FIFO order and an unlock hands the lock straight to the first
-/// one, so a busy lock cannot starve a waiter. There is no poisoning (as in
-/// Go): a panic while holding the guard simply unlocks it.
+/// Uncontended, `lock` and unlock are one compare-and-swap each. Under
+/// contention it behaves like Go's `sync.Mutex`:
+///
+/// - **Normal mode.** Waiters queue in FIFO order. An unlock frees the lock
+///   and wakes the first waiter, but does not hand it the lock: a locker
+///   that is running may take it first, which keeps a busy lock with
+///   running coroutines instead of passing it through a park and a wake-up
+///   each time. A woken waiter that loses queues again at the front. A
+///   locker may spin briefly before it parks when the holder is likely
+///   running on another worker.
+/// - **Starvation mode.** A waiter that has waited more than 1 ms switches
+///   the mutex to starvation mode: unlocks then hand the lock directly to
+///   the first waiter and newcomers queue behind the waiters. The mutex
+///   returns to normal mode when a waiter that was handed the lock waited
+///   less than 1 ms or was the last one.
+///
+/// So a waiter is never overtaken indefinitely (after about 1 ms it is
+/// served in FIFO order), but the order in which lockers get the lock is
+/// not their arrival order. There is no poisoning (as in Go): a panic while
+/// holding the guard simply unlocks it.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -45,8 +61,8 @@ pub struct Mutex<T: ?Sized> {
     /// The id of the coroutine that took the lock last (0: a thread), for
     /// dumps: "held by coroutine 12". Written by every taker after it got
     /// the lock (one Relaxed store), never cleared: only read while the
-    /// lock is contended, when it names the holder (or, for a moment after a
-    /// handoff, the previous one).
+    /// lock is contended, when it names the holder (or, for a moment after
+    /// an acquisition, the previous one).
     holder: AtomicU64,
     data: UnsafeCell<T>,
 }
@@ -135,7 +151,9 @@ impl<T: ?Sized> Mutex<T> {
         MutexGuard { mutex: self }
     }
 
-    /// Locks if the lock is free (and nobody queues for it).
+    /// Locks if the lock is free. In normal mode this may take the lock
+    /// ahead of queued waiters; in starvation mode it fails while anyone
+    /// waits.
     ///
     /// ```
     /// let m = gopark::sync::Mutex::new(());
@@ -151,7 +169,8 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Like [`lock`](Self::lock), giving up after `timeout`: `None` if the
     /// lock could not be taken in time. A timed-out waiter leaves the queue
-    /// without taking or losing anything.
+    /// without taking anything, and a wake-up it received but could not use
+    /// passes to the next waiter.
     ///
     /// ```
     /// use std::time::Duration;

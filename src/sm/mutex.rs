@@ -384,6 +384,30 @@ mod loom_tests {
     use loom::sync::atomic::AtomicUsize as Count;
     use loom::sync::{Arc, Mutex};
 
+    std::thread_local! {
+        /// How often each path of interest ran, over all the executions of
+        /// the test running on this thread (loom runs a model's threads on
+        /// the test's own thread): the models assert that they reach them.
+        static SEEN: std::cell::RefCell<std::collections::HashMap<&'static str, usize>> =
+            Default::default();
+    }
+
+    fn seen(what: &'static str) {
+        SEEN.with(|s| *s.borrow_mut().entry(what).or_default() += 1);
+    }
+
+    fn assert_seen(whats: &[&'static str]) {
+        SEEN.with(|s| {
+            let s = s.borrow();
+            for w in whats {
+                assert!(
+                    s.get(w).copied().unwrap_or(0) > 0,
+                    "model never reached: {w}"
+                );
+            }
+        });
+    }
+
     struct M {
         word: MutexWord,
         queue: Mutex<Q>,
@@ -420,19 +444,32 @@ mod loom_tests {
         let starving = |wakes: usize| o.starve_after.is_some_and(|k| wakes >= k);
         loop {
             if m.word.take(awoke) {
+                if awoke {
+                    seen("woken waiter took it");
+                }
                 return true;
+            }
+            if awoke {
+                seen("woken waiter beaten");
             }
             if o.spin && !spun && m.word.spinnable() {
                 spun = true;
                 if !awoke {
                     awoke = m.word.spin_woken();
+                    if awoke {
+                        seen("spinner owns K");
+                    }
                 }
                 loom::thread::yield_now();
                 continue;
             }
             if o.timeout && (wakes > 0 || spun) {
-                if awoke && m.word.pass_wake() {
-                    wake(m, WAKE);
+                if awoke {
+                    seen("woken, then timed out");
+                    if m.word.pass_wake() {
+                        seen("wake-up passed on");
+                        wake(m, WAKE);
+                    }
                 }
                 return false;
             }
@@ -446,8 +483,12 @@ mod loom_tests {
             node.prepare(&b, WAKE);
             // SAFETY: the node stays on this frame until a waker popped it
             // or it was removed below.
+            if starving(wakes) {
+                seen("starvation mode");
+            }
             unsafe {
                 if queued {
+                    seen("queued again at the front");
                     q.0.push_front(&node);
                 } else {
                     q.0.push_back(&node);
@@ -456,6 +497,7 @@ mod loom_tests {
             queued = true;
             drop(q);
             if o.timeout && b.claim.claim(TIMED_OUT) {
+                seen("timed out while queued");
                 let mut q = m.queue.lock().unwrap();
                 // SAFETY: the node was only ever linked in this queue.
                 if unsafe { q.0.remove(&node) } && q.0.is_empty() {
@@ -469,6 +511,7 @@ mod loom_tests {
             wakes += 1;
             match b.claim.get() {
                 HANDOFF => {
+                    seen("handed the lock");
                     m.word.handed_off(starving(wakes));
                     return true;
                 }
@@ -485,6 +528,11 @@ mod loom_tests {
         let mut q = m.queue.lock().unwrap();
         match q.0.pop_claim_as(token) {
             Some(n) => {
+                seen(if token == WAKE {
+                    "woke a waiter"
+                } else {
+                    "handed off"
+                });
                 if q.0.is_empty() {
                     m.word.queue_emptied();
                 }
@@ -493,8 +541,14 @@ mod loom_tests {
                 // SAFETY: the blocker is alive until woken.
                 unsafe { (*b).woken.store(true, Ordering::Release) };
             }
-            None if token == WAKE => m.word.woke_none(),
-            None => m.word.handoff_none(),
+            None if token == WAKE => {
+                seen("woke nobody");
+                m.word.woke_none();
+            }
+            None => {
+                seen("handed off to nobody");
+                m.word.handoff_none();
+            }
         }
     }
 
@@ -556,6 +610,13 @@ mod loom_tests {
             }
             assert_idle(&m);
         });
+        assert_seen(&[
+            "woke a waiter",
+            "woken waiter took it",
+            "woken waiter beaten",
+            "queued again at the front",
+            "spinner owns K",
+        ]);
     }
 
     /// A barger locks twice while a waiter that starves after its first
@@ -583,11 +644,17 @@ mod loom_tests {
             w.join().unwrap();
             assert_idle(&m);
         });
+        assert_seen(&[
+            "woken waiter beaten",
+            "queued again at the front",
+            "starvation mode",
+            "handed off",
+            "handed the lock",
+        ]);
     }
 
     /// A timed waiter gives up while the holder unlocks, racing the wake-up
-    /// meant for it; an untimed waiter must still get the lock (a wake-up
-    /// that reached the timed waiter is passed on).
+    /// meant for it; an untimed waiter must still get the lock.
     #[test]
     fn timeout_races_unlock() {
         model(|| {
@@ -612,6 +679,49 @@ mod loom_tests {
             plain.join().unwrap();
             assert_idle(&m);
         });
+        assert_seen(&[
+            "timed out while queued",
+            "woken, then timed out",
+            "woke nobody",
+        ]);
+    }
+
+    /// The timed waiter queues first and is woken; the holder relocks at
+    /// once (barging), unlocks while the woken waiter still owns K, and the
+    /// woken waiter gives up: it must pass the wake-up on to the plain
+    /// waiter queued behind it.
+    #[test]
+    fn woken_waiter_times_out_and_passes_the_wake_up_on() {
+        model(|| {
+            let m = new_mutex();
+            assert!(m.word.lock_fast());
+            let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let timed = {
+                let (m, done) = (m.clone(), done.clone());
+                loom::thread::spawn(move || {
+                    let o = Opts {
+                        timeout: true,
+                        ..Opts::default()
+                    };
+                    critical(&m, o);
+                    done.store(true, Ordering::SeqCst);
+                })
+            };
+            // Until it has queued (or already gave up).
+            while m.word.raw() & WAITERS == 0 && !done.load(Ordering::SeqCst) {
+                loom::thread::yield_now();
+            }
+            let plain = {
+                let m = m.clone();
+                loom::thread::spawn(move || assert!(critical(&m, Opts::default())))
+            };
+            unlock(&m);
+            assert!(critical(&m, Opts::default()));
+            timed.join().unwrap();
+            plain.join().unwrap();
+            assert_idle(&m);
+        });
+        assert_seen(&["woken, then timed out", "wake-up passed on"]);
     }
 
     /// A starving waiter is handed the lock while a timed waiter behind it
@@ -637,5 +747,10 @@ mod loom_tests {
             assert!(critical(&m, Opts::default()));
             assert_idle(&m);
         });
+        assert_seen(&[
+            "starvation mode",
+            "timed out while queued",
+            "handed off to nobody",
+        ]);
     }
 }

@@ -588,4 +588,29 @@ mod tests {
         assert!(unsafe { l.remove(&n2) });
         assert!(l.is_empty());
     }
+
+    #[test]
+    fn push_front_and_pop_claim_as() {
+        let (b1, b2, b3) = (B(Claim::new()), B(Claim::new()), B(Claim::new()));
+        let n1: Node<(), B> = Node::new(None);
+        let n2: Node<(), B> = Node::new(None);
+        let n3: Node<(), B> = Node::new(None);
+        n1.prepare(&b1, 1);
+        n2.prepare(&b2, 1);
+        n3.prepare(&b3, 1);
+        let mut l = WaitList::new();
+        // SAFETY: the nodes outlive the list's use below.
+        unsafe {
+            l.push_back(&n1);
+            l.push_front(&n2);
+            l.push_front(&n3);
+        }
+        assert!(b3.0.claim(TIMED_OUT), "n3 went stale");
+        let got = l.pop_claim_as(7).unwrap();
+        assert!(ptr::eq(got, &n2), "front first, stale n3 dropped");
+        assert_eq!(b2.0.get(), 7, "claimed with the given token");
+        let got = l.pop_claim_as(9).unwrap();
+        assert!(ptr::eq(got, &n1));
+        assert!(l.is_empty() && l.pop_claim_as(9).is_none());
+    }
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod fd_mutex;
 pub(crate) mod join;
+pub(crate) mod mutex;
 pub(crate) mod park_token;
 pub(crate) mod poll_desc;
 pub(crate) mod registry;

@@ -1,7 +1,7 @@
-//! The semaphore word behind `sync::Mutex` and `sync::Semaphore`: a permit
-//! count with FIFO handoff to waiters (Go's `semacquire`/`semrelease` with
-//! `handoff = true`, which Go's Mutex uses in starvation mode; gopark uses it
-//! always, so a busy lock cannot starve a waiter).
+//! The semaphore word behind `sync::Semaphore`: a permit count with FIFO
+//! handoff to waiters (Go's `semacquire`/`semrelease` with `handoff = true`),
+//! so that a busy semaphore cannot starve a waiter. (`sync::Mutex` has its
+//! own word, [`sm::mutex`](super::mutex), which lets lockers overtake.)
 //!
 //! ```text
 //!  usize::BITS-1                    1   0
@@ -9,8 +9,6 @@
 //! |             permits              | W |   W: WAITERS, the wait queue is
 //! +----------------------------------+---+      (or is about to be) non-empty
 //! ```
-//!
-//! A Mutex is a semaphore with one permit: unlocked = `1 << 1`, locked = 0.
 //!
 //! Invariants (the queue is a [`WaitList`](super::waitq::WaitList) behind a
 //! lock owned by the user of this word):
@@ -50,25 +48,6 @@ impl SemaWord {
         SemaWord {
             word: AtomicUsize::new(permits << 1),
         }
-    }
-
-    /// Mutex fast path: the single permit, one CAS.
-    #[inline]
-    pub(crate) fn try_acquire_one_of_one(&self) -> bool {
-        // Acquire: pairs with the Release of the previous holder's release.
-        self.word
-            .compare_exchange(ONE, 0, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-    }
-
-    /// Mutex fast release: one CAS; false if waiters must be handed the
-    /// permit (slow path).
-    #[inline]
-    pub(crate) fn release_one_of_one(&self) -> bool {
-        // Release: publishes the critical section to the next acquirer.
-        self.word
-            .compare_exchange(0, ONE, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
     }
 
     /// Takes a permit if one is free and nobody queues.
@@ -185,9 +164,9 @@ impl SemaWord {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
-    //! The Mutex handoff: the real [`SemaWord`] and [`WaitList`] with the
-    //! lock/unlock steps of `sync::Mutex`; waiters "park" by spinning on
-    //! their woken flag.
+    //! The handoff, on a one-permit semaphore: the real [`SemaWord`] and
+    //! [`WaitList`] with the acquire/release steps of `sync::Semaphore`;
+    //! waiters "park" by spinning on their woken flag.
     use super::*;
     use crate::sm::waitq::{Node, TestBlocker, WaitList};
     use loom::sync::atomic::AtomicUsize;
@@ -203,7 +182,7 @@ mod loom_tests {
     unsafe impl Send for Q {}
 
     fn lock(m: &M) {
-        if m.word.try_acquire_one_of_one() {
+        if m.word.try_acquire() {
             return;
         }
         let mut q = m.queue.lock().unwrap();
@@ -224,7 +203,7 @@ mod loom_tests {
     }
 
     fn unlock(m: &M) {
-        if m.word.release_one_of_one() {
+        if m.word.release_fast() {
             return;
         }
         let mut q = m.queue.lock().unwrap();
@@ -250,7 +229,7 @@ mod loom_tests {
     /// Mutual exclusion holds and no waiter is lost when two threads contend
     /// with a holder that hands the lock off.
     #[test]
-    fn mutex_handoff() {
+    fn one_permit_handoff() {
         loom::model(|| {
             let m = Arc::new(M {
                 word: SemaWord::new(1),
@@ -311,11 +290,11 @@ mod tests {
     }
 
     #[test]
-    fn mutex_word() {
+    fn one_permit() {
         let m = SemaWord::new(1);
-        assert!(m.try_acquire_one_of_one());
-        assert!(!m.try_acquire_one_of_one());
-        assert!(m.release_one_of_one());
-        assert!(!m.release_one_of_one(), "double unlock is refused");
+        assert!(m.try_acquire());
+        assert!(!m.try_acquire());
+        assert!(m.release_fast());
+        assert_eq!(m.permits(), 1);
     }
 }

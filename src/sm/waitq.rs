@@ -265,6 +265,26 @@ impl<T, B> WaitList<T, B> {
         self.tail = node;
     }
 
+    /// Prepends `node` (a waiter that lost a race queues again ahead of the
+    /// others).
+    ///
+    /// # Safety
+    /// As [`push_back`](Self::push_back).
+    pub(crate) unsafe fn push_front(&mut self, node: &Node<T, B>) {
+        debug_assert!(!node.linked.get());
+        debug_assert!(!node.blocker.get().is_null());
+        node.prev.set(ptr::null());
+        node.next.set(self.head);
+        node.linked.set(true);
+        if self.head.is_null() {
+            self.tail = node;
+        } else {
+            // SAFETY: `head` is linked here, hence alive (push_back contract).
+            unsafe { (*self.head).prev.set(node) };
+        }
+        self.head = node;
+    }
+
     /// Unlinks `node` if it is linked; true if it was.
     ///
     /// # Safety
@@ -329,6 +349,25 @@ impl<T, B: Blocker> WaitList<T, B> {
                 }
             }
             cur = next;
+        }
+        None
+    }
+
+    /// Like `pop_claim` without exclusion, but claims with `token` instead
+    /// of the node's own (a lock that wakes its first waiter in one of two
+    /// ways).
+    pub(crate) fn pop_claim_as(&mut self, token: usize) -> Option<*const Node<T, B>> {
+        debug_assert_ne!(token, WAITING);
+        while !self.head.is_null() {
+            let cur = self.head;
+            // SAFETY: as in `pop_claim`.
+            let b = unsafe { (*cur).blocker.get() };
+            // SAFETY: `cur` is linked in this list.
+            unsafe { self.unlink(cur) };
+            // SAFETY: as in `pop_claim`.
+            if unsafe { (*b).claim_word() }.claim(token) {
+                return Some(cur);
+            }
         }
         None
     }
@@ -548,5 +587,30 @@ mod tests {
         // SAFETY: n2 is linked in l.
         assert!(unsafe { l.remove(&n2) });
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn push_front_and_pop_claim_as() {
+        let (b1, b2, b3) = (B(Claim::new()), B(Claim::new()), B(Claim::new()));
+        let n1: Node<(), B> = Node::new(None);
+        let n2: Node<(), B> = Node::new(None);
+        let n3: Node<(), B> = Node::new(None);
+        n1.prepare(&b1, 1);
+        n2.prepare(&b2, 1);
+        n3.prepare(&b3, 1);
+        let mut l = WaitList::new();
+        // SAFETY: the nodes outlive the list's use below.
+        unsafe {
+            l.push_back(&n1);
+            l.push_front(&n2);
+            l.push_front(&n3);
+        }
+        assert!(b3.0.claim(TIMED_OUT), "n3 went stale");
+        let got = l.pop_claim_as(7).unwrap();
+        assert!(ptr::eq(got, &n2), "front first, stale n3 dropped");
+        assert_eq!(b2.0.get(), 7, "claimed with the given token");
+        let got = l.pop_claim_as(9).unwrap();
+        assert!(ptr::eq(got, &n1));
+        assert!(l.is_empty() && l.pop_claim_as(9).is_none());
     }
 }

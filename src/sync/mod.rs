@@ -4,10 +4,13 @@
 //! [`ErrGroup`].
 //!
 //! They work from plain threads too (blocking the thread), so coroutines and
-//! threads can share them. Waiters are served in FIFO order and a release
-//! hands the lock (or permit) directly to the first waiter, so a busy lock
-//! cannot starve anyone. Uncontended, a lock and an unlock are one atomic
-//! compare-and-swap each. There is no poisoning, as in Go.
+//! threads can share them. Waiters queue in FIFO order. A [`Semaphore`]
+//! release or an [`RwLock`] unlock hands the permit or lock directly to the
+//! first waiter; a [`Mutex`] unlock wakes the first waiter but lets a
+//! running locker take the lock first, as Go's `sync.Mutex` does, until a
+//! waiter has waited 1 ms (then it hands off too). No waiter starves.
+//! Uncontended, a lock and an unlock are one atomic compare-and-swap each.
+//! There is no poisoning, as in Go.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! The blocking semaphore behind [`Mutex`](super::Mutex) and
-//! [`Semaphore`](super::Semaphore): the lock-free word of
+//! The blocking semaphore behind [`Semaphore`](super::Semaphore): the
+//! lock-free word of
 //! [`sm::sema`](crate::sm::sema) plus a FIFO wait queue behind a short
 //! internal lock. A release with waiters hands its permit straight to the
 //! first waiter (which runs next if it lives on the releaser's worker).

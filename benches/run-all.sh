@@ -20,7 +20,8 @@
 #   cpu      cargo bench --bench cpu_echo (CPU-heavy echo, hog on one worker)
 #            with benches/go/cpu_echo.go
 #   skynet   benches/skynet.sh
-#   chan     the 4/4 contended channel against benches/go/chan_mpmc.go
+#   chan     the 4/4 contended channel against benches/go/chan_mpmc.go, and the
+#            contended Mutex against benches/go/mutex.go
 #   liveness benches/stall.sh, cargo bench --bench coop,
 #            benches/tokio-blocking/compare.sh
 #   memory   RSS of 100,000 idle parked coroutines (tests/stack_scale.rs)
@@ -138,6 +139,11 @@ if want chan; then
     cargo bench -q --bench chan_sync -- buffered_chan --warm-up-time 1 --measurement-time 3 2>&1 | grep -E "time:|^[a-z_0-9/]+$"
     [ -n "$cm" ] && GOMAXPROCS=2 "$cm" -p 4 -cap 128 -n 2000000 -runs 5 | tail -1
   done 2>&1 | tee "$out/chan.txt" | tee -a "$out/summary.txt"
+  mg=$(gobuild mutex benches/go/mutex.go)
+  for i in $(seq "$(r 1 3)"); do
+    cargo bench -q --bench chan_sync -- mutex_8 --warm-up-time 1 --measurement-time 2 2>&1 | grep -E "time:|^[a-z_0-9/]+$"
+    [ -n "$mg" ] && GOMAXPROCS=2 "$mg" -runs 5 | tail -1
+  done 2>&1 | tee "$out/mutex.txt" | tee -a "$out/summary.txt"
 fi
 
 if want liveness; then

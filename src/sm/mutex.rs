@@ -417,12 +417,22 @@ mod loom_tests {
     // SAFETY: (test) nodes are only touched under the loom mutex.
     unsafe impl Send for Q {}
 
-    fn new_mutex() -> Arc<M> {
-        Arc::new(M {
+    /// A mutex the model's main thread holds.
+    fn held_mutex() -> Arc<M> {
+        let m = Arc::new(M {
             word: MutexWord::new(),
             queue: Mutex::new(Q(WaitList::new())),
             inside: Count::new(0),
-        })
+        });
+        assert!(m.word.lock_fast());
+        m
+    }
+
+    /// A thread that runs [`critical`] with `o`; its join says whether it
+    /// got the lock.
+    fn spawn_critical(m: &Arc<M>, o: Opts) -> loom::thread::JoinHandle<bool> {
+        let m = m.clone();
+        loom::thread::spawn(move || critical(&m, o))
     }
 
     #[derive(Clone, Copy, Default)]
@@ -589,8 +599,7 @@ mod loom_tests {
     #[test]
     fn contend_wake_and_barge() {
         model(|| {
-            let m = new_mutex();
-            assert!(m.word.lock_fast());
+            let m = held_mutex();
             let hs: Vec<_> = [
                 Opts::default(),
                 Opts {
@@ -599,14 +608,11 @@ mod loom_tests {
                 },
             ]
             .into_iter()
-            .map(|o| {
-                let m = m.clone();
-                loom::thread::spawn(move || assert!(critical(&m, o)))
-            })
+            .map(|o| spawn_critical(&m, o))
             .collect();
             unlock(&m);
             for h in hs {
-                h.join().unwrap();
+                assert!(h.join().unwrap());
             }
             assert_idle(&m);
         });
@@ -626,22 +632,16 @@ mod loom_tests {
     #[test]
     fn requeue_and_starvation() {
         model(|| {
-            let m = new_mutex();
-            assert!(m.word.lock_fast());
-            let w = {
-                let m = m.clone();
-                loom::thread::spawn(move || {
-                    let o = Opts {
-                        starve_after: Some(1),
-                        ..Opts::default()
-                    };
-                    assert!(critical(&m, o));
-                })
+            let m = held_mutex();
+            let o = Opts {
+                starve_after: Some(1),
+                ..Opts::default()
             };
+            let w = spawn_critical(&m, o);
             unlock(&m);
             assert!(critical(&m, Opts::default()));
             assert!(critical(&m, Opts::default()));
-            w.join().unwrap();
+            assert!(w.join().unwrap());
             assert_idle(&m);
         });
         assert_seen(&[
@@ -658,25 +658,16 @@ mod loom_tests {
     #[test]
     fn timeout_races_unlock() {
         model(|| {
-            let m = new_mutex();
-            assert!(m.word.lock_fast());
-            let timed = {
-                let m = m.clone();
-                loom::thread::spawn(move || {
-                    let o = Opts {
-                        timeout: true,
-                        ..Opts::default()
-                    };
-                    critical(&m, o)
-                })
+            let m = held_mutex();
+            let o = Opts {
+                timeout: true,
+                ..Opts::default()
             };
-            let plain = {
-                let m = m.clone();
-                loom::thread::spawn(move || assert!(critical(&m, Opts::default())))
-            };
+            let timed = spawn_critical(&m, o);
+            let plain = spawn_critical(&m, Opts::default());
             unlock(&m);
             timed.join().unwrap();
-            plain.join().unwrap();
+            assert!(plain.join().unwrap());
             assert_idle(&m);
         });
         assert_seen(&[
@@ -693,8 +684,7 @@ mod loom_tests {
     #[test]
     fn woken_waiter_times_out_and_passes_the_wake_up_on() {
         model(|| {
-            let m = new_mutex();
-            assert!(m.word.lock_fast());
+            let m = held_mutex();
             let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
             let timed = {
                 let (m, done) = (m.clone(), done.clone());
@@ -711,14 +701,11 @@ mod loom_tests {
             while m.word.raw() & WAITERS == 0 && !done.load(Ordering::SeqCst) {
                 loom::thread::yield_now();
             }
-            let plain = {
-                let m = m.clone();
-                loom::thread::spawn(move || assert!(critical(&m, Opts::default())))
-            };
+            let plain = spawn_critical(&m, Opts::default());
             unlock(&m);
             assert!(critical(&m, Opts::default()));
             timed.join().unwrap();
-            plain.join().unwrap();
+            assert!(plain.join().unwrap());
             assert_idle(&m);
         });
         assert_seen(&["woken, then timed out", "wake-up passed on"]);
@@ -729,19 +716,13 @@ mod loom_tests {
     #[test]
     fn handoff_races_timeout() {
         model(|| {
-            let m = new_mutex();
-            assert!(m.word.lock_fast());
-            let timed = {
-                let m = m.clone();
-                loom::thread::spawn(move || {
-                    let o = Opts {
-                        timeout: true,
-                        starve_after: Some(0),
-                        ..Opts::default()
-                    };
-                    critical(&m, o)
-                })
+            let m = held_mutex();
+            let o = Opts {
+                timeout: true,
+                starve_after: Some(0),
+                ..Opts::default()
             };
+            let timed = spawn_critical(&m, o);
             unlock(&m);
             let _ = timed.join().unwrap();
             assert!(critical(&m, Opts::default()));

@@ -563,15 +563,20 @@ mod tests {
         }
     }
 
+    /// Unlinked nodes prepared for `blockers`, token 1 (a node may move
+    /// until it is linked).
+    fn prepared(blockers: [&B; 3]) -> [Node<(), B>; 3] {
+        blockers.map(|b| {
+            let n = Node::new(None);
+            n.prepare(b, 1);
+            n
+        })
+    }
+
     #[test]
     fn fifo_skips_stale_and_excluded() {
-        let (b1, b2, b3) = (B(Claim::new()), B(Claim::new()), B(Claim::new()));
-        let n1: Node<(), B> = Node::new(None);
-        let n2: Node<(), B> = Node::new(None);
-        let n3: Node<(), B> = Node::new(None);
-        n1.prepare(&b1, 1);
-        n2.prepare(&b2, 1);
-        n3.prepare(&b3, 1);
+        let [b1, b2, b3] = [(); 3].map(|()| B(Claim::new()));
+        let [n1, n2, n3] = prepared([&b1, &b2, &b3]);
         let mut l = WaitList::new();
         // SAFETY: the nodes outlive the list's use below.
         unsafe {
@@ -591,13 +596,8 @@ mod tests {
 
     #[test]
     fn push_front_and_pop_claim_as() {
-        let (b1, b2, b3) = (B(Claim::new()), B(Claim::new()), B(Claim::new()));
-        let n1: Node<(), B> = Node::new(None);
-        let n2: Node<(), B> = Node::new(None);
-        let n3: Node<(), B> = Node::new(None);
-        n1.prepare(&b1, 1);
-        n2.prepare(&b2, 1);
-        n3.prepare(&b3, 1);
+        let [b1, b2, b3] = [(); 3].map(|()| B(Claim::new()));
+        let [n1, n2, n3] = prepared([&b1, &b2, &b3]);
         let mut l = WaitList::new();
         // SAFETY: the nodes outlive the list's use below.
         unsafe {

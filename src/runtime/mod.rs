@@ -290,14 +290,16 @@ impl Shared {
             // SAFETY: an unstarted task popped from a queue is owned by its
             // popper (coroutine module docs).
             unsafe { t.local().charge = to };
+            // The load moves before the push: once queued, `to` may start
+            // and end the task at once, and its end subtracts from `to`.
+            dst.load.add(1);
+            src.load.sub(1);
             moved += 1;
             if self.push_spawnq(to, t) {
                 self.wakep();
             }
         }
         if moved > 0 {
-            src.load.sub(moved);
-            dst.load.add(moved);
             dst.metrics.rescued.add(moved as u64);
             self.wake_worker(to);
         }

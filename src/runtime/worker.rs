@@ -515,14 +515,14 @@ impl WorkerCtx {
                     // SAFETY: an unstarted task popped from a queue is owned
                     // by its popper (coroutine module docs).
                     unsafe { t.local().charge = self.index };
+                    // The load moves before the push: once queued here,
+                    // another thief may start and end the task at once.
+                    me.load.add(1);
+                    vs.load.sub(1);
                     moved += 1;
                     if let Err(t) = me.spawnq.push(t) {
                         self.shared.global.push(t);
                     }
-                }
-                if moved > 0 {
-                    vs.load.sub(moved);
-                    me.load.add(moved);
                 }
                 me.metrics.steals.add(1 + moved as u64);
                 return Some(first);

@@ -39,6 +39,41 @@ fn ping_pong(c: &mut Criterion) {
     }
 }
 
+/// The ping-pong above with its two ends on different workers: every
+/// message readies a coroutine of the other worker (a hand-off through its
+/// inbox, and a wake-up when that worker sleeps).
+fn ping_pong_cross(c: &mut Criterion) {
+    let rt = gopark::Runtime::builder().workers(2).build().unwrap();
+    c.bench_function("pingpong_rendezvous_2w_cross", |b| {
+        b.iter_custom(|iters| {
+            rt.run(move || {
+                let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+                let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+                let here = gopark::worker_index().expect("in a coroutine");
+                let echo = gopark::Builder::new()
+                    .worker(here + 1)
+                    .spawn(move || {
+                        for v in ping_rx.iter() {
+                            pong_tx.send(v + 1).unwrap();
+                        }
+                    })
+                    .unwrap();
+                let t = Instant::now();
+                let mut v = 0;
+                for _ in 0..iters {
+                    ping_tx.send(v).unwrap();
+                    v = pong_rx.recv().unwrap();
+                }
+                let e = t.elapsed();
+                assert_eq!(v, iters);
+                drop(ping_tx);
+                echo.join().unwrap();
+                e
+            })
+        })
+    });
+}
+
 /// The ping-pong above on one worker, with the reply awaited by
 /// `recv_timeout(1 h)`: every round trip is a timed wait that a sender ends
 /// long before its deadline (its timer is armed, then cancelled).
@@ -150,6 +185,6 @@ fn mutex_contention(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = ping_pong, ping_pong_recv_timeout, buffered, mutex_contention
+    targets = ping_pong, ping_pong_cross, ping_pong_recv_timeout, buffered, mutex_contention
 }
 criterion_main!(benches);

@@ -36,6 +36,10 @@
 #              address); MAY_PORT changes the port the harness uses. may runs
 #              one worker thread per CPU. Without it, skipped with a note.
 #
+# HTTP_BINS="name=PATH ..." adds other builds of examples/http.rs (default
+# workers) as servers of those names, to be listed in --servers: e.g. the
+# build before a change, in the same rotation.
+#
 # Pinning (off by default): --server-cpus 0 --client-cpus 1 runs the server
 # and wrk under `taskset -c` on those CPU lists.
 #
@@ -114,11 +118,20 @@ server_cmd() { # name port -> command (always through env, which execs)
     gopark-w1) echo "env $gopark_bin --addr 127.0.0.1:$2 --workers 1" ;;
     tokio) echo "env TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2} $tokio_bin 127.0.0.1:$2" ;;
     may) echo "env $may_bin 127.0.0.1:$2" ;;
-    *) echo "unknown server $1" >&2; exit 2 ;;
+    *) local nb
+       for nb in ${HTTP_BINS:-}; do
+         if [ "${nb%%=*}" = "$1" ]; then echo "env ${nb#*=} --addr 127.0.0.1:$2"; return; fi
+       done
+       echo "unknown server $1" >&2; exit 2 ;;
   esac
 }
 server_port() {
-  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;; esac
+  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;;
+    *) local nb i=0
+       for nb in ${HTTP_BINS:-}; do
+         i=$((i + 1)); if [ "${nb%%=*}" = "$1" ]; then echo $((7210 + i)); fi
+       done ;;
+  esac
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

@@ -21,6 +21,7 @@
 //! | `handoffs` | a coroutine readied for another worker | a thread-local lookup beside the inbox push |
 //! | `wakeups` | a sleeping worker woken | a thread-local lookup beside the wake-up syscall |
 //! | `steals` | a successful steal | one load + store |
+//! | `spins`, `spins_empty` | a spin before a sleep (only after quick hand-offs) | one load + store each |
 //! | `netpoll_calls`, `netpoll_events` | each poll of the worker's poller shard | two load + store pairs per poll, not per event |
 //! | `idle` | a worker's sleep in its poller | two clock reads and two stores per sleep, around a blocking `epoll_wait` |
 //! | `stalls` | a stall report (monitor thread) | one load + store |
@@ -190,6 +191,8 @@ pub(crate) struct Counters {
     pub(crate) steals: Counter,
     pub(crate) handoffs: Counter,
     pub(crate) wakeups: Counter,
+    pub(crate) spins: Counter,
+    pub(crate) spins_empty: Counter,
     /// Written by the monitor thread.
     pub(crate) stalls: Counter,
     /// Unstarted coroutines the monitor moved here from a stuck worker;
@@ -211,6 +214,8 @@ impl Default for Counters {
             steals: Counter::default(),
             handoffs: Counter::default(),
             wakeups: Counter::default(),
+            spins: Counter::default(),
+            spins_empty: Counter::default(),
             stalls: Counter::default(),
             rescued: Counter::default(),
         }
@@ -308,6 +313,8 @@ pub struct WorkerMetrics {
     netpoll_events: u64,
     handoffs: u64,
     wakeups: u64,
+    spins: u64,
+    spins_empty: u64,
     stalls: u64,
 }
 
@@ -494,6 +501,22 @@ impl WorkerMetrics {
         self.wakeups
     }
 
+    /// Times this worker spun before it slept, instead of sleeping at once:
+    /// it does so only while coroutines handed to it by other threads (other
+    /// workers, the blocking pool, plain threads) arrived within moments of
+    /// its last sleeps, and for at most 20 us. Spinning counts as
+    /// [`busy`](WorkerMetrics::busy) time.
+    pub fn spins(&self) -> u64 {
+        self.spins
+    }
+
+    /// Those of the [`spins`](WorkerMetrics::spins) that found nothing and
+    /// ended in a sleep; the worker then waits for a new streak of quick
+    /// hand-offs before it spins again.
+    pub fn spins_empty(&self) -> u64 {
+        self.spins_empty
+    }
+
     /// Stalls the stall monitor reported on this worker: a coroutine that
     /// ran longer than [`RuntimeBuilder::stall_threshold`](crate::RuntimeBuilder::stall_threshold)
     /// without parking or yielding (one per such run). Always zero when
@@ -528,6 +551,8 @@ pub(crate) fn snapshot(sh: &Shared) -> RuntimeMetrics {
             netpoll_events: c.netpoll_events.get(),
             handoffs: c.handoffs.get(),
             wakeups: c.wakeups.get(),
+            spins: c.spins.get(),
+            spins_empty: c.spins_empty.get(),
             stalls: c.stalls.get(),
         });
     }
@@ -603,7 +628,7 @@ impl fmt::Display for WorkerMetrics {
         write!(
             f,
             "worker {}: {} live, {} runnable, {}, busy {:?} idle {:?}, {} resumes, {} parks, \
-             {} steals, {} polls ({} events), {} hand-offs, {} wake-ups, {} stalls",
+             {} steals, {} polls ({} events), {} hand-offs, {} wake-ups, {} spins ({} empty), {} stalls",
             self.index,
             self.live_coroutines,
             self.runnable,
@@ -617,6 +642,8 @@ impl fmt::Display for WorkerMetrics {
             self.netpoll_events,
             self.handoffs,
             self.wakeups,
+            self.spins,
+            self.spins_empty,
             self.stalls,
         )
     }

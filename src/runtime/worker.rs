@@ -79,6 +79,20 @@ const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
 const STEAL_ROUNDS: usize = 4;
 
+/// A sleep that another thread's wake-up ended within this many nanoseconds
+/// counts as a quick hand-off (the kernel's wake-up alone takes 25-50 us on
+/// a VM whose idle CPUs halt).
+const HANDOFF_QUICK_NS: u64 = 200_000;
+
+/// Quick hand-offs in a row after which a worker spins before it sleeps.
+const HANDOFF_STREAK: u8 = 2;
+
+/// The longest spin before a sleep (`WorkerCtx::spin_for_handoff`).
+const HANDOFF_SPIN: Duration = Duration::from_micros(20);
+
+/// Spin hints between two looks at the queues while spinning.
+const SPIN_HINTS: u32 = 30;
+
 thread_local! {
     /// The worker context of this thread (null on plain threads). Set once
     /// when the worker starts, cleared when it exits.
@@ -204,6 +218,11 @@ pub(crate) struct WorkerCtx {
     /// The coroutine that yielded last, queued behind the others: when its
     /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
     yielded: Cell<*const Task>,
+    /// How many sleeps in a row ended quickly by another thread's wake-up
+    /// (a hand-off: a coroutine readied or placed here from elsewhere);
+    /// from [`HANDOFF_STREAK`] on, the worker spins before it sleeps
+    /// (see [`WorkerCtx::spin_for_handoff`]).
+    handoffs: Cell<u8>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
     polled: RefCell<Vec<Arc<Task>>>,
@@ -225,6 +244,7 @@ impl WorkerCtx {
             shutting_down: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
+            handoffs: Cell::new(0),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
         }
@@ -544,6 +564,55 @@ impl WorkerCtx {
         }
     }
 
+    /// Spins up to [`HANDOFF_SPIN`] before a sleep, while hand-offs from
+    /// other threads keep arriving quickly (`handoffs`): a coroutine readied
+    /// here by a coroutine of another worker, by a blocking-pool thread or a
+    /// plain thread, or one placed here. Asleep, each such hand-off costs
+    /// the waker an eventfd write and this worker the kernel's wake-up of
+    /// its thread (25-50 us on a VM whose idle CPUs halt); spinning, the
+    /// worker stays `AWAKE`, so the waker's `SleepState::wake` is one load.
+    /// Readiness of this worker's own descriptors is looked at without
+    /// blocking every 16 rounds, its timers on every clock read. Returns
+    /// true when something to run appeared.
+    ///
+    /// Sleeps that end by readiness or a timer never start a streak: a
+    /// server whose connections live on their worker sleeps as before, and
+    /// its CPU stays with whatever else runs on the machine (a spin on
+    /// every idle entry costs a co-located client; measured, see
+    /// docs/PERFORMANCE.md).
+    #[cold]
+    fn spin_for_handoff(&self) -> bool {
+        let sh = &*self.shared;
+        let me = self.shared_part();
+        let start = sh.nanos(Instant::now());
+        let mut round = 0u32;
+        loop {
+            if !me.inbox.is_empty()
+                || !me.spawnq.is_empty()
+                || !sh.global.is_empty()
+                || sh.shutdown.load(Ordering::Relaxed)
+            {
+                return true;
+            }
+            round = round.wrapping_add(1);
+            if round % 16 == 0 {
+                if sh.poller.has_fds(self.index) && self.netpoll(Some(Duration::ZERO)) > 0 {
+                    return true;
+                }
+                let now = sh.nanos(Instant::now());
+                if me.timers.next() <= now {
+                    return true;
+                }
+                if now.saturating_sub(start) >= HANDOFF_SPIN.as_nanos() as u64 {
+                    return false;
+                }
+            }
+            for _ in 0..SPIN_HINTS {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
     /// Goes to sleep until woken (see `sm::sleep` for the handshake).
     fn idle(&self) {
         let sh = &*self.shared;
@@ -555,6 +624,16 @@ impl WorkerCtx {
             if last && sh.has_visible_work() {
                 return;
             }
+        }
+        if self.handoffs.get() >= HANDOFF_STREAK {
+            me.metrics.spins.inc();
+            if self.spin_for_handoff() {
+                return;
+            }
+            me.metrics.spins_empty.inc();
+            // Nothing came: hand-offs no longer arrive quickly. Sleep, and
+            // spin again only after another streak of quick wake-ups.
+            self.handoffs.set(0);
         }
         sh.push_idle(self.index);
         // Every worker sleeps in its own poller shard: readiness for its
@@ -596,7 +675,14 @@ impl WorkerCtx {
             let woke = sh.nanos(Instant::now());
             me.metrics.idle.wake(woke);
             me.monitor.set_clock(woke);
-            me.sleep.finish();
+            // A quick wake-up by another thread is a hand-off that a short
+            // spin would have caught without the sleep.
+            let handoff = me.sleep.finish_woken() && woke.saturating_sub(now) < HANDOFF_QUICK_NS;
+            self.handoffs.set(if handoff {
+                self.handoffs.get().saturating_add(1).min(HANDOFF_STREAK)
+            } else {
+                0
+            });
             me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
             self.ready_polled(&mut buf);

@@ -72,6 +72,17 @@ impl SleepState {
         self.0.store(AWAKE, Ordering::SeqCst);
     }
 
+    /// Back to awake after a sleep; true if a producer's [`wake`] ended it
+    /// (it had already swapped the state to `AWAKE`), false if the sleep
+    /// ended by itself (readiness, a timer, the timeout). The same cost as
+    /// [`finish`]: a SeqCst store is an exchange on x86 as well.
+    ///
+    /// [`wake`]: SleepState::wake
+    /// [`finish`]: SleepState::finish
+    pub(crate) fn finish_woken(&self) -> bool {
+        self.0.swap(AWAKE, Ordering::SeqCst) == AWAKE
+    }
+
     /// True while the worker announced or is in a sleep (read by the stall
     /// monitor).
     pub(crate) fn is_asleep(&self) -> bool {

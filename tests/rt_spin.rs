@@ -1,6 +1,7 @@
 //! The spin before a sleep: a worker spins (up to 20 us) instead of
 //! sleeping at once only while coroutines handed to it by other threads
-//! arrive quickly, and the spin ends with them. One test per binary: it
+//! arrive quickly, a blocking-pool thread while jobs do, and the spin ends
+//! with them. One test per binary: it
 //! measures the process's CPU.
 
 use std::time::Duration;
@@ -37,6 +38,17 @@ fn cross_worker_hand_offs_spin_and_the_spin_ends_with_them() {
     let m = rt.metrics();
     let empty: u64 = m.per_worker().iter().map(|w| w.spins_empty()).sum();
     assert!(empty > 0, "the last spins found nothing: {m:#?}");
+    assert_idle_for_a_second();
+
+    // The blocking pool's threads spin the same way while jobs come in
+    // quickly (a coroutine calling `blocking` in a loop), and stop too.
+    let n = rt.spawn(|| {
+        (0..20_000u32)
+            .map(|i| gopark::blocking(move || i & 1))
+            .sum::<u32>()
+    });
+    assert_eq!(n.join().unwrap(), 10_000);
+    std::thread::sleep(Duration::from_millis(100));
     assert_idle_for_a_second();
 }
 

@@ -39,5 +39,39 @@ fn spawn_blocking_join(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, blocking_round_trip, spawn_blocking_join);
+/// A file read in 16 KiB chunks through `gopark::fs::File` (each read is a
+/// round trip to the blocking pool), 1 worker; time per chunk. The file
+/// (4 MiB) is in the page cache after the first pass.
+fn fs_read_chunks(c: &mut Criterion) {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = std::env::temp_dir().join(format!("gopark-bench-fs-{}", std::process::id()));
+    std::fs::write(&path, vec![7u8; 4 << 20]).unwrap();
+    let rt = gopark::Runtime::builder().workers(1).build().unwrap();
+    let p = path.clone();
+    let f = std::sync::Arc::new(rt.run(move || gopark::fs::File::open(&p)).unwrap());
+    c.bench_function("fs_read_16KiB_chunks_1w", |b| {
+        b.iter_custom(|iters| {
+            let f = f.clone();
+            rt.run(move || {
+                let mut buf = vec![0u8; 16 << 10];
+                let t = Instant::now();
+                for _ in 0..iters {
+                    if (&*f).read(&mut buf).unwrap() == 0 {
+                        (&*f).seek(SeekFrom::Start(0)).unwrap();
+                    }
+                }
+                t.elapsed()
+            })
+        })
+    });
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+}
+
+criterion_group!(
+    benches,
+    blocking_round_trip,
+    spawn_blocking_join,
+    fs_read_chunks
+);
 criterion_main!(benches);

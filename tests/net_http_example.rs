@@ -336,3 +336,18 @@ fn date_header_is_formatted_and_current() {
     }
     assert_ne!(seen[0], seen[1]);
 }
+
+#[test]
+fn the_cached_ok_response_is_the_general_one() {
+    for secs in [0, 784_111_777, 1_700_000_000, 4_102_444_799] {
+        let date = http::date::format(secs);
+        let mut general = Vec::new();
+        http::respond_ok_general(&mut general, &date);
+        assert_eq!(
+            http::ok_response(&date).as_slice(),
+            general.as_slice(),
+            "{}",
+            String::from_utf8_lossy(&general)
+        );
+    }
+}

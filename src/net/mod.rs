@@ -355,7 +355,7 @@ macro_rules! stream_io {
                 let len = buf.len();
                 self.inner
                     .stream_io($crate::sm::poll_desc::Mode::Read, len, |fd| {
-                        $crate::net::sys::sys_read(fd, buf)
+                        $crate::net::sys::sys_recv(fd, buf)
                     })
             }
 

@@ -13,28 +13,7 @@ fn ping_pong(c: &mut Criterion) {
     for workers in [1usize, 2] {
         let rt = gopark::Runtime::builder().workers(workers).build().unwrap();
         c.bench_function(&format!("pingpong_rendezvous_{workers}w"), |b| {
-            b.iter_custom(|iters| {
-                rt.run(move || {
-                    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
-                    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
-                    let echo = gopark::spawn(move || {
-                        for v in ping_rx.iter() {
-                            pong_tx.send(v + 1).unwrap();
-                        }
-                    });
-                    let t = Instant::now();
-                    let mut v = 0;
-                    for _ in 0..iters {
-                        ping_tx.send(v).unwrap();
-                        v = pong_rx.recv().unwrap();
-                    }
-                    let e = t.elapsed();
-                    assert_eq!(v, iters);
-                    drop(ping_tx);
-                    echo.join().unwrap();
-                    e
-                })
-            })
+            b.iter_custom(|iters| rt.run(move || round_trips(iters, false)))
         });
     }
 }
@@ -45,33 +24,37 @@ fn ping_pong(c: &mut Criterion) {
 fn ping_pong_cross(c: &mut Criterion) {
     let rt = gopark::Runtime::builder().workers(2).build().unwrap();
     c.bench_function("pingpong_rendezvous_2w_cross", |b| {
-        b.iter_custom(|iters| {
-            rt.run(move || {
-                let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
-                let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
-                let here = gopark::worker_index().expect("in a coroutine");
-                let echo = gopark::Builder::new()
-                    .worker(here + 1)
-                    .spawn(move || {
-                        for v in ping_rx.iter() {
-                            pong_tx.send(v + 1).unwrap();
-                        }
-                    })
-                    .unwrap();
-                let t = Instant::now();
-                let mut v = 0;
-                for _ in 0..iters {
-                    ping_tx.send(v).unwrap();
-                    v = pong_rx.recv().unwrap();
-                }
-                let e = t.elapsed();
-                assert_eq!(v, iters);
-                drop(ping_tx);
-                echo.join().unwrap();
-                e
-            })
-        })
+        b.iter_custom(|iters| rt.run(move || round_trips(iters, true)))
     });
+}
+
+/// `iters` round trips with an echoing coroutine, spawned where the
+/// scheduler puts it or (`elsewhere`) on the next worker; their time.
+fn round_trips(iters: u64, elsewhere: bool) -> Duration {
+    let (ping_tx, ping_rx) = chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = chan::bounded::<u64>(0);
+    let mut builder = gopark::Builder::new();
+    if elsewhere {
+        builder = builder.worker(gopark::worker_index().expect("in a coroutine") + 1);
+    }
+    let echo = builder
+        .spawn(move || {
+            for v in ping_rx.iter() {
+                pong_tx.send(v + 1).unwrap();
+            }
+        })
+        .unwrap();
+    let t = Instant::now();
+    let mut v = 0;
+    for _ in 0..iters {
+        ping_tx.send(v).unwrap();
+        v = pong_rx.recv().unwrap();
+    }
+    let e = t.elapsed();
+    assert_eq!(v, iters);
+    drop(ping_tx);
+    echo.join().unwrap();
+    e
 }
 
 /// The ping-pong above on one worker, with the reply awaited by

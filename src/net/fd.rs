@@ -608,8 +608,9 @@ impl<S: AsRawFd> NetFd<S> {
         Ok(())
     }
 
-    /// [`wait`](Self::wait) for a coroutine's stream op.
-    #[inline]
+    /// [`wait`](Self::wait) for a coroutine's stream op, which has checked
+    /// for errors since its last wait (`PollDesc::wait_stream`).
+    #[inline(always)]
     fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
         if self.nonblocking.load(Ordering::Relaxed) {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -618,7 +619,7 @@ impl<S: AsRawFd> NetFd<S> {
             op.started = true;
             op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);
         }
-        op.pd.wait(&self.shared, ctx, op.mode)
+        op.pd.wait_stream(&self.shared, ctx, op.mode)
     }
 
     /// [`stream_io`](Self::stream_io) on a plain thread (no shortcut).

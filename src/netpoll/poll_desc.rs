@@ -584,8 +584,34 @@ impl PollDesc {
     /// shard of the calling coroutine's worker (`netpoll` module docs), so
     /// that its readiness is reported where the coroutine lives.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
-        let epoch = &shared.epoch;
         self.check_wait(mode)?;
+        self.wait_checked(shared, ctx, mode)
+    }
+
+    /// [`wait`](Self::wait) for a stream op that has just checked for
+    /// errors itself (`check_err` at its start, or a syscall that got
+    /// EAGAIN since), inlined into the op: no call, and no error check
+    /// before publishing WAIT. The check after publishing WAIT is the one
+    /// race 3 (`sm::poll_desc`) needs; the one before it (Go's, at the top
+    /// of `poll_runtime_pollWait`) only decides which of two concurrent
+    /// events the op reports when a close or an expiry lands while a
+    /// READY is pending: here the op consumes the READY and tries its
+    /// syscall once more, as if the close or the expiry had come just
+    /// after; its next wait (or next op) fails.
+    #[inline(always)]
+    pub(crate) fn wait_stream(
+        &self,
+        shared: &Shared,
+        ctx: &WorkerCtx,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.wait_checked(shared, ctx, mode)
+    }
+
+    /// The body of [`wait`](Self::wait) after its first error check.
+    #[inline(always)]
+    fn wait_checked(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+        let epoch = &shared.epoch;
         // A coroutine of another runtime waits here: its worker index names
         // no shard of this poller; any shard works (the wake-up is routed
         // to the coroutine's own runtime like any cross-thread one).
@@ -611,6 +637,7 @@ impl PollDesc {
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
+    #[inline(always)]
     fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, epoch: &Instant) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             return true;

@@ -12,7 +12,10 @@
 //!   the epoll data, so an event for an earlier incarnation is dropped.
 //! - `rd`/`wd` ([`Deadline`]): the deadline words are atomics any thread may
 //!   store (setters) or CAS (timers); `timer_at` and the timer sequence
-//!   numbers are written only under `timer_lock`.
+//!   numbers are written only under `timer_lock`. Whoever stores a
+//!   deadline word as expired (-1) sets the direction's expired hint in
+//!   `state` first, so an error check that finds the hint clear needs no
+//!   look at the words (`sm::poll_desc`, info bits).
 //! - `read_drained`, `write_full`: owned by the op holding the direction's
 //!   fdMutex lock (Relaxed atomics only so that the type is `Sync`).
 //! - `fd`: the descriptor number, set by [`PollDesc::open`].
@@ -123,11 +126,13 @@ impl Deadline {
     }
 
     /// Expires whichever deadline is due at `now`; true if one did.
-    fn expire_due(&self, now: i64) -> bool {
+    /// `hint` (the PollDesc's `set_expired`) runs before each expiring CAS.
+    fn expire_due(&self, now: i64, hint: impl Fn()) -> bool {
         let mut fired = false;
         for word in [&self.at, &self.op_at] {
             let mut d = word.load(Ordering::SeqCst);
             while d > 0 && d <= now {
+                hint();
                 match word.compare_exchange(d, -1, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => {
                         fired = true;
@@ -204,9 +209,11 @@ impl PollDesc {
     pub(crate) fn open(&self, fd: i32) -> u32 {
         debug_assert!(self.shards.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         self.fd.store(fd, Ordering::Relaxed);
-        self.state.reset();
+        // The deadline words before the info bits: no word is ever -1
+        // while its direction's expired hint is clear.
         self.rd.reset();
         self.wd.reset();
+        self.state.reset();
         self.read_drained.store(false, Ordering::Relaxed);
         self.write_full.store(false, Ordering::Relaxed);
         self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
@@ -279,11 +286,12 @@ impl PollDesc {
 
     /// [`check_err`](Self::check_err) for a coroutine about to park: also
     /// fails if the runtime owning this descriptor's poller has shut down.
-    /// Inlined: no error is one load of the info bits and one of each
-    /// deadline word (SeqCst, as race 3 in `sm::poll_desc` needs).
+    /// Inlined: no error, on a descriptor none of whose deadlines of `mode`
+    /// ever expired, is one load of the info bits (SeqCst, as race 3 in
+    /// `sm::poll_desc` needs; the expired hint there).
     #[inline(always)]
     fn check_wait(&self, mode: Mode) -> io::Result<()> {
-        if !self.state.closing_or_dead() && !self.dl(mode).expired() {
+        if !self.state.closing_dead_or_expired(mode) {
             return Ok(());
         }
         self.wait_err(mode)
@@ -300,10 +308,12 @@ impl PollDesc {
         Ok(())
     }
 
-    /// Go's `netpollcheckerr`: closed, or a deadline expired.
+    /// Go's `netpollcheckerr`: closed, or a deadline expired. Inlined: one
+    /// load of the info bits unless a deadline of `mode` ever expired (the
+    /// expired hint in `sm::poll_desc`); then the deadline words.
     #[inline(always)]
     pub(crate) fn check_err(&self, mode: Mode) -> io::Result<()> {
-        if !self.state.closing() && !self.dl(mode).expired() {
+        if !self.state.closing_or_expired(mode) {
             return Ok(());
         }
         self.err(mode)
@@ -349,6 +359,7 @@ impl PollDesc {
         match when {
             None => dl.at.store(0, Ordering::SeqCst),
             Some(t) if t <= Instant::now() => {
+                self.state.set_expired(mode);
                 dl.at.store(-1, Ordering::SeqCst);
                 self.unblock_and_ready(mode, false);
             }
@@ -412,6 +423,7 @@ impl PollDesc {
         };
         let dl = self.dl(mode);
         if t <= Instant::now() {
+            self.state.set_expired(mode);
             dl.op_at.store(-1, Ordering::SeqCst);
             return true;
         }
@@ -437,6 +449,7 @@ impl PollDesc {
             return Ok(None);
         }
         if d <= nanos(shared, Instant::now()) {
+            self.state.set_expired(mode);
             let _ = dl
                 .at
                 .compare_exchange(d, -1, Ordering::SeqCst, Ordering::SeqCst);
@@ -521,7 +534,7 @@ impl PollDesc {
             // SeqCst: the timer's half of the Dekker pair in the module docs.
             dl.timer_at.store(0, Ordering::SeqCst);
             let now = nanos(shared, Instant::now());
-            let fired = dl.expire_due(now);
+            let fired = dl.expire_due(now, || self.state.set_expired(mode));
             let next = dl.next();
             if next > 0 {
                 self.arm(shared, mode, next, &mut seqs);

@@ -219,7 +219,7 @@ impl Poller {
     /// coroutine of that shard's worker before it parks on `pd`, holding a
     /// reference to the descriptor (so no `close` runs meanwhile); only that
     /// worker registers with its shard, so the check-then-add cannot race.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn register(&self, pd: &PollDesc, shard: usize) -> io::Result<()> {
         if pd.in_shard(shard) {
             return Ok(());

@@ -120,6 +120,12 @@ pub(crate) enum Prepare {
 
 #[cold]
 #[inline(never)]
+fn corrupted(mode: Mode) -> ! {
+    panic!("gopark: corrupted PollDesc ({mode:?})")
+}
+
+#[cold]
+#[inline(never)]
 fn double_wait(mode: Mode) -> ! {
     panic!("gopark: double wait on a PollDesc ({mode:?})")
 }
@@ -240,12 +246,15 @@ impl PdState {
     /// resume was spurious; the slot becomes NIL, `Err(())` tells the caller
     /// it owns the slot's reference again, and no waker will ready the task
     /// for this park. Otherwise as `finish_block`.
+    #[inline]
     pub(crate) fn finish_block_as(&self, mode: Mode, task: usize) -> Result<bool, ()> {
         let old = self.slot(mode).swap(PD_NIL, Ordering::SeqCst);
         if old == task {
             return Err(());
         }
-        assert!(old <= PD_WAIT, "gopark: corrupted PollDesc ({mode:?})");
+        if old > PD_WAIT {
+            corrupted(mode);
+        }
         Ok(old == PD_READY)
     }
 

@@ -190,7 +190,7 @@ impl<S: AsRawFd> NetFd<S> {
     pub(crate) fn new(sock: S) -> io::Result<NetFd<S>> {
         let fd = sock.as_raw_fd();
         let shared = current_shared();
-        let pd = shared.poller.open(fd)?;
+        let pd = shared.poller.open(fd, &shared.epoch)?;
         Ok(NetFd {
             sock: ManuallyDrop::new(sock),
             fd,

@@ -19,6 +19,9 @@
 //! - `read_drained`, `write_full`: owned by the op holding the direction's
 //!   fdMutex lock (Relaxed atomics only so that the type is `Sync`).
 //! - `fd`: the descriptor number, set by [`PollDesc::open`].
+//! - `waits`: what an op parked for readiness shows in a coroutine dump,
+//!   one record per direction, written only by [`PollDesc::open`] (see
+//!   [`WaitSlot`]).
 //! - `shards`: one bit per poller shard the descriptor is registered with;
 //!   bit `i` is set only by worker `i` (in [`PollDesc::wait`]) and all are
 //!   cleared by `Poller::close`, after the last op on the descriptor.
@@ -52,6 +55,7 @@
 //! dropped. A stale epoll event or timer can therefore always dereference
 //! one, and then checks `seq`.
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -62,7 +66,7 @@ use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
-use crate::wait::Wait;
+use crate::wait::{CoroutineState, Wait, WaitRecord};
 
 /// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
 /// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
@@ -169,8 +173,43 @@ pub(crate) struct PollDesc {
     write_full: AtomicBool,
     /// The descriptor (-1 while the PollDesc is free).
     fd: AtomicI32,
+    /// The wait records of a park for readiness, read and write.
+    waits: [WaitSlot; 2],
     /// Shards the descriptor is registered with, a bit per shard.
     shards: Box<[AtomicU64]>,
+}
+
+/// The wait record a coroutine parked for readiness on a PollDesc points
+/// its task at (`coroutine::park_commit`): built once per incarnation by
+/// [`PollDesc::open`] instead of in the parking frame on every park, so a
+/// park stores one pointer. It points at the PollDesc itself, at its
+/// deadline words and at the runtime's epoch, all alive as long as the
+/// runtime's `Shared` (PollDesc memory is type-stable, module docs).
+///
+/// Written only by `open`, while the PollDesc is off the free list and not
+/// yet handed out: no op is in flight on it, so no park of one is in
+/// progress and no dumper follows a task's pointer to it (a dumper follows
+/// it only during the park that stored it, and a parked op keeps the
+/// PollDesc from being recycled: a socket op holds its fdMutex lock and
+/// reference, a `Pollable` op borrows the `Pollable`). Otherwise only
+/// shared references are taken: the parking op
+/// passes one to `park_commit`, a dumper reads through it (docs/SAFETY.md,
+/// section 14).
+#[derive(Debug)]
+struct WaitSlot(UnsafeCell<WaitRecord>);
+
+// SAFETY: the record is plain data (pointers to atomics and to an `Instant`
+// that live as long as the runtime, see `WaitSlot`); it is written only by
+// `PollDesc::open` while no other thread can reach the PollDesc's ops, and
+// read otherwise, so sharing it across threads is sound.
+unsafe impl Sync for WaitSlot {}
+// SAFETY: as above; the pointers are not tied to a thread.
+unsafe impl Send for WaitSlot {}
+
+impl WaitSlot {
+    fn new() -> WaitSlot {
+        WaitSlot(UnsafeCell::new(Wait::plain(CoroutineState::IoWait, None)))
+    }
 }
 
 /// A PollDesc pointer that may be sent to a timer on another thread.
@@ -197,6 +236,7 @@ impl PollDesc {
             read_drained: AtomicBool::new(false),
             write_full: AtomicBool::new(false),
             fd: AtomicI32::new(-1),
+            waits: [WaitSlot::new(), WaitSlot::new()],
             shards: (0..nshards.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -217,6 +257,26 @@ impl PollDesc {
         self.read_drained.store(false, Ordering::Relaxed);
         self.write_full.store(false, Ordering::Relaxed);
         self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+    }
+
+    /// Builds the wait records of a park for readiness (see [`WaitSlot`])
+    /// for the descriptor [`open`](Self::open) just set; `epoch`: the
+    /// epoch of the runtime whose poller owns this PollDesc. Called while
+    /// the PollDesc is off the free list and not yet handed out.
+    pub(crate) fn init_waits(&self, epoch: &Instant) {
+        for mode in [Mode::Read, Mode::Write] {
+            let w = self.wait_record(epoch, mode, true);
+            // SAFETY: see `WaitSlot`: the PollDesc is off the free list and
+            // not handed out, so nothing else reads or writes the slot now.
+            // The record's borrows (this PollDesc, the runtime's epoch) are
+            // alive as long as the runtime's `Shared`, which outlives every
+            // park that points at the record; the cast to `'static` only
+            // drops that lifetime, as `park_commit` does for its record.
+            unsafe {
+                *self.waits[mode as usize].0.get() =
+                    (&w as *const Wait<'_>).cast::<WaitRecord>().read()
+            };
+        }
     }
 
     /// The incarnation number (for stale epoll events).
@@ -274,6 +334,14 @@ impl PollDesc {
             [&dl.at, &dl.op_at],
             epoch,
         )
+    }
+
+    /// The record of a park for readiness in `mode` (see [`WaitSlot`]).
+    #[inline]
+    fn polling_wait(&self, mode: Mode) -> &Wait<'_> {
+        // SAFETY: see `WaitSlot`: written only by `open`, before any op
+        // that reaches this; a shared reference meanwhile.
+        unsafe { &*self.waits[mode as usize].0.get() }
     }
 
     #[inline]
@@ -624,7 +692,6 @@ impl PollDesc {
     /// The body of [`wait`](Self::wait) after its first error check.
     #[inline(always)]
     fn wait_checked(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
-        let epoch = &shared.epoch;
         // A coroutine of another runtime waits here: its worker index names
         // no shard of this poller; any shard works (the wake-up is routed
         // to the coroutine's own runtime like any cross-thread one).
@@ -640,7 +707,7 @@ impl PollDesc {
             if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, mode, epoch) {
+            if self.netpollblock(ctx, mode) {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -651,7 +718,7 @@ impl PollDesc {
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
     #[inline(always)]
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, epoch: &Instant) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             return true;
         }
@@ -667,8 +734,7 @@ impl PollDesc {
                 mode,
                 task: me,
             };
-            let wait = self.wait_record(epoch, mode, true);
-            park_commit(ctx, &wait, move |task, _| {
+            park_commit(ctx, self.polling_wait(mode), move |task, _| {
                 let raw = Arc::into_raw(task.clone()) as usize;
                 if state.commit(mode, raw) {
                     true

@@ -170,7 +170,7 @@ impl<T: AsFd> Pollable<T> {
             set_flags(fd, flags | libc::O_NONBLOCK)?;
         }
         let shared = current_shared();
-        let pd = match shared.poller.open(fd) {
+        let pd = match shared.poller.open(fd, &shared.epoch) {
             Ok(pd) => pd,
             Err(e) => {
                 if !was_nonblocking {

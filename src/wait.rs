@@ -6,6 +6,8 @@
 //! caller's frame and stores a pointer to it in the task before the
 //! coroutine switches away: building the `Wait` (a few stores into the
 //! frame) and one pointer store per park. Nothing reads it on the hot path.
+//! (A socket op parked for readiness passes a record its PollDesc keeps,
+//! built once per descriptor: one pointer store per park.)
 //!
 //! ## Who reads the record, and why that is sound
 //! The pointer is written only by the running coroutine, while its status is

@@ -190,7 +190,7 @@ impl<S: AsRawFd> NetFd<S> {
     pub(crate) fn new(sock: S) -> io::Result<NetFd<S>> {
         let fd = sock.as_raw_fd();
         let shared = current_shared();
-        let pd = shared.poller.open(fd)?;
+        let pd = shared.poller.open(fd, &shared.epoch)?;
         Ok(NetFd {
             sock: ManuallyDrop::new(sock),
             fd,
@@ -461,21 +461,23 @@ impl<S: AsRawFd> NetFd<S> {
         // The shortcut needs an op that may wait: a non-blocking op always
         // tries its syscall (its descriptor may be registered with no
         // poller, so no readiness would ever be recorded for it).
-        if len != 0
+        // The last op was short: nothing new unless READY came.
+        let mut wait = len != 0
             && pd.drained(mode)
             && !self.nonblocking.load(Ordering::Relaxed)
-            && !pd.state.hup()
-        {
-            // The last op was short: nothing new unless READY came.
-            self.co_wait(ctx, &mut op)?;
-        } else if mode == Mode::Read {
+            && !pd.state.hup();
+        if !wait && mode == Mode::Read {
             // Writes leave a pending READY in place: consuming it only
             // sharpens the write shortcut, which then at worst makes one
             // extra syscall, and a READY left pending spares the poller a
             // CAS on every writability edge.
             pd.state.consume_ready(mode);
         }
+        // One call site of the (inlined) wait, for the shortcut and EAGAIN.
         loop {
+            if wait {
+                self.co_wait(ctx, &mut op)?;
+            }
             let r = sys(self.fd);
             if r >= 0 {
                 let n = r as usize;
@@ -484,10 +486,10 @@ impl<S: AsRawFd> NetFd<S> {
             }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
-                Some(libc::EINTR) => {}
+                Some(libc::EINTR) => wait = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
-                    self.co_wait(ctx, &mut op)?;
+                    wait = true;
                 }
                 _ => {
                     pd.set_drained(mode, false);
@@ -608,8 +610,9 @@ impl<S: AsRawFd> NetFd<S> {
         Ok(())
     }
 
-    /// [`wait`](Self::wait) for a coroutine's stream op.
-    #[inline]
+    /// [`wait`](Self::wait) for a coroutine's stream op, which has checked
+    /// for errors since its last wait (`PollDesc::wait_stream`).
+    #[inline(always)]
     fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
         if self.nonblocking.load(Ordering::Relaxed) {
             return Err(io::ErrorKind::WouldBlock.into());
@@ -618,7 +621,7 @@ impl<S: AsRawFd> NetFd<S> {
             op.started = true;
             op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);
         }
-        op.pd.wait(&self.shared, ctx, op.mode)
+        op.pd.wait_stream(&self.shared, ctx, op.mode)
     }
 
     /// [`stream_io`](Self::stream_io) on a plain thread (no shortcut).

@@ -113,21 +113,20 @@ impl FdMutex {
     /// caller must now release the descriptor.
     #[inline]
     pub(crate) fn rwunlock(&self, mode: Mode) -> bool {
-        // Fast path, nobody queued: one load and one CAS, inlined.
-        if let Some(destroy) = self.sm.rwunlock_fast(mode) {
-            return destroy;
+        // One fetch_sub, inlined; the hand-off to a queued op is out of line.
+        let (destroy, waiters) = self.sm.rwunlock_fast(mode);
+        if waiters {
+            self.handoff(mode);
         }
-        self.rwunlock_slow(mode)
+        destroy
     }
 
     #[cold]
     #[inline(never)]
-    fn rwunlock_slow(&self, mode: Mode) -> bool {
-        let (destroy, next) = self.sm.rwunlock(mode);
-        if let Some(w) = next {
+    fn handoff(&self, mode: Mode) {
+        if let Some(w) = self.sm.handoff(mode) {
             w.wake();
         }
-        destroy
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), wakes every

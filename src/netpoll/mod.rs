@@ -43,7 +43,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::coroutine::Task;
 use crate::sm::poll_desc::Mode;
@@ -186,7 +186,8 @@ impl Poller {
     /// Go's `poll_runtime_pollOpen`: a fresh PollDesc for `fd`, registered
     /// with no shard yet (see [`register`](Self::register)). The pointer
     /// stays valid as long as this poller.
-    pub(crate) fn open(&self, fd: RawFd) -> io::Result<NonNull<PollDesc>> {
+    /// `epoch`: the epoch of the runtime that owns this poller.
+    pub(crate) fn open(&self, fd: RawFd, epoch: &Instant) -> io::Result<NonNull<PollDesc>> {
         let p = {
             let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             match c.free.pop() {
@@ -205,6 +206,7 @@ impl Poller {
         // SAFETY: type-stable memory owned by this poller (see PollCache).
         let pd = unsafe { p.as_ref() };
         pd.open(fd);
+        pd.init_waits(epoch);
         // SeqCst, after `open`'s SeqCst reset of the info bits: either this
         // load sees `dead`, or `shutdown`'s `set_dead` on this PollDesc comes
         // after the reset (Dekker with the store of `dead` in `shutdown`).
@@ -219,7 +221,7 @@ impl Poller {
     /// coroutine of that shard's worker before it parks on `pd`, holding a
     /// reference to the descriptor (so no `close` runs meanwhile); only that
     /// worker registers with its shard, so the check-then-add cannot race.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn register(&self, pd: &PollDesc, shard: usize) -> io::Result<()> {
         if pd.in_shard(shard) {
             return Ok(());
@@ -459,7 +461,6 @@ impl Poller {
 mod tests {
     use super::*;
     use std::mem::MaybeUninit;
-    use std::time::Instant;
 
     /// Both wait paths (nanosecond `epoll_pwait2`, millisecond
     /// `epoll_pwait` fallback) wait at least the timeout — a timer is never
@@ -505,7 +506,7 @@ mod tests {
         let p = Poller::new(2).unwrap();
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        let pd = p.open(a.as_raw_fd()).unwrap();
+        let pd = p.open(a.as_raw_fd(), &Instant::now()).unwrap();
         // SAFETY: type-stable memory owned by `p`.
         let d = unsafe { pd.as_ref() };
         p.register(d, 0).unwrap();
@@ -534,7 +535,7 @@ mod tests {
                 .unwrap();
             assert_eq!(n, 0, "shard {shard} deregistered");
         }
-        let pd2 = p.open(a.as_raw_fd()).unwrap();
+        let pd2 = p.open(a.as_raw_fd(), &Instant::now()).unwrap();
         assert_eq!(pd2, pd, "recycled");
         // SAFETY: as above.
         let d2 = unsafe { pd2.as_ref() };

@@ -12,10 +12,16 @@
 //!   the epoll data, so an event for an earlier incarnation is dropped.
 //! - `rd`/`wd` ([`Deadline`]): the deadline words are atomics any thread may
 //!   store (setters) or CAS (timers); `timer_at` and the timer sequence
-//!   numbers are written only under `timer_lock`.
+//!   numbers are written only under `timer_lock`. Whoever stores a
+//!   deadline word as expired (-1) sets the direction's expired hint in
+//!   `state` first, so an error check that finds the hint clear needs no
+//!   look at the words (`sm::poll_desc`, info bits).
 //! - `read_drained`, `write_full`: owned by the op holding the direction's
 //!   fdMutex lock (Relaxed atomics only so that the type is `Sync`).
 //! - `fd`: the descriptor number, set by [`PollDesc::open`].
+//! - `waits`: what an op parked for readiness shows in a coroutine dump,
+//!   one record per direction, written only by [`PollDesc::open`] (see
+//!   [`WaitSlot`]).
 //! - `shards`: one bit per poller shard the descriptor is registered with;
 //!   bit `i` is set only by worker `i` (in [`PollDesc::wait`]) and all are
 //!   cleared by `Poller::close`, after the last op on the descriptor.
@@ -49,6 +55,7 @@
 //! dropped. A stale epoll event or timer can therefore always dereference
 //! one, and then checks `seq`.
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,7 +66,7 @@ use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
-use crate::wait::Wait;
+use crate::wait::{CoroutineState, Wait, WaitRecord};
 
 /// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
 /// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
@@ -123,11 +130,13 @@ impl Deadline {
     }
 
     /// Expires whichever deadline is due at `now`; true if one did.
-    fn expire_due(&self, now: i64) -> bool {
+    /// `hint` (the PollDesc's `set_expired`) runs before each expiring CAS.
+    fn expire_due(&self, now: i64, hint: impl Fn()) -> bool {
         let mut fired = false;
         for word in [&self.at, &self.op_at] {
             let mut d = word.load(Ordering::SeqCst);
             while d > 0 && d <= now {
+                hint();
                 match word.compare_exchange(d, -1, Ordering::SeqCst, Ordering::SeqCst) {
                     Ok(_) => {
                         fired = true;
@@ -164,8 +173,43 @@ pub(crate) struct PollDesc {
     write_full: AtomicBool,
     /// The descriptor (-1 while the PollDesc is free).
     fd: AtomicI32,
+    /// The wait records of a park for readiness, read and write.
+    waits: [WaitSlot; 2],
     /// Shards the descriptor is registered with, a bit per shard.
     shards: Box<[AtomicU64]>,
+}
+
+/// The wait record a coroutine parked for readiness on a PollDesc points
+/// its task at (`coroutine::park_commit`): built once per incarnation by
+/// [`PollDesc::open`] instead of in the parking frame on every park, so a
+/// park stores one pointer. It points at the PollDesc itself, at its
+/// deadline words and at the runtime's epoch, all alive as long as the
+/// runtime's `Shared` (PollDesc memory is type-stable, module docs).
+///
+/// Written only by `open`, while the PollDesc is off the free list and not
+/// yet handed out: no op is in flight on it, so no park of one is in
+/// progress and no dumper follows a task's pointer to it (a dumper follows
+/// it only during the park that stored it, and a parked op keeps the
+/// PollDesc from being recycled: a socket op holds its fdMutex lock and
+/// reference, a `Pollable` op borrows the `Pollable`). Otherwise only
+/// shared references are taken: the parking op
+/// passes one to `park_commit`, a dumper reads through it (docs/SAFETY.md,
+/// section 14).
+#[derive(Debug)]
+struct WaitSlot(UnsafeCell<WaitRecord>);
+
+// SAFETY: the record is plain data (pointers to atomics and to an `Instant`
+// that live as long as the runtime, see `WaitSlot`); it is written only by
+// `PollDesc::open` while no other thread can reach the PollDesc's ops, and
+// read otherwise, so sharing it across threads is sound.
+unsafe impl Sync for WaitSlot {}
+// SAFETY: as above; the pointers are not tied to a thread.
+unsafe impl Send for WaitSlot {}
+
+impl WaitSlot {
+    fn new() -> WaitSlot {
+        WaitSlot(UnsafeCell::new(Wait::plain(CoroutineState::IoWait, None)))
+    }
 }
 
 /// A PollDesc pointer that may be sent to a timer on another thread.
@@ -192,6 +236,7 @@ impl PollDesc {
             read_drained: AtomicBool::new(false),
             write_full: AtomicBool::new(false),
             fd: AtomicI32::new(-1),
+            waits: [WaitSlot::new(), WaitSlot::new()],
             shards: (0..nshards.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
@@ -204,12 +249,34 @@ impl PollDesc {
     pub(crate) fn open(&self, fd: i32) -> u32 {
         debug_assert!(self.shards.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         self.fd.store(fd, Ordering::Relaxed);
-        self.state.reset();
+        // The deadline words before the info bits: no word is ever -1
+        // while its direction's expired hint is clear.
         self.rd.reset();
         self.wd.reset();
+        self.state.reset();
         self.read_drained.store(false, Ordering::Relaxed);
         self.write_full.store(false, Ordering::Relaxed);
         self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+    }
+
+    /// Builds the wait records of a park for readiness (see [`WaitSlot`])
+    /// for the descriptor [`open`](Self::open) just set; `epoch`: the
+    /// epoch of the runtime whose poller owns this PollDesc. Called while
+    /// the PollDesc is off the free list and not yet handed out.
+    pub(crate) fn init_waits(&self, epoch: &Instant) {
+        for mode in [Mode::Read, Mode::Write] {
+            let w = self.wait_record(epoch, mode, true);
+            // SAFETY: see `WaitSlot`: the PollDesc is off the free list and
+            // not handed out, so nothing else reads or writes the slot now.
+            // The record's borrows (this PollDesc, the runtime's epoch) are
+            // alive as long as the runtime's `Shared`, which outlives every
+            // park that points at the record; the cast to `'static` only
+            // drops that lifetime, as `park_commit` does for its record.
+            unsafe {
+                *self.waits[mode as usize].0.get() =
+                    (&w as *const Wait<'_>).cast::<WaitRecord>().read()
+            };
+        }
     }
 
     /// The incarnation number (for stale epoll events).
@@ -269,6 +336,14 @@ impl PollDesc {
         )
     }
 
+    /// The record of a park for readiness in `mode` (see [`WaitSlot`]).
+    #[inline]
+    fn polling_wait(&self, mode: Mode) -> &Wait<'_> {
+        // SAFETY: see `WaitSlot`: written only by `open`, before any op
+        // that reaches this; a shared reference meanwhile.
+        unsafe { &*self.waits[mode as usize].0.get() }
+    }
+
     #[inline]
     fn dl(&self, mode: Mode) -> &Deadline {
         match mode {
@@ -279,11 +354,12 @@ impl PollDesc {
 
     /// [`check_err`](Self::check_err) for a coroutine about to park: also
     /// fails if the runtime owning this descriptor's poller has shut down.
-    /// Inlined: no error is one load of the info bits and one of each
-    /// deadline word (SeqCst, as race 3 in `sm::poll_desc` needs).
+    /// Inlined: no error, on a descriptor none of whose deadlines of `mode`
+    /// ever expired, is one load of the info bits (SeqCst, as race 3 in
+    /// `sm::poll_desc` needs; the expired hint there).
     #[inline(always)]
     fn check_wait(&self, mode: Mode) -> io::Result<()> {
-        if !self.state.closing_or_dead() && !self.dl(mode).expired() {
+        if !self.state.closing_dead_or_expired(mode) {
             return Ok(());
         }
         self.wait_err(mode)
@@ -300,10 +376,12 @@ impl PollDesc {
         Ok(())
     }
 
-    /// Go's `netpollcheckerr`: closed, or a deadline expired.
+    /// Go's `netpollcheckerr`: closed, or a deadline expired. Inlined: one
+    /// load of the info bits unless a deadline of `mode` ever expired (the
+    /// expired hint in `sm::poll_desc`); then the deadline words.
     #[inline(always)]
     pub(crate) fn check_err(&self, mode: Mode) -> io::Result<()> {
-        if !self.state.closing() && !self.dl(mode).expired() {
+        if !self.state.closing_or_expired(mode) {
             return Ok(());
         }
         self.err(mode)
@@ -349,6 +427,7 @@ impl PollDesc {
         match when {
             None => dl.at.store(0, Ordering::SeqCst),
             Some(t) if t <= Instant::now() => {
+                self.state.set_expired(mode);
                 dl.at.store(-1, Ordering::SeqCst);
                 self.unblock_and_ready(mode, false);
             }
@@ -412,6 +491,7 @@ impl PollDesc {
         };
         let dl = self.dl(mode);
         if t <= Instant::now() {
+            self.state.set_expired(mode);
             dl.op_at.store(-1, Ordering::SeqCst);
             return true;
         }
@@ -437,6 +517,7 @@ impl PollDesc {
             return Ok(None);
         }
         if d <= nanos(shared, Instant::now()) {
+            self.state.set_expired(mode);
             let _ = dl
                 .at
                 .compare_exchange(d, -1, Ordering::SeqCst, Ordering::SeqCst);
@@ -521,7 +602,7 @@ impl PollDesc {
             // SeqCst: the timer's half of the Dekker pair in the module docs.
             dl.timer_at.store(0, Ordering::SeqCst);
             let now = nanos(shared, Instant::now());
-            let fired = dl.expire_due(now);
+            let fired = dl.expire_due(now, || self.state.set_expired(mode));
             let next = dl.next();
             if next > 0 {
                 self.arm(shared, mode, next, &mut seqs);
@@ -584,8 +665,33 @@ impl PollDesc {
     /// shard of the calling coroutine's worker (`netpoll` module docs), so
     /// that its readiness is reported where the coroutine lives.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
-        let epoch = &shared.epoch;
         self.check_wait(mode)?;
+        self.wait_checked(shared, ctx, mode)
+    }
+
+    /// [`wait`](Self::wait) for a stream op that has just checked for
+    /// errors itself (`check_err` at its start, or a syscall that got
+    /// EAGAIN since), inlined into the op: no call, and no error check
+    /// before publishing WAIT. The check after publishing WAIT is the one
+    /// race 3 (`sm::poll_desc`) needs; the one before it (Go's, at the top
+    /// of `poll_runtime_pollWait`) only decides which of two concurrent
+    /// events the op reports when a close or an expiry lands while a
+    /// READY is pending: here the op consumes the READY and tries its
+    /// syscall once more, as if the close or the expiry had come just
+    /// after; its next wait (or next op) fails.
+    #[inline(always)]
+    pub(crate) fn wait_stream(
+        &self,
+        shared: &Shared,
+        ctx: &WorkerCtx,
+        mode: Mode,
+    ) -> io::Result<()> {
+        self.wait_checked(shared, ctx, mode)
+    }
+
+    /// The body of [`wait`](Self::wait) after its first error check.
+    #[inline(always)]
+    fn wait_checked(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
         // A coroutine of another runtime waits here: its worker index names
         // no shard of this poller; any shard works (the wake-up is routed
         // to the coroutine's own runtime like any cross-thread one).
@@ -601,7 +707,7 @@ impl PollDesc {
             if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, mode, epoch) {
+            if self.netpollblock(ctx, mode) {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -611,7 +717,8 @@ impl PollDesc {
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, epoch: &Instant) -> bool {
+    #[inline(always)]
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             return true;
         }
@@ -627,8 +734,7 @@ impl PollDesc {
                 mode,
                 task: me,
             };
-            let wait = self.wait_record(epoch, mode, true);
-            park_commit(ctx, &wait, move |task, _| {
+            park_commit(ctx, self.polling_wait(mode), move |task, _| {
                 let raw = Arc::into_raw(task.clone()) as usize;
                 if state.commit(mode, raw) {
                     true

@@ -19,10 +19,14 @@
 //! - *queue* ([`FdMutex::enqueue`], under the `queues` mutex): the bit is
 //!   set: add one to the direction's waiter count and push the waiter. If the
 //!   bit is clear or `C` set by then, the op retries at once instead.
-//! - *unlock* (fast path, one CAS): no waiter counted: clear the bit, drop
-//!   the reference. With waiters ([`FdMutex::rwunlock`] slow path, under
-//!   the mutex): the same CAS also takes one off the waiter count, and the
-//!   first waiter is popped to be woken; it competes for the lock again.
+//! - *unlock* ([`FdMutex::rwunlock_fast`], one `fetch_sub`): clear the bit
+//!   and drop the reference, whatever else the word holds. If the old value
+//!   counted waiters of that direction, the unlocker then *hands off*
+//!   ([`FdMutex::handoff`], under the mutex): if the lock is still free and
+//!   not closed and a waiter is still counted, it takes one off the count
+//!   and pops the first waiter to be woken; it competes for the lock again.
+//!   If another op took the lock in between, that op's unlock hands off
+//!   instead.
 //! - *close* ([`FdMutex::incref_and_close`], under the mutex): set `C`,
 //!   clear both waiter counts, drain both queues; every queued op wakes,
 //!   sees `C` and fails.
@@ -38,9 +42,17 @@
 //! count equals its queue's length. That is what makes *cancel* exact (its
 //! waiter is either in the queue and counted, or neither), and why no waiter
 //! can sleep on a free lock: a count is non-zero exactly when someone is
-//! queued, so the unlock that clears the bit pops one. The lock-only
-//! transitions (fast lock and unlock) leave the counts alone: their CAS fails
-//! if a count changed in between.
+//! queued, so the unlock that clears the bit sees it, and its hand-off (or
+//! that of a later holder's unlock, if the lock was taken again first) pops
+//! one. A waiter queues only with a CAS that finds the bit set, so it is
+//! counted before the unlock's `fetch_sub` or retries at once. The lock-only
+//! transitions (lock and unlock) leave the counts alone.
+//!
+//! ## The reference count cannot overflow on the lock paths
+//! A lock adds a reference only while its direction's bit is clear, so the
+//! two locks hold at most two references and the close one more: the
+//! references of lock-free ops ([`FdMutex::incref`]) stop
+//! [`RESERVED`] short of the field's maximum, and the locks need no check.
 //!
 //! The op whose unlock (or the close whose decref) drops the references to
 //! zero with `C` set must release the descriptor.
@@ -55,6 +67,8 @@ const RLOCK: u64 = 1 << 1;
 const WLOCK: u64 = 1 << 2;
 const REF: u64 = 1 << 3;
 const REF_MASK: u64 = ((1 << 20) - 1) << 3;
+/// References kept free for the two locks and the close (module docs).
+const RESERVED: u64 = 3;
 const RWAIT: u64 = 1 << 23;
 const RWAIT_MASK: u64 = ((1 << 20) - 1) << 23;
 const WWAIT: u64 = 1 << 43;
@@ -124,7 +138,7 @@ impl<W> FdMutex<W> {
             if s & CLOSED != 0 {
                 return Err(Closed);
             }
-            if s & REF_MASK == REF_MASK {
+            if s & REF_MASK >= REF_MASK - RESERVED * REF {
                 too_many();
             }
             match self
@@ -143,13 +157,14 @@ impl<W> FdMutex<W> {
         new & (CLOSED | REF_MASK) == CLOSED
     }
 
-    /// Fast path of taking the lock, uncontended: one load and one CAS.
+    /// Fast path of taking the lock, uncontended: one load and one CAS
+    /// (no overflow check: module docs).
     #[inline]
     pub(crate) fn try_lock_fast(&self, mode: Mode) -> bool {
         let (lock, _, _) = bits(mode);
         let s = self.state.load(Ordering::Relaxed);
+        debug_assert!(s & REF_MASK < REF_MASK, "gopark: fdMutex references");
         s & (CLOSED | lock) == 0
-            && s & REF_MASK != REF_MASK
             // Acquire: pairs with the previous holder's Release unlock.
             && self
                 .state
@@ -168,9 +183,7 @@ impl<W> FdMutex<W> {
             if s & lock != 0 {
                 return Ok(Lock::Busy);
             }
-            if s & REF_MASK == REF_MASK {
-                too_many();
-            }
+            debug_assert!(s & REF_MASK < REF_MASK, "gopark: fdMutex references");
             // Acquire: pairs with the previous holder's Release unlock.
             match self.state.compare_exchange_weak(
                 s,
@@ -211,66 +224,71 @@ impl<W> FdMutex<W> {
         true
     }
 
-    /// Fast path of releasing the lock, nobody queued: one load and one
-    /// CAS. `None` if there are waiters (use [`rwunlock`](Self::rwunlock)),
-    /// else whether the caller must release the descriptor.
+    /// Releases the lock taken by [`try_lock`](Self::try_lock) or
+    /// [`try_lock_fast`](Self::try_lock_fast): one `fetch_sub` clears the
+    /// bit and drops the reference. Returns whether the caller must release
+    /// the descriptor and whether waiters were counted: then the caller
+    /// calls [`handoff`](Self::handoff) (module docs, *unlock*).
     #[inline]
-    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> Option<bool> {
+    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> (bool, bool) {
         let (lock, _, wait_mask) = bits(mode);
-        let s = self.state.load(Ordering::Relaxed);
-        if s & wait_mask != 0 {
-            return None;
-        }
+        // Release: publishes the holder's writes to the next holder, as the
+        // slow lock path's and the fast lock's Acquire CAS read from this
+        // (or a later) value of the word; Acquire: the unlock that drops
+        // the last reference of a closed descriptor releases it after every
+        // other op's writes (as `decref`).
+        let old = self.state.fetch_sub(lock + REF, Ordering::AcqRel);
         debug_assert!(
-            s & lock != 0 && s & REF_MASK != 0,
+            old & lock != 0 && old & REF_MASK != 0,
             "gopark: inconsistent fdMutex"
         );
-        let new = (s & !lock) - REF;
-        // Release: publishes the holder's writes to the next holder.
-        self.state
-            .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
-            .ok()
-            .map(|_| new & (CLOSED | REF_MASK) == CLOSED)
+        let new = old - lock - REF;
+        (new & (CLOSED | REF_MASK) == CLOSED, old & wait_mask != 0)
     }
 
-    /// Releases the lock taken by [`try_lock`](Self::try_lock): whether
-    /// the caller must release the descriptor, and the waiter to wake (after
-    /// this returns; the mutex is no longer held).
-    pub(crate) fn rwunlock(&self, mode: Mode) -> (bool, Option<W>) {
-        if let Some(destroy) = self.rwunlock_fast(mode) {
-            return (destroy, None);
-        }
-        let (lock, wait, wait_mask) = bits(mode);
+    /// The unlock's hand-off when waiters were counted (module docs): the
+    /// waiter to wake (after this returns; the mutex is no longer held), if
+    /// the lock is still free, not closed, and someone still waits.
+    #[cold]
+    pub(crate) fn handoff(&self, mode: Mode) -> Option<W> {
         let mut q = self.queues();
+        self.pop_next(mode, &mut q[mode as usize])
+    }
+
+    /// Takes the first waiter of `q` (`mode`'s queue, mutex held) with its
+    /// count, if the lock is free, not closed, and a waiter is counted.
+    fn pop_next(&self, mode: Mode, q: &mut VecDeque<W>) -> Option<W> {
+        let (lock, wait, wait_mask) = bits(mode);
         let mut s = self.state.load(Ordering::Relaxed);
         loop {
-            debug_assert!(
-                s & lock != 0 && s & REF_MASK != 0,
-                "gopark: inconsistent fdMutex"
-            );
-            let mut new = (s & !lock) - REF;
-            let wake = s & wait_mask != 0;
-            if wake {
-                new -= wait;
+            if s & (CLOSED | lock) != 0 || s & wait_mask == 0 {
+                // Closed (the close woke everyone), taken again (its unlock
+                // hands off), or nobody waits any more.
+                return None;
             }
-            // Release: publishes the holder's writes to the next holder.
-            match self
-                .state
-                .compare_exchange_weak(s, new, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.state.compare_exchange_weak(
+                s,
+                s - wait,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => {
-                    let w = if wake {
-                        let w = q[mode as usize].pop_front();
-                        debug_assert!(w.is_some(), "gopark: fdMutex count without waiter");
-                        w
-                    } else {
-                        None
-                    };
-                    return (new & (CLOSED | REF_MASK) == CLOSED, w);
+                    let w = q.pop_front();
+                    debug_assert!(w.is_some(), "gopark: fdMutex count without waiter");
+                    return w;
                 }
                 Err(v) => s = v,
             }
         }
+    }
+
+    /// [`rwunlock_fast`](Self::rwunlock_fast), then the hand-off if
+    /// needed: whether the caller must release the descriptor, and the
+    /// waiter to wake.
+    #[cfg(test)]
+    pub(crate) fn rwunlock(&self, mode: Mode) -> (bool, Option<W>) {
+        let (destroy, waiters) = self.rwunlock_fast(mode);
+        (destroy, if waiters { self.handoff(mode) } else { None })
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), takes a
@@ -320,7 +338,7 @@ impl<W> FdMutex<W> {
     /// the waiter `is_mine` recognises, or, if an unlock already popped it,
     /// returns the next waiter to wake in its place (if the lock is free).
     pub(crate) fn cancel(&self, mode: Mode, is_mine: impl Fn(&W) -> bool) -> Option<W> {
-        let (lock, wait, wait_mask) = bits(mode);
+        let (_, wait, _) = bits(mode);
         let mut q = self.queues();
         let q = &mut q[mode as usize];
         if let Some(i) = q.iter().position(is_mine) {
@@ -330,21 +348,8 @@ impl<W> FdMutex<W> {
             drop(mine);
             return None;
         }
-        let mut s = self.state.load(Ordering::Relaxed);
-        loop {
-            if s & (CLOSED | lock) != 0 || s & wait_mask == 0 {
-                return None; // closed, or the holder's unlock wakes the next
-            }
-            match self.state.compare_exchange_weak(
-                s,
-                s - wait,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return q.pop_front(),
-                Err(v) => s = v,
-            }
-        }
+        // Closed, or the holder's unlock hands off, or the next one's.
+        self.pop_next(mode, q)
     }
 
     /// True once closed.
@@ -383,6 +388,85 @@ mod loom_tests {
             let s = m.state.load(Ordering::SeqCst);
             assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
             assert!(m.queues()[0].is_empty());
+        });
+    }
+
+    /// An unlock (one `fetch_sub`, then the hand-off) racing a reader that
+    /// queues: if the reader got queued, the unlock wakes it exactly once
+    /// (nobody sleeps on a free lock); if not, it saw the lock free. The
+    /// word ends with no lock, reference or count left.
+    #[test]
+    fn unlock_races_enqueue() {
+        loom::model(|| {
+            let m = Arc::new(M::default());
+            assert_eq!(m.try_lock(Mode::Read), Ok(Lock::Taken));
+            let t = {
+                let m = m.clone();
+                loom::thread::spawn(move || m.rwunlock(Mode::Read))
+            };
+            let queued = m.enqueue(Mode::Read, 2);
+            let (destroy, woken) = t.join().unwrap();
+            assert!(!destroy);
+            assert_eq!(woken, queued.then_some(2));
+            let s = m.state.load(Ordering::SeqCst);
+            assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
+            assert!(m.queues()[0].is_empty());
+        });
+    }
+
+    /// An unlock whose waiter count a fast lock races: the lock is taken
+    /// again between the unlock's `fetch_sub` and its hand-off, or not.
+    /// Either way the queued reader is woken exactly once, by whichever
+    /// unlock finds the lock free, and the writes of each holder are seen by
+    /// the next (a plain counter under the lock).
+    #[test]
+    fn unlock_handoff_races_fast_lock() {
+        loom::model(|| {
+            let m = Arc::new(M::default());
+            let data = Arc::new(loom::cell::UnsafeCell::new(0u32));
+            assert_eq!(m.try_lock(Mode::Read), Ok(Lock::Taken));
+            assert!(m.enqueue(Mode::Read, 2));
+            let t = {
+                let (m, data) = (m.clone(), data.clone());
+                loom::thread::spawn(move || {
+                    // SAFETY: the lock is held, so no other access overlaps (loom checks it).
+                    data.with_mut(|p| unsafe { *p += 1 });
+                    m.rwunlock(Mode::Read).1
+                })
+            };
+            let mut woken: Vec<u32> = Vec::new();
+            if m.try_lock_fast(Mode::Read) {
+                // SAFETY: the lock is held, so no other access overlaps (loom checks it).
+                data.with_mut(|p| unsafe { *p += 1 });
+                woken.extend(m.rwunlock(Mode::Read).1);
+            }
+            woken.extend(t.join().unwrap());
+            assert_eq!(woken, [2]);
+            let s = m.state.load(Ordering::SeqCst);
+            assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
+            assert!(m.queues()[0].is_empty());
+        });
+    }
+
+    /// A close racing an unlock that owes a hand-off: the queued writer is
+    /// woken once (by the close, or by the unlock if it came first), and
+    /// whichever of the unlock and the close's decref comes last releases
+    /// the descriptor.
+    #[test]
+    fn unlock_races_close() {
+        loom::model(|| {
+            let m = Arc::new(M::default());
+            assert_eq!(m.try_lock(Mode::Write), Ok(Lock::Taken));
+            assert!(m.enqueue(Mode::Write, 2));
+            let t = {
+                let m = m.clone();
+                loom::thread::spawn(move || m.rwunlock(Mode::Write))
+            };
+            let drained = m.incref_and_close().unwrap();
+            let closer_destroys = m.decref();
+            let (unlock_destroys, woken) = t.join().unwrap();
+            assert_eq!(drained.len() + woken.iter().count(), 1);
+            assert!(closer_destroys != unlock_destroys);
         });
     }
 

@@ -62,6 +62,15 @@
 //! `unblock` pairs with the parking op's WAIT store and re-check exactly as
 //! `closing` does (race 3). All are sticky until the PollDesc is recycled
 //! ([`reset`]).
+//!
+//! Two more bits, `expired_r` and `expired_w`, are a hint for the error
+//! checks: one is set ([`set_expired`]) before any deadline word of its
+//! direction (kept by the PollDesc, `netpoll::poll_desc`) is stored as
+//! expired, and it stays set. A check that finds neither its direction's
+//! bit nor `closing` therefore knows, from that one load, that no deadline
+//! of the direction had expired when the bit was read; one that finds the
+//! bit reads the deadline words. For race 3 a deadline expiry is a store of
+//! the bit followed by `unblock`, exactly as `closing`.
 
 use crate::loom::{AtomicU32, AtomicUsize, Ordering};
 
@@ -78,6 +87,18 @@ const CLOSING: u32 = 1;
 const HUP: u32 = 2;
 /// Info bit: the owning runtime's poller has shut down.
 const DEAD: u32 = 4;
+/// Info bit: a read deadline has expired at some point (a hint).
+const EXPIRED_R: u32 = 8;
+/// Info bit: a write deadline has expired at some point (a hint).
+const EXPIRED_W: u32 = 16;
+
+#[inline]
+fn expired_bit(mode: Mode) -> u32 {
+    match mode {
+        Mode::Read => EXPIRED_R,
+        Mode::Write => EXPIRED_W,
+    }
+}
 
 /// Direction of an operation: reads use `rg`, writes use `wg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +120,12 @@ pub(crate) enum Prepare {
 
 #[cold]
 #[inline(never)]
+fn corrupted(mode: Mode) -> ! {
+    panic!("gopark: corrupted PollDesc ({mode:?})")
+}
+
+#[cold]
+#[inline(never)]
 fn double_wait(mode: Mode) -> ! {
     panic!("gopark: double wait on a PollDesc ({mode:?})")
 }
@@ -110,7 +137,7 @@ pub(crate) struct PdState {
     rg: AtomicUsize,
     /// Write slot (Go's `wg`).
     wg: AtomicUsize,
-    /// `CLOSING | HUP`.
+    /// `CLOSING | HUP | DEAD | EXPIRED_R | EXPIRED_W`.
     info: AtomicU32,
 }
 
@@ -219,12 +246,15 @@ impl PdState {
     /// resume was spurious; the slot becomes NIL, `Err(())` tells the caller
     /// it owns the slot's reference again, and no waker will ready the task
     /// for this park. Otherwise as `finish_block`.
+    #[inline]
     pub(crate) fn finish_block_as(&self, mode: Mode, task: usize) -> Result<bool, ()> {
         let old = self.slot(mode).swap(PD_NIL, Ordering::SeqCst);
         if old == task {
             return Err(());
         }
-        assert!(old <= PD_WAIT, "gopark: corrupted PollDesc ({mode:?})");
+        if old > PD_WAIT {
+            corrupted(mode);
+        }
         Ok(old == PD_READY)
     }
 
@@ -287,10 +317,32 @@ impl PdState {
         self.info.load(Ordering::SeqCst) & CLOSING != 0
     }
 
-    /// True once closing or dead: one load for the waiting op's error check.
+    /// False only if the descriptor is not closing and no deadline of
+    /// `mode` has ever expired (module docs, the `expired` hint): the op's
+    /// error check in one load; if true, it checks the deadlines.
     #[inline]
-    pub(crate) fn closing_or_dead(&self) -> bool {
-        self.info.load(Ordering::SeqCst) & (CLOSING | DEAD) != 0
+    pub(crate) fn closing_or_expired(&self, mode: Mode) -> bool {
+        // SeqCst: race 3 (the waiting op's re-check after WAIT).
+        self.info.load(Ordering::SeqCst) & (CLOSING | expired_bit(mode)) != 0
+    }
+
+    /// [`closing_or_expired`](Self::closing_or_expired), or dead: the
+    /// check of an op that would park.
+    #[inline]
+    pub(crate) fn closing_dead_or_expired(&self, mode: Mode) -> bool {
+        // SeqCst: race 3, as above.
+        self.info.load(Ordering::SeqCst) & (CLOSING | DEAD | expired_bit(mode)) != 0
+    }
+
+    /// Sets `mode`'s expired hint; called before any deadline word of
+    /// `mode` is stored as expired (module docs).
+    pub(crate) fn set_expired(&self, mode: Mode) {
+        // SeqCst, and a read-modify-write even when the bit is already set:
+        // this expiry's own place in the single total order precedes the
+        // deadline store and the `unblock` that follow it, as
+        // `set_closing`'s does (race 3). Expiries are rare; a store per one
+        // costs nothing on the op path.
+        self.info.fetch_or(expired_bit(mode), Ordering::SeqCst);
     }
 
     /// Marks the descriptor's poller as gone (before unblocking both slots).
@@ -371,6 +423,35 @@ mod loom_tests {
             // either through prepare (Ready) or through finish_block.
             let _ = pd.finish_block(Mode::Read);
             assert_eq!(pd.unblock(Mode::Read, false), None);
+        });
+    }
+
+    /// Race 3 for a deadline: the expirer sets the direction's expired hint
+    /// (before its deadline store, which the hint stands for) and
+    /// unblocks; the op's re-check after WAIT reads only the hint. The op
+    /// never stays parked; a write deadline's hint does not fail a read.
+    #[test]
+    fn expiry_races_park() {
+        loom::model(|| {
+            let pd = Arc::new(PdState::new());
+            let readied = Arc::new(Counter::new(0));
+            let t = {
+                let (pd, readied) = (pd.clone(), readied.clone());
+                loom::thread::spawn(move || {
+                    pd.set_expired(Mode::Read);
+                    if pd.unblock(Mode::Read, false).is_some() {
+                        readied.fetch_add(1, Ordering::SeqCst);
+                    }
+                })
+            };
+            let pd2 = pd.clone();
+            let (parked, _) =
+                block_once(&pd, Mode::Read, move || !pd2.closing_or_expired(Mode::Read));
+            t.join().unwrap();
+            assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
+            assert!(!pd.finish_block(Mode::Read));
+            assert!(pd.closing_or_expired(Mode::Read));
+            assert!(!pd.closing_or_expired(Mode::Write));
         });
     }
 

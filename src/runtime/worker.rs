@@ -324,7 +324,7 @@ impl WorkerCtx {
             if tick % FAIRNESS_TICK == 0 {
                 // Keep the cached clock fresh on a worker that never idles
                 // and has no timer (one clock read per 61 rounds).
-                me.monitor.set_clock(self.shared.nanos(Instant::now()));
+                me.monitor.set_clock(self.shared.now());
                 if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
@@ -416,7 +416,7 @@ impl WorkerCtx {
         if next == u64::MAX {
             return;
         }
-        let now = self.shared.nanos(Instant::now());
+        let now = self.shared.now();
         self.shared_part().monitor.set_clock(now);
         if next > now {
             return;
@@ -569,7 +569,7 @@ impl WorkerCtx {
         // busy server has none); a worker that goes to sleep reads it anyway,
         // its idle time starts there.
         let next = me.timers.next();
-        let armed = (next != u64::MAX).then(|| sh.nanos(Instant::now()));
+        let armed = (next != u64::MAX).then(|| sh.now());
         let has_work = sh.shutdown.load(Ordering::SeqCst)
             || me.woken_spinning.load(Ordering::SeqCst)
             || !me.inbox.is_empty()
@@ -578,7 +578,7 @@ impl WorkerCtx {
         if has_work {
             me.sleep.finish();
         } else {
-            let now = armed.unwrap_or_else(|| sh.nanos(Instant::now()));
+            let now = armed.unwrap_or_else(|| sh.now());
             let timeout =
                 (next != u64::MAX).then(|| Duration::from_nanos(next.saturating_sub(now)));
             // Free stacks left dirty by a burst go back to the kernel once
@@ -593,7 +593,7 @@ impl WorkerCtx {
             me.metrics.idle.sleep(now);
             me.metrics.runq.set(0); // nothing to run, or it would not sleep
             sh.poller.poll(self.index, timeout, &mut buf);
-            let woke = sh.nanos(Instant::now());
+            let woke = sh.now();
             me.metrics.idle.wake(woke);
             me.monitor.set_clock(woke);
             me.sleep.finish();
@@ -945,7 +945,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     }
     let _ = shared.workers[index].thread.set(thread::current());
     // Up to here the worker counted as idle (see `metrics::IdleClock`).
-    let now = shared.nanos(Instant::now());
+    let now = shared.now();
     shared.workers[index].metrics.idle.wake(now);
     stack::worker_init(running_info);
     let ctx = WorkerCtx::new(shared, index);

@@ -526,12 +526,19 @@ impl Shared {
     /// from, so their queued coroutines must not keep it awake). During
     /// shutdown, and off the runtime's workers, every spawn queue counts.
     pub(crate) fn has_visible_work(&self) -> bool {
-        if !self.global.is_empty() {
-            return true;
-        }
         let me = worker::worker_here()
             .filter(|ctx| ptr_eq(&ctx.shared, self))
             .map(|ctx| ctx.index);
+        self.has_visible_work_of(me)
+    }
+
+    /// [`Shared::has_visible_work`] for a caller that knows which worker of
+    /// this runtime it is (`Some(index)`), if any: no thread-local lookup.
+    #[inline]
+    pub(crate) fn has_visible_work_of(&self, me: Option<usize>) -> bool {
+        if !self.global.is_empty() {
+            return true;
+        }
         match me {
             Some(me) if !self.shutdown.load(Ordering::Relaxed) => {
                 let mine = self.workers[me].load.get();

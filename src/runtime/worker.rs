@@ -10,8 +10,9 @@
 //!    global queue;
 //! 4. stealing unstarted coroutines from more loaded workers (spinning: at
 //!    most half of the busy workers spin, as in Go);
-//! 5. sleep: join the idle list, re-check, then block in the worker's own
-//!    poller shard with the timeout of the worker's next timer.
+//! 5. sleep: join the idle list (with more than one worker), re-check, then
+//!    block in the worker's own poller shard with the timeout of the
+//!    worker's next timer.
 //!
 //! ## Fields
 //! [`WorkerCtx`] lives on the worker thread's stack for the thread's whole
@@ -197,6 +198,8 @@ pub(crate) struct WorkerCtx {
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
     spinning: Cell<bool>,
+    /// More than one worker in the runtime (see `idle`).
+    multi: bool,
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
@@ -212,6 +215,7 @@ pub(crate) struct WorkerCtx {
 impl WorkerCtx {
     fn new(shared: Arc<Shared>, index: usize) -> WorkerCtx {
         let me = ptr::NonNull::from(&shared.workers[index]);
+        let multi = shared.workers.len() > 1;
         WorkerCtx {
             shared,
             index,
@@ -222,6 +226,7 @@ impl WorkerCtx {
             tick: Cell::new(0),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
+            multi,
             shutting_down: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
@@ -552,11 +557,21 @@ impl WorkerCtx {
             let last = sh.nspinning.fetch_sub(1, Ordering::SeqCst) == 1;
             // Go: the last spinner re-checks everything after dropping the
             // spinning state, or a wakep that saw it spinning would be lost.
-            if last && sh.has_visible_work() {
+            if last && sh.has_visible_work_of(Some(self.index)) {
                 return;
             }
         }
-        sh.push_idle(self.index);
+        // The idle set only serves `wakep`, which wakes an idle worker for
+        // work that was not handed to a worker of its own. With one worker
+        // there is no such work: whoever queues work for it wakes it
+        // (`submit`, `ready_runnable`, a timer armed from another thread),
+        // and the other calls of `wakep` come from the worker itself while
+        // it runs. So a lone worker stays out of it: two read-modify-writes
+        // on entry and two on exit less per sleep.
+        let listed = self.multi;
+        if listed {
+            sh.push_idle(self.index);
+        }
         // Every worker sleeps in its own poller shard: readiness for its
         // coroutines, a wake-up for work handed to it and its next timer
         // all end the same wait.
@@ -571,9 +586,9 @@ impl WorkerCtx {
         let next = me.timers.next();
         let armed = (next != u64::MAX).then(|| sh.now());
         let has_work = sh.shutdown.load(Ordering::SeqCst)
-            || me.woken_spinning.load(Ordering::SeqCst)
+            || (listed && me.woken_spinning.load(Ordering::SeqCst))
             || !me.inbox.is_empty()
-            || sh.has_visible_work()
+            || sh.has_visible_work_of(Some(self.index))
             || armed.is_some_and(|now| next <= now);
         if has_work {
             me.sleep.finish();
@@ -603,10 +618,13 @@ impl WorkerCtx {
             *self.polled.borrow_mut() = buf;
             self.publish_runq();
         }
-        sh.remove_idle(self.index);
         sh.monitor.worker_woke();
-        if me.woken_spinning.swap(false, Ordering::SeqCst) {
-            self.spinning.set(true);
+        // Only `wakep` sets `woken_spinning`, and only on a listed worker.
+        if listed {
+            sh.remove_idle(self.index);
+            if me.woken_spinning.swap(false, Ordering::SeqCst) {
+                self.spinning.set(true);
+            }
         }
     }
 

@@ -436,14 +436,15 @@ impl WorkerCtx {
 
     /// Polls this worker's poller shard and readies what it returns.
     fn netpoll(&self, timeout: Option<Duration>) -> usize {
-        let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+        // Borrowed across the poll and the readying: neither touches
+        // `polled` (see `ready_polled`).
+        let mut buf = self.polled.borrow_mut();
         self.shared.poller.poll(self.index, timeout, &mut buf);
         let n = buf.len();
         let m = &self.shared_part().metrics;
         m.netpoll_calls.inc();
         m.netpoll_events.add(n as u64);
         self.ready_polled(&mut buf);
-        *self.polled.borrow_mut() = buf;
         n
     }
 
@@ -455,7 +456,9 @@ impl WorkerCtx {
     /// check, and a `runnext` swap that demotes the previous one to the
     /// run queue). No other worker is woken: a started coroutine runs only
     /// here. A coroutine of another worker or runtime (a descriptor waited
-    /// on from there, see the netpoll module docs) is routed home.
+    /// on from there, see the netpoll module docs) is routed home, which
+    /// touches neither this run queue nor `polled` (the callers keep `buf`
+    /// borrowed from it).
     fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
         if buf.is_empty() {
             return;
@@ -602,7 +605,8 @@ impl WorkerCtx {
                 (Some(t), Some(s)) => Some(t.min(s)),
                 (t, s) => t.or(s),
             };
-            let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+            // Borrowed across the poll and the readying, as in `netpoll`.
+            let mut buf = self.polled.borrow_mut();
             // The sleep is the worker's idle time: one clock read more per
             // sleep, after a blocking epoll_wait.
             me.metrics.idle.sleep(now);
@@ -615,7 +619,7 @@ impl WorkerCtx {
             me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
             self.ready_polled(&mut buf);
-            *self.polled.borrow_mut() = buf;
+            drop(buf);
             self.publish_runq();
         }
         sh.monitor.worker_woke();

@@ -397,7 +397,7 @@ fn info(task: &Task, now: u64) -> Option<CoroutineInfo> {
 
 /// Every live (started, unfinished) coroutine of `sh`, by id.
 pub(crate) fn collect(sh: &Shared) -> Vec<CoroutineInfo> {
-    let now = sh.nanos(Instant::now());
+    let now = sh.now();
     let mut out = Vec::new();
     for ws in sh.workers.iter() {
         let tasks = registry::read(&ws.registry).tasks();

@@ -56,7 +56,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Runtime, Shared};
 
@@ -559,7 +559,7 @@ pub(crate) fn snapshot(sh: &Shared) -> RuntimeMetrics {
     // The clock after the words (see `idle_at`); again if it lagged a
     // sleep that began just before.
     let (now, idle) = loop {
-        let now = sh.nanos(Instant::now());
+        let now = sh.now();
         let idle: Option<Vec<u64>> = idle_words.iter().map(|&w| idle_at(w, now)).collect();
         if let Some(idle) = idle {
             break (now, idle);

@@ -245,7 +245,9 @@ pub(crate) fn run(sh: Arc<Shared>) {
             return;
         }
         let now = Instant::now();
-        let now_nanos = sh.nanos(now);
+        // The workers' own clock (`Shared::now`), so the cached clock never
+        // steps back when a worker refreshes it.
+        let now_nanos = sh.now();
         let mut awake = false;
         for (w, ws) in sh.workers.iter().enumerate() {
             let slot = &ws.monitor;

@@ -10,8 +10,9 @@
 //!    global queue;
 //! 4. stealing unstarted coroutines from more loaded workers (spinning: at
 //!    most half of the busy workers spin, as in Go);
-//! 5. sleep: join the idle list, re-check, then block in the worker's own
-//!    poller shard with the timeout of the worker's next timer.
+//! 5. sleep: join the idle list (with more than one worker), re-check, then
+//!    block in the worker's own poller shard with the timeout of the
+//!    worker's next timer.
 //!
 //! ## Fields
 //! [`WorkerCtx`] lives on the worker thread's stack for the thread's whole
@@ -211,6 +212,8 @@ pub(crate) struct WorkerCtx {
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
     spinning: Cell<bool>,
+    /// More than one worker in the runtime (see `idle`).
+    multi: bool,
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
@@ -231,6 +234,7 @@ pub(crate) struct WorkerCtx {
 impl WorkerCtx {
     fn new(shared: Arc<Shared>, index: usize) -> WorkerCtx {
         let me = ptr::NonNull::from(&shared.workers[index]);
+        let multi = shared.workers.len() > 1;
         WorkerCtx {
             shared,
             index,
@@ -241,6 +245,7 @@ impl WorkerCtx {
             tick: Cell::new(0),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
+            multi,
             shutting_down: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
@@ -344,7 +349,7 @@ impl WorkerCtx {
             if tick % FAIRNESS_TICK == 0 {
                 // Keep the cached clock fresh on a worker that never idles
                 // and has no timer (one clock read per 61 rounds).
-                me.monitor.set_clock(self.shared.nanos(Instant::now()));
+                me.monitor.set_clock(self.shared.now());
                 if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
@@ -436,7 +441,7 @@ impl WorkerCtx {
         if next == u64::MAX {
             return;
         }
-        let now = self.shared.nanos(Instant::now());
+        let now = self.shared.now();
         self.shared_part().monitor.set_clock(now);
         if next > now {
             return;
@@ -451,14 +456,15 @@ impl WorkerCtx {
 
     /// Polls this worker's poller shard and readies what it returns.
     fn netpoll(&self, timeout: Option<Duration>) -> usize {
-        let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+        // Borrowed across the poll and the readying: neither touches
+        // `polled` (see `ready_polled`).
+        let mut buf = self.polled.borrow_mut();
         self.shared.poller.poll(self.index, timeout, &mut buf);
         let n = buf.len();
         let m = &self.shared_part().metrics;
         m.netpoll_calls.inc();
         m.netpoll_events.add(n as u64);
         self.ready_polled(&mut buf);
-        *self.polled.borrow_mut() = buf;
         n
     }
 
@@ -470,7 +476,9 @@ impl WorkerCtx {
     /// check, and a `runnext` swap that demotes the previous one to the
     /// run queue). No other worker is woken: a started coroutine runs only
     /// here. A coroutine of another worker or runtime (a descriptor waited
-    /// on from there, see the netpoll module docs) is routed home.
+    /// on from there, see the netpoll module docs) is routed home, which
+    /// touches neither this run queue nor `polled` (the callers keep `buf`
+    /// borrowed from it).
     fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
         if buf.is_empty() {
             return;
@@ -584,7 +592,7 @@ impl WorkerCtx {
     fn spin_for_handoff(&self) -> bool {
         let sh = &*self.shared;
         let me = self.shared_part();
-        let start = sh.nanos(Instant::now());
+        let start = sh.now();
         let mut round = 0u32;
         loop {
             if !me.inbox.is_empty()
@@ -599,7 +607,7 @@ impl WorkerCtx {
                 if sh.poller.has_fds(self.index) && self.netpoll(Some(Duration::ZERO)) > 0 {
                     return true;
                 }
-                let now = sh.nanos(Instant::now());
+                let now = sh.now();
                 if me.timers.next() <= now {
                     return true;
                 }
@@ -621,7 +629,7 @@ impl WorkerCtx {
             let last = sh.nspinning.fetch_sub(1, Ordering::SeqCst) == 1;
             // Go: the last spinner re-checks everything after dropping the
             // spinning state, or a wakep that saw it spinning would be lost.
-            if last && sh.has_visible_work() {
+            if last && sh.has_visible_work_of(Some(self.index)) {
                 return;
             }
         }
@@ -635,7 +643,17 @@ impl WorkerCtx {
             // spin again only after another streak of quick wake-ups.
             self.handoffs.set(0);
         }
-        sh.push_idle(self.index);
+        // The idle set only serves `wakep`, which wakes an idle worker for
+        // work that was not handed to a worker of its own. With one worker
+        // there is no such work: whoever queues work for it wakes it
+        // (`submit`, `ready_runnable`, a timer armed from another thread),
+        // and the other calls of `wakep` come from the worker itself while
+        // it runs. So a lone worker stays out of it: two read-modify-writes
+        // on entry and two on exit less per sleep.
+        let listed = self.multi;
+        if listed {
+            sh.push_idle(self.index);
+        }
         // Every worker sleeps in its own poller shard: readiness for its
         // coroutines, a wake-up for work handed to it and its next timer
         // all end the same wait.
@@ -648,16 +666,16 @@ impl WorkerCtx {
         // busy server has none); a worker that goes to sleep reads it anyway,
         // its idle time starts there.
         let next = me.timers.next();
-        let armed = (next != u64::MAX).then(|| sh.nanos(Instant::now()));
+        let armed = (next != u64::MAX).then(|| sh.now());
         let has_work = sh.shutdown.load(Ordering::SeqCst)
-            || me.woken_spinning.load(Ordering::SeqCst)
+            || (listed && me.woken_spinning.load(Ordering::SeqCst))
             || !me.inbox.is_empty()
-            || sh.has_visible_work()
+            || sh.has_visible_work_of(Some(self.index))
             || armed.is_some_and(|now| next <= now);
         if has_work {
             me.sleep.finish();
         } else {
-            let now = armed.unwrap_or_else(|| sh.nanos(Instant::now()));
+            let now = armed.unwrap_or_else(|| sh.now());
             let timeout =
                 (next != u64::MAX).then(|| Duration::from_nanos(next.saturating_sub(now)));
             // Free stacks left dirty by a burst go back to the kernel once
@@ -666,13 +684,14 @@ impl WorkerCtx {
                 (Some(t), Some(s)) => Some(t.min(s)),
                 (t, s) => t.or(s),
             };
-            let mut buf = std::mem::take(&mut *self.polled.borrow_mut());
+            // Borrowed across the poll and the readying, as in `netpoll`.
+            let mut buf = self.polled.borrow_mut();
             // The sleep is the worker's idle time: one clock read more per
             // sleep, after a blocking epoll_wait.
             me.metrics.idle.sleep(now);
             me.metrics.runq.set(0); // nothing to run, or it would not sleep
             sh.poller.poll(self.index, timeout, &mut buf);
-            let woke = sh.nanos(Instant::now());
+            let woke = sh.now();
             me.metrics.idle.wake(woke);
             me.monitor.set_clock(woke);
             // A quick wake-up by another thread is a hand-off that a short
@@ -686,13 +705,16 @@ impl WorkerCtx {
             me.metrics.netpoll_calls.inc();
             me.metrics.netpoll_events.add(buf.len() as u64);
             self.ready_polled(&mut buf);
-            *self.polled.borrow_mut() = buf;
+            drop(buf);
             self.publish_runq();
         }
-        sh.remove_idle(self.index);
         sh.monitor.worker_woke();
-        if me.woken_spinning.swap(false, Ordering::SeqCst) {
-            self.spinning.set(true);
+        // Only `wakep` sets `woken_spinning`, and only on a listed worker.
+        if listed {
+            sh.remove_idle(self.index);
+            if me.woken_spinning.swap(false, Ordering::SeqCst) {
+                self.spinning.set(true);
+            }
         }
     }
 
@@ -1031,7 +1053,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize) {
     }
     let _ = shared.workers[index].thread.set(thread::current());
     // Up to here the worker counted as idle (see `metrics::IdleClock`).
-    let now = shared.nanos(Instant::now());
+    let now = shared.now();
     shared.workers[index].metrics.idle.wake(now);
     stack::worker_init(running_info);
     let ctx = WorkerCtx::new(shared, index);

@@ -432,6 +432,7 @@ fn release(size: usize, top: usize, cold: bool) {
 /// delay (time until the next free stack is old enough; `None`: nothing
 /// left to give back), so memory returns after a burst without periodic
 /// wake-ups once everything is given back.
+#[inline]
 pub(crate) fn scavenge() -> Option<std::time::Duration> {
     slab::scavenge()
 }

@@ -261,10 +261,19 @@ pub(super) fn give(stacks: impl Iterator<Item = (usize, usize)>, cold: bool) {
 /// for [`SCAVENGE_AFTER`] (all size classes). Cheap when there is nothing to
 /// do; meant for a worker that is about to go idle. Returns how long until
 /// the next dirty stack becomes old enough, `None` if none is left.
+#[inline]
 pub(super) fn scavenge() -> Option<Duration> {
+    // The common case inline (a worker calls this before every sleep): one
+    // load, no call.
     if !ANY_DIRTY.load(Ordering::Relaxed) {
         return None;
     }
+    scavenge_dirty()
+}
+
+/// [`scavenge`] when some free stack is dirty.
+#[inline(never)]
+fn scavenge_dirty() -> Option<Duration> {
     let now = now_ms();
     let mut trims = Vec::new();
     let oldest_left = {

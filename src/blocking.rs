@@ -672,6 +672,45 @@ mod tests {
         }
     }
 
+    /// Jobs handed over in quick succession by several submitters at once,
+    /// each waiting for its job before the next (as coroutines calling
+    /// `blocking` in loops): the pool threads spin between jobs and take
+    /// them without a notify while other threads sleep on the condition
+    /// variable, and no job is lost (a lost one fails the 10 s wait).
+    #[test]
+    fn quick_jobs_from_several_submitters_are_all_taken() {
+        let pool = Pool::new("t".into(), 3, Duration::from_secs(3600));
+        let submitters: Vec<_> = (0..4)
+            .map(|k| {
+                let pool = pool.clone();
+                thread::spawn(move || {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    for i in 0..2_000u32 {
+                        let tx = tx.clone();
+                        pool.submit(Box::new(move || {
+                            tx.send(i).unwrap();
+                            None::<Arc<dyn Complete>>
+                        }));
+                        let got = rx.recv_timeout(Duration::from_secs(10));
+                        assert_eq!(got, Ok(i), "submitter {k}: job {i} lost");
+                    }
+                })
+            })
+            .collect();
+        for s in submitters {
+            s.join().unwrap();
+        }
+        // A spin lasts at most 20 us.
+        thread::sleep(Duration::from_millis(10));
+        let s = lock(&pool.state);
+        assert_eq!(
+            (s.spinning, s.notified),
+            (0, 0),
+            "no spinner or wake-up left over"
+        );
+        assert!(s.queue.is_empty());
+    }
+
     /// After a shutdown, queued jobs still run and the threads exit without
     /// waiting out the keep-alive.
     #[test]

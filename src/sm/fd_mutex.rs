@@ -363,6 +363,14 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
+    /// The read side ends with no lock, reference or waiter count left, and
+    /// nobody queued.
+    fn assert_read_side_free(m: &M) {
+        let s = m.state.load(Ordering::SeqCst);
+        assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
+        assert!(m.queues()[0].is_empty());
+    }
+
     /// Waiters are ids; "waking" one records it.
     type M = FdMutex<u32>;
 
@@ -385,9 +393,7 @@ mod loom_tests {
             let by_unlock = t.join().unwrap();
             let woken: Vec<u32> = by_cancel.into_iter().chain(by_unlock).collect();
             assert_eq!(woken.iter().filter(|&&w| w == 3).count(), 1, "{woken:?}");
-            let s = m.state.load(Ordering::SeqCst);
-            assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
-            assert!(m.queues()[0].is_empty());
+            assert_read_side_free(&m);
         });
     }
 
@@ -408,9 +414,7 @@ mod loom_tests {
             let (destroy, woken) = t.join().unwrap();
             assert!(!destroy);
             assert_eq!(woken, queued.then_some(2));
-            let s = m.state.load(Ordering::SeqCst);
-            assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
-            assert!(m.queues()[0].is_empty());
+            assert_read_side_free(&m);
         });
     }
 
@@ -442,9 +446,7 @@ mod loom_tests {
             }
             woken.extend(t.join().unwrap());
             assert_eq!(woken, [2]);
-            let s = m.state.load(Ordering::SeqCst);
-            assert_eq!(s & (RWAIT_MASK | REF_MASK | RLOCK), 0, "{s:#x}");
-            assert!(m.queues()[0].is_empty());
+            assert_read_side_free(&m);
         });
     }
 

@@ -363,6 +363,13 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
+    /// A new fdMutex with `mode`'s lock taken.
+    fn held(mode: Mode) -> Arc<M> {
+        let m = Arc::new(M::default());
+        assert_eq!(m.try_lock(mode), Ok(Lock::Taken));
+        m
+    }
+
     /// The read side ends with no lock, reference or waiter count left, and
     /// nobody queued.
     fn assert_read_side_free(m: &M) {
@@ -381,8 +388,7 @@ mod loom_tests {
     #[test]
     fn cancel_races_unlock() {
         loom::model(|| {
-            let m = Arc::new(M::default());
-            assert_eq!(m.try_lock(Mode::Read), Ok(Lock::Taken));
+            let m = held(Mode::Read);
             assert!(m.enqueue(Mode::Read, 2));
             assert!(m.enqueue(Mode::Read, 3));
             let t = {
@@ -404,8 +410,7 @@ mod loom_tests {
     #[test]
     fn unlock_races_enqueue() {
         loom::model(|| {
-            let m = Arc::new(M::default());
-            assert_eq!(m.try_lock(Mode::Read), Ok(Lock::Taken));
+            let m = held(Mode::Read);
             let t = {
                 let m = m.clone();
                 loom::thread::spawn(move || m.rwunlock(Mode::Read))
@@ -426,9 +431,8 @@ mod loom_tests {
     #[test]
     fn unlock_handoff_races_fast_lock() {
         loom::model(|| {
-            let m = Arc::new(M::default());
+            let m = held(Mode::Read);
             let data = Arc::new(loom::cell::UnsafeCell::new(0u32));
-            assert_eq!(m.try_lock(Mode::Read), Ok(Lock::Taken));
             assert!(m.enqueue(Mode::Read, 2));
             let t = {
                 let (m, data) = (m.clone(), data.clone());
@@ -457,8 +461,7 @@ mod loom_tests {
     #[test]
     fn unlock_races_close() {
         loom::model(|| {
-            let m = Arc::new(M::default());
-            assert_eq!(m.try_lock(Mode::Write), Ok(Lock::Taken));
+            let m = held(Mode::Write);
             assert!(m.enqueue(Mode::Write, 2));
             let t = {
                 let m = m.clone();
@@ -477,8 +480,7 @@ mod loom_tests {
     #[test]
     fn cancel_races_close() {
         loom::model(|| {
-            let m = Arc::new(M::default());
-            assert_eq!(m.try_lock(Mode::Write), Ok(Lock::Taken));
+            let m = held(Mode::Write);
             assert!(m.enqueue(Mode::Write, 2));
             let t = {
                 let m = m.clone();

@@ -382,10 +382,32 @@ impl PdState {
 #[cfg(all(test, loom))]
 mod loom_tests {
     use super::*;
-    use loom::sync::atomic::AtomicUsize as Counter;
     use loom::sync::Arc;
 
     const TASK: usize = 0x1000;
+
+    /// Runs `wake` on a second thread; it returns how many parked ops it
+    /// took out (and so readied).
+    fn spawn_waker(
+        pd: &Arc<PdState>,
+        wake: impl FnOnce(&PdState) -> usize + Send + 'static,
+    ) -> loom::thread::JoinHandle<usize> {
+        let pd = pd.clone();
+        loom::thread::spawn(move || wake(&pd))
+    }
+
+    /// `unblock` of each of `modes` (`io`: as readiness), counting the
+    /// tasks taken out; the only task any model parks is `TASK`.
+    fn unblock_all(pd: &PdState, modes: &[Mode], io: bool) -> usize {
+        let mut n = 0;
+        for &mode in modes {
+            if let Some(task) = pd.unblock(mode, io) {
+                assert_eq!(task, TASK);
+                n += 1;
+            }
+        }
+        n
+    }
 
     /// One blocking op (the coroutine side, commit included) against one
     /// waker: returns (readied by waker, op ran again at once, saw READY).
@@ -405,19 +427,9 @@ mod loom_tests {
     fn readiness_races_park() {
         loom::model(|| {
             let pd = Arc::new(PdState::new());
-            let readied = Arc::new(Counter::new(0));
-            let t = {
-                let (pd, readied) = (pd.clone(), readied.clone());
-                loom::thread::spawn(move || {
-                    if let Some(task) = pd.unblock(Mode::Read, true) {
-                        assert_eq!(task, TASK);
-                        readied.fetch_add(1, Ordering::SeqCst);
-                    }
-                })
-            };
+            let t = spawn_waker(&pd, |pd| unblock_all(pd, &[Mode::Read], true));
             let (parked, _) = block_once(&pd, Mode::Read, || true);
-            t.join().unwrap();
-            let r = readied.load(Ordering::SeqCst);
+            let r = t.join().unwrap();
             assert_eq!(r, usize::from(parked));
             // However it went, the op got the notification exactly once:
             // either through prepare (Ready) or through finish_block.
@@ -434,21 +446,14 @@ mod loom_tests {
     fn expiry_races_park() {
         loom::model(|| {
             let pd = Arc::new(PdState::new());
-            let readied = Arc::new(Counter::new(0));
-            let t = {
-                let (pd, readied) = (pd.clone(), readied.clone());
-                loom::thread::spawn(move || {
-                    pd.set_expired(Mode::Read);
-                    if pd.unblock(Mode::Read, false).is_some() {
-                        readied.fetch_add(1, Ordering::SeqCst);
-                    }
-                })
-            };
+            let t = spawn_waker(&pd, |pd| {
+                pd.set_expired(Mode::Read);
+                unblock_all(pd, &[Mode::Read], false)
+            });
             let pd2 = pd.clone();
             let (parked, _) =
                 block_once(&pd, Mode::Read, move || !pd2.closing_or_expired(Mode::Read));
-            t.join().unwrap();
-            assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
+            assert_eq!(t.join().unwrap(), usize::from(parked));
             assert!(!pd.finish_block(Mode::Read));
             assert!(pd.closing_or_expired(Mode::Read));
             assert!(!pd.closing_or_expired(Mode::Write));
@@ -462,22 +467,13 @@ mod loom_tests {
     fn close_races_park() {
         loom::model(|| {
             let pd = Arc::new(PdState::new());
-            let readied = Arc::new(Counter::new(0));
-            let t = {
-                let (pd, readied) = (pd.clone(), readied.clone());
-                loom::thread::spawn(move || {
-                    pd.set_closing();
-                    for mode in [Mode::Read, Mode::Write] {
-                        if pd.unblock(mode, false).is_some() {
-                            readied.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                })
-            };
+            let t = spawn_waker(&pd, |pd| {
+                pd.set_closing();
+                unblock_all(pd, &[Mode::Read, Mode::Write], false)
+            });
             let pd2 = pd.clone();
             let (parked, _) = block_once(&pd, Mode::Read, move || !pd2.closing());
-            t.join().unwrap();
-            assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
+            assert_eq!(t.join().unwrap(), usize::from(parked));
             assert!(!pd.finish_block(Mode::Read));
             assert!(pd.closing());
         });
@@ -493,27 +489,16 @@ mod loom_tests {
                 let pd = Arc::new(PdState::new());
                 assert_eq!(pd.prepare_block(Mode::Read), Prepare::Wait);
                 assert!(pd.commit(Mode::Read, TASK));
-                let readied = Arc::new(Counter::new(0));
-                let t = {
-                    let (pd, readied) = (pd.clone(), readied.clone());
-                    loom::thread::spawn(move || {
-                        if io {
-                            if let Some(task) = pd.unblock(Mode::Read, true) {
-                                assert_eq!(task, TASK);
-                                readied.fetch_add(1, Ordering::SeqCst);
-                            }
-                        } else {
-                            pd.set_closing();
-                            if pd.unblock(Mode::Read, false).is_some() {
-                                readied.fetch_add(1, Ordering::SeqCst);
-                            }
-                        }
-                    })
-                };
+                let t = spawn_waker(&pd, move |pd| {
+                    if !io {
+                        pd.set_closing();
+                    }
+                    unblock_all(pd, &[Mode::Read], io)
+                });
                 let taken_back = pd.cancel_block(Mode::Read, TASK);
-                t.join().unwrap();
+                let readied = t.join().unwrap();
                 assert_eq!(
-                    usize::from(taken_back) + readied.load(Ordering::SeqCst),
+                    usize::from(taken_back) + readied,
                     1,
                     "the reference must be taken out exactly once"
                 );
@@ -533,22 +518,13 @@ mod loom_tests {
     fn dead_races_park() {
         loom::model(|| {
             let pd = Arc::new(PdState::new());
-            let readied = Arc::new(Counter::new(0));
-            let t = {
-                let (pd, readied) = (pd.clone(), readied.clone());
-                loom::thread::spawn(move || {
-                    pd.set_dead();
-                    for mode in [Mode::Read, Mode::Write] {
-                        if pd.unblock(mode, false).is_some() {
-                            readied.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                })
-            };
+            let t = spawn_waker(&pd, |pd| {
+                pd.set_dead();
+                unblock_all(pd, &[Mode::Read, Mode::Write], false)
+            });
             let pd2 = pd.clone();
             let (parked, _) = block_once(&pd, Mode::Read, move || !pd2.dead());
-            t.join().unwrap();
-            assert_eq!(readied.load(Ordering::SeqCst), usize::from(parked));
+            assert_eq!(t.join().unwrap(), usize::from(parked));
             assert!(pd.dead() && pd.hup());
         });
     }
@@ -561,22 +537,12 @@ mod loom_tests {
             let pd = Arc::new(PdState::new());
             assert_eq!(pd.prepare_block(Mode::Write), Prepare::Wait);
             assert!(pd.commit(Mode::Write, TASK));
-            let readied = Arc::new(Counter::new(0));
             let hs: Vec<_> = [true, false]
                 .into_iter()
-                .map(|io| {
-                    let (pd, readied) = (pd.clone(), readied.clone());
-                    loom::thread::spawn(move || {
-                        if pd.unblock(Mode::Write, io).is_some() {
-                            readied.fetch_add(1, Ordering::SeqCst);
-                        }
-                    })
-                })
+                .map(|io| spawn_waker(&pd, move |pd| unblock_all(pd, &[Mode::Write], io)))
                 .collect();
-            for h in hs {
-                h.join().unwrap();
-            }
-            assert_eq!(readied.load(Ordering::SeqCst), 1);
+            let readied: usize = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            assert_eq!(readied, 1);
         });
     }
 

@@ -47,6 +47,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::coroutine::{self, Waiter};
+use crate::runtime::worker::{HANDOFF_QUICK_NS, HANDOFF_SPIN, HANDOFF_STREAK, SPIN_HINTS};
 use crate::runtime::{self, worker, Runtime};
 use crate::sync::waiter::{lock, OnDrop};
 use crate::wait::Wait;
@@ -55,17 +56,6 @@ use crate::wait::Wait;
 pub(crate) const DEFAULT_MAX_THREADS: usize = 512;
 /// How long a pool thread waits for a job before it exits.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
-
-/// A wait for a job that ended within this long counts as quick (see
-/// `Pool::wait_idle`).
-const QUICK_JOB: Duration = Duration::from_micros(200);
-
-/// Quick waits in a row after which an idle pool thread spins before it
-/// sleeps on the condition variable.
-const QUICK_STREAK: u32 = 2;
-
-/// The longest spin of an idle pool thread.
-const JOB_SPIN: Duration = Duration::from_micros(20);
 
 /// A job runs the user's closure and stores its result; it returns the
 /// packet, which the pool thread completes (marks done, wakes the caller)
@@ -223,28 +213,28 @@ impl Pool {
     /// uncounted) when the keep-alive passed or the runtime is gone.
     ///
     /// `quick` counts this thread's waits in a row that a job ended within
-    /// [`QUICK_JOB`] (a coroutine calling `blocking` in a loop, a file read
-    /// chunk by chunk). From [`QUICK_STREAK`] on, the thread first spins up
-    /// to [`JOB_SPIN`], counted in `spinning` so that `submit` hands it the
+    /// [`HANDOFF_QUICK_NS`] (a coroutine calling `blocking` in a loop, a file
+    /// read chunk by chunk). From [`HANDOFF_STREAK`] on, the thread first
+    /// spins up to [`HANDOFF_SPIN`] (the workers' policy), counted in `spinning` so that `submit` hands it the
     /// job without a notify: the condition variable's wake-up costs a
     /// futex call and the kernel's wake-up of this thread, 25-50 us on a VM
     /// whose idle CPUs halt. A spin that finds nothing ends the streak.
     fn wait_idle<'a>(
         &'a self,
         mut s: std::sync::MutexGuard<'a, State>,
-        quick: &mut u32,
+        quick: &mut u8,
     ) -> Option<std::sync::MutexGuard<'a, State>> {
         let start = Instant::now();
-        if *quick >= QUICK_STREAK && s.notified == 0 && !s.shutdown {
+        if *quick >= HANDOFF_STREAK && s.notified == 0 && !s.shutdown {
             s.spinning += 1;
             drop(s);
             let mut round = 0u32;
             while self.notified_hint.load(Ordering::Relaxed) == 0 {
                 round = round.wrapping_add(1);
-                if round % 16 == 0 && start.elapsed() >= JOB_SPIN {
+                if round % 16 == 0 && start.elapsed() >= HANDOFF_SPIN {
                     break;
                 }
-                for _ in 0..30 {
+                for _ in 0..SPIN_HINTS {
                     std::hint::spin_loop();
                 }
             }
@@ -260,8 +250,8 @@ impl Pool {
                 // `submit` took us off `idle`.
                 s.notified -= 1;
                 self.notified_hint.store(s.notified, Ordering::Relaxed);
-                *quick = if start.elapsed() < QUICK_JOB {
-                    (*quick + 1).min(QUICK_STREAK)
+                *quick = if start.elapsed().as_nanos() < u128::from(HANDOFF_QUICK_NS) {
+                    (*quick + 1).min(HANDOFF_STREAK)
                 } else {
                     0
                 };

@@ -80,19 +80,22 @@ const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
 const STEAL_ROUNDS: usize = 4;
 
-/// A sleep that another thread's wake-up ended within this many nanoseconds
-/// counts as a quick hand-off (the kernel's wake-up alone takes 25-50 us on
-/// a VM whose idle CPUs halt).
-const HANDOFF_QUICK_NS: u64 = 200_000;
+/// The spin before a sleep after quick hand-offs, shared by the workers
+/// (`WorkerCtx::spin_for_handoff`) and the blocking pool's threads
+/// (`Pool::wait_idle`): a sleep (or a pool thread's wait for a job) that
+/// another thread ended within this many nanoseconds counts as a quick
+/// hand-off (the kernel's wake-up alone takes 25-50 us on a VM whose idle
+/// CPUs halt).
+pub(crate) const HANDOFF_QUICK_NS: u64 = 200_000;
 
-/// Quick hand-offs in a row after which a worker spins before it sleeps.
-const HANDOFF_STREAK: u8 = 2;
+/// Quick hand-offs in a row after which a thread spins before it sleeps.
+pub(crate) const HANDOFF_STREAK: u8 = 2;
 
-/// The longest spin before a sleep (`WorkerCtx::spin_for_handoff`).
-const HANDOFF_SPIN: Duration = Duration::from_micros(20);
+/// The longest spin before a sleep.
+pub(crate) const HANDOFF_SPIN: Duration = Duration::from_micros(20);
 
 /// Spin hints between two looks at the queues while spinning.
-const SPIN_HINTS: u32 = 30;
+pub(crate) const SPIN_HINTS: u32 = 30;
 
 thread_local! {
     /// The worker context of this thread (null on plain threads). Set once

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # User-space instructions per HTTP request under callgrind: examples/http.rs
 # (and, when MAY_HTTP names its binary, may_minihttp's hello-world, which
-# listens on 127.0.0.1:8080 whatever it is told) driven by wrk, 16-deep
+# listens on 127.0.0.1:8080 whatever it is told; and, when TOKIO_HTTP names
+# it, the tokio comparison server described in docs/PERFORMANCE.md, with
+# TOKIO_WORKER_THREADS=2) driven by wrk, 16-deep
 # pipelined, 50 connections. The server runs under valgrind; after a 3 s
 # warm-up load the counters are dumped (callgrind_control -d), a 10 s load
 # follows and is dumped again, and the second dump's total is divided by
@@ -10,7 +12,7 @@
 # (parsing, encoding, the runtime); the kernel's share of the CPU is not in
 # it.
 #
-# Usage: benches/instr_http.sh [--servers "may gopark"] [--workers 2]
+# Usage: benches/instr_http.sh [--servers "may gopark tokio"] [--workers 2]
 #
 # may goes first: its listener does not set SO_REUSEADDR, so it cannot bind
 # the port while the connections of a run just before it are in TIME_WAIT
@@ -77,6 +79,12 @@ for s in $servers; do
         measure may "$MAY_HTTP"
       else
         echo "note: skipping may: MAY_HTTP does not name the hello-world binary" >&2
+      fi ;;
+    tokio)
+      if [ -n "${TOKIO_HTTP:-}" ] && [ -x "${TOKIO_HTTP}" ]; then
+        TOKIO_WORKER_THREADS=2 measure tokio "$TOKIO_HTTP" "127.0.0.1:$port"
+      else
+        echo "note: skipping tokio: TOKIO_HTTP does not name the tokio-http binary" >&2
       fi ;;
     *) echo "unknown server $s" >&2 ;;
   esac

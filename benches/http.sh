@@ -19,14 +19,13 @@
 #   gopark     examples/http.rs with the runtime's default workers
 #              (GOPARK_WORKERS or the available parallelism)
 #   gopark-w1  examples/http.rs --workers 1
-#   tokio      an HTTP/1.1 "Hello, World!" server on tokio, for comparison; it
-#              is not part of this repository. Give --tokio-http (or the
-#              TOKIO_HTTP environment variable) either a binary or a cargo
-#              project with a `tokio-http` binary (built here in release); it
-#              must take the listen address as its only argument. Its threads
-#              are TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2}. Without it, the
-#              tokio runs are skipped with a note. docs/PERFORMANCE.md says
-#              what that server does.
+#   tokio      the same handler on tokio, for comparison: benches/tokio-http
+#              (a cargo project of its own, built here in release on first
+#              use; it includes examples/http.rs and answers with the same
+#              bytes). --tokio-http (or TOKIO_HTTP) names another binary or
+#              cargo project with a `tokio-http` binary instead; it must take
+#              the listen address as its only argument. Its threads are
+#              TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2}.
 #   may        may_minihttp's `hello-world` example (a "Hello, world!" server
 #              on the may coroutine library), for comparison; not part of this
 #              repository either. Give --may-http (or MAY_HTTP) the example's
@@ -49,7 +48,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=5 secs=5 conns="100 1000" modes="plain pipeline" depth=16 threads=2
 servers="gopark gopark-w1 tokio may" scpus="" ccpus=""
-tokio_src=${TOKIO_HTTP:-} may_src=${MAY_HTTP:-}
+tokio_src=${TOKIO_HTTP:-$root/benches/tokio-http} may_src=${MAY_HTTP:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2 ;; --secs) secs=$2 ;; --conns) conns=$2 ;;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # User-space instructions per HTTP request under callgrind: examples/http.rs
 # (and, when MAY_HTTP names its binary, may_minihttp's hello-world, which
-# listens on 127.0.0.1:8080 whatever it is told; and, when TOKIO_HTTP names
-# it, the tokio comparison server described in docs/PERFORMANCE.md, with
-# TOKIO_WORKER_THREADS=2) driven by wrk, 16-deep
+# listens on 127.0.0.1:8080 whatever it is told; and the same handler on
+# tokio, benches/tokio-http, built on first use, or the binary TOKIO_HTTP
+# names, with TOKIO_WORKER_THREADS=2) driven by wrk, 16-deep
 # pipelined, 50 connections. The server runs under valgrind; after a 3 s
 # warm-up load the counters are dumped (callgrind_control -d), a 10 s load
 # follows and is dumped again, and the second dump's total is divided by
@@ -12,7 +12,7 @@
 # (parsing, encoding, the runtime); the kernel's share of the CPU is not in
 # it.
 #
-# Usage: benches/instr_http.sh [--servers "may gopark tokio"] [--workers 2]
+# Usage: benches/instr_http.sh [--servers "may tokio gopark"] [--workers 2]
 #
 # may goes first: its listener does not set SO_REUSEADDR, so it cannot bind
 # the port while the connections of a run just before it are in TIME_WAIT
@@ -20,7 +20,7 @@
 # Needs: valgrind, wrk.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-servers="may gopark" workers=2
+servers="may tokio gopark" workers=2
 while [ $# -gt 0 ]; do
   case $1 in
     --servers) servers=$2 ;; --workers) workers=$2 ;;
@@ -81,10 +81,15 @@ for s in $servers; do
         echo "note: skipping may: MAY_HTTP does not name the hello-world binary" >&2
       fi ;;
     tokio)
-      if [ -n "${TOKIO_HTTP:-}" ] && [ -x "${TOKIO_HTTP}" ]; then
-        TOKIO_WORKER_THREADS=2 measure tokio "$TOKIO_HTTP" "127.0.0.1:$port"
+      tokio_bin=${TOKIO_HTTP:-}
+      if [ -z "$tokio_bin" ]; then
+        (cd benches/tokio-http && CARGO_TARGET_DIR=$target/tokio-http cargo build --release -q) &&
+          tokio_bin=$target/tokio-http/release/tokio-http
+      fi
+      if [ -n "$tokio_bin" ] && [ -x "$tokio_bin" ]; then
+        TOKIO_WORKER_THREADS=2 measure tokio "$tokio_bin" "127.0.0.1:$port"
       else
-        echo "note: skipping tokio: TOKIO_HTTP does not name the tokio-http binary" >&2
+        echo "note: skipping tokio: no tokio-http binary (TOKIO_HTTP, or benches/tokio-http did not build)" >&2
       fi ;;
     *) echo "unknown server $s" >&2 ;;
   esac

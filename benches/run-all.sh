@@ -9,7 +9,7 @@
 #   echo     benches/echo.sh: 1-worker echo, pinned, against the hand-written
 #            epoll loop, tokio and Go (ANCHORS=DIR; skipped without)
 #   http     benches/http.sh: examples/http.rs (2 workers and 1) against
-#            may_minihttp (MAY_HTTP) and tokio (TOKIO_HTTP), wrk -c100/-c1000,
+#            may_minihttp (MAY_HTTP) and tokio (benches/tokio-http), wrk -c100/-c1000,
 #            plain and 16-deep pipelined
 #   instr    benches/instr.sh when present: user-space instructions per echo
 #            request; benches/instr_http.sh: per pipelined HTTP request,

@@ -112,44 +112,7 @@ fn handle(conn: TcpStream) -> io::Result<()> {
             return Ok(()); // the client closed (or half-closed) its side
         }
         filled += n;
-
-        // Answer every complete request in the buffer.
-        let mut start = 0;
-        let mut close = false;
-        let date = date::header();
-        // The usual answer, whole, once per read: a pipelined batch then
-        // costs one copy per request.
-        let ok = ok_response(&date);
-        while start < filled {
-            match parse(&buf[start..filled]) {
-                Parsed::Partial if start == 0 && filled == buf.len() => {
-                    // The buffer is full and still holds no complete head (a
-                    // head and body that fit would be complete: `parse`
-                    // refuses bodies that cannot fit).
-                    respond(&mut out, Status::HeadersTooLarge, false, Conn::Close, &date);
-                    close = true;
-                    break;
-                }
-                Parsed::Partial => break,
-                Parsed::Error(status) => {
-                    respond(&mut out, status, false, Conn::Close, &date);
-                    close = true;
-                    break;
-                }
-                Parsed::Request(req) => {
-                    start += req.len;
-                    if req.status == Status::Ok && !req.head_only && req.conn == Conn::KeepAlive {
-                        out.extend_from_slice(&ok);
-                        continue;
-                    }
-                    respond(&mut out, req.status, req.head_only, req.conn, &date);
-                    if req.conn == Conn::Close {
-                        close = true;
-                        break;
-                    }
-                }
-            }
-        }
+        let Answered { consumed, close } = answer(&buf[..filled], filled == buf.len(), &mut out);
         if !out.is_empty() {
             (&conn).write_all(&out)?;
             out.clear();
@@ -157,8 +120,65 @@ fn handle(conn: TcpStream) -> io::Result<()> {
         if close {
             return linger_close(&conn);
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+    }
+}
+
+/// What answering one read's requests leaves to the connection.
+#[derive(Debug)]
+pub struct Answered {
+    /// Bytes of the buffer taken by the requests answered.
+    pub consumed: usize,
+    /// The last answer closes the connection.
+    pub close: bool,
+}
+
+/// Answers every complete request at the start of `buf` (`full`: the
+/// buffer is full, so a head that is still incomplete will never fit),
+/// appending the responses to `out`. The whole protocol step of a read,
+/// without I/O: a server on another runtime can run the same handler.
+#[inline]
+pub fn answer(buf: &[u8], full: bool, out: &mut Vec<u8>) -> Answered {
+    let mut start = 0;
+    let mut close = false;
+    let date = date::header();
+    // The usual answer, whole, once per read: a pipelined batch then
+    // costs one copy per request.
+    let ok = ok_response(&date);
+    while start < buf.len() {
+        match parse(&buf[start..]) {
+            Parsed::Partial if start == 0 && full => {
+                // The buffer is full and still holds no complete head (a
+                // head and body that fit would be complete: `parse`
+                // refuses bodies that cannot fit).
+                respond(out, Status::HeadersTooLarge, false, Conn::Close, &date);
+                close = true;
+                break;
+            }
+            Parsed::Partial => break,
+            Parsed::Error(status) => {
+                respond(out, status, false, Conn::Close, &date);
+                close = true;
+                break;
+            }
+            Parsed::Request(req) => {
+                start += req.len;
+                if req.status == Status::Ok && !req.head_only && req.conn == Conn::KeepAlive {
+                    out.extend_from_slice(&ok);
+                    continue;
+                }
+                respond(out, req.status, req.head_only, req.conn, &date);
+                if req.conn == Conn::Close {
+                    close = true;
+                    break;
+                }
+            }
+        }
+    }
+    Answered {
+        consumed: start,
+        close,
     }
 }
 
@@ -397,14 +417,18 @@ pub mod date {
     pub fn start_ticker() {
         NOW.store(unix_now(), Ordering::Relaxed);
         gopark::go!(|| loop {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            NOW.store(now.as_secs(), Ordering::Relaxed);
-            gopark::time::sleep(Duration::from_nanos(
-                1_000_000_000 - u64::from(now.subsec_nanos()),
-            ));
+            gopark::time::sleep(tick());
         });
+    }
+
+    /// Publishes the current second; returns how long until the next one
+    /// (a ticker on any runtime sleeps that long, then ticks again).
+    pub fn tick() -> Duration {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        NOW.store(now.as_secs(), Ordering::Relaxed);
+        Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()))
     }
 
     /// The header value for the current second: one relaxed load, and a

@@ -13,6 +13,9 @@
 # it.
 #
 # Usage: benches/instr_http.sh [--servers "may tokio gopark"] [--workers 2]
+#                              [--depth 16]
+# --depth 1 sends plain requests (one at a time per connection), so the
+# figure includes a park and a wake-up per request.
 #
 # may goes first: its listener does not set SO_REUSEADDR, so it cannot bind
 # the port while the connections of a run just before it are in TIME_WAIT
@@ -20,10 +23,10 @@
 # Needs: valgrind, wrk.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-servers="may tokio gopark" workers=2
+servers="may tokio gopark" workers=2 depth=16
 while [ $# -gt 0 ]; do
   case $1 in
-    --servers) servers=$2 ;; --workers) workers=$2 ;;
+    --servers) servers=$2 ;; --workers) workers=$2 ;; --depth) depth=$2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -32,6 +35,8 @@ for t in valgrind wrk callgrind_control; do
   command -v $t >/dev/null || { echo "$t not found" >&2; exit 1; }
 done
 cd "$root"
+script=(-s benches/pipeline.lua)
+if [ "$depth" = 1 ]; then script=(); fi
 cargo build --release -q --example http
 target=${CARGO_TARGET_DIR:-$root/target}
 case $target in /*) ;; *) target=$root/$target ;; esac
@@ -49,11 +54,11 @@ measure() { # NAME CMD...
   valgrind --tool=callgrind --callgrind-out-file="$tmp/$name" "$@" >/dev/null 2>&1 &
   local vp=$!
   sleep 4
-  wrk -t1 -c50 -d3s -s benches/pipeline.lua "http://127.0.0.1:$port/" -- 16 >/dev/null || true
+  wrk -t1 -c50 -d3s "${script[@]}" "http://127.0.0.1:$port/" -- "$depth" >/dev/null || true
   callgrind_control -d $vp >/dev/null 2>&1
   sleep 1
   local n
-  n=$(wrk -t1 -c50 -d10s -s benches/pipeline.lua "http://127.0.0.1:$port/" -- 16 |
+  n=$(wrk -t1 -c50 -d10s "${script[@]}" "http://127.0.0.1:$port/" -- "$depth" |
     awk '/requests in/{print $1}' || true)
   callgrind_control -d $vp >/dev/null 2>&1
   sleep 1

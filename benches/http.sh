@@ -7,7 +7,9 @@
 # per-thread CPU split (/proc/PID/task/*/stat, % of one CPU over the run),
 # voluntary and involuntary context switches (summed over
 # /proc/PID/task/*/status), and wrk's socket errors and non-2xx responses.
-# At the end: per configuration, the median of each figure and its spread.
+# At the end: per configuration, the median of each figure and its spread;
+# then each server against the first one listed, as per-round ratios
+# (median, min..max).
 #
 # Usage: benches/http.sh [--rounds 5] [--secs 5] [--conns "100 1000"]
 #                        [--modes "plain pipeline"] [--depth 16] [--threads 2]
@@ -219,7 +221,7 @@ for round in $(seq "$rounds"); do
                     /Non-2xx/ {printf "non-2xx: %s; ", $NF}' "$out" | sed 's/; $//')
         printf "%-5s %-5s %-8s %-10s %10s %10s %8s %8s  %s%s\n" "$round" "$c" "$mode" "$s" "$rps" "$cpu" \
           $((v1 - v0)) $((n1 - n0)) "${split:-?}" "${errs:+; $errs}"
-        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$c" "$mode" "$s" "$rps" "$cpu" $((v1 - v0)) $((n1 - n0)) >>"$results"
+        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$c" "$mode" "$s" "$rps" "$cpu" $((v1 - v0)) $((n1 - n0)) "$round" >>"$results"
       done
     done
   done
@@ -244,3 +246,31 @@ for c in $conns; do
     done
   done
 done
+
+# Paired ratios: each server against the first one listed, round by round
+# (the runs of one round ran back to back, so they shared the machine's
+# state), then the median of those ratios and their spread: steadier than
+# the ratio of the medians above when the machine's speed drifts.
+first=${servers%% *}
+if [ "$first" != "$servers" ]; then
+  echo
+  echo "# paired ratios against $first, per round: median (min..max)"
+  printf "%-5s %-8s %-10s %24s %24s\n" conns mode server "req/s ratio" "CPU/req ratio"
+  for c in $conns; do
+    for mode in $modes; do
+      for s in $servers; do
+        [ "$s" = "$first" ] && continue
+        ratios() { # field -> one ratio per round that has both runs
+          awk -F'\t' -v c="$c" -v m="$mode" -v a="$first" -v b="$s" -v f="$1" '
+            $1 == c && $2 == m && $3 == a {x[$8] = $f}
+            $1 == c && $2 == m && $3 == b {y[$8] = $f}
+            END {for (r in y) if ((r in x) && x[r] > 0) printf "%.3f\n", y[r] / x[r]}' "$results"
+        }
+        [ -n "$(ratios 4)" ] || continue
+        rr="$(ratios 4 | median) ($(ratios 4 | sort -g | head -1)..$(ratios 4 | sort -g | tail -1))"
+        cr="$(ratios 5 | median) ($(ratios 5 | sort -g | head -1)..$(ratios 5 | sort -g | tail -1))"
+        printf "%-5s %-8s %-10s %24s %24s\n" "$c" "$mode" "$s" "$rr" "$cr"
+      done
+    done
+  done
+fi

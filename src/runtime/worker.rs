@@ -726,7 +726,7 @@ impl WorkerCtx {
     /// User code runs here only inside `resume` and the commit function,
     /// each under `catch_unwind`, and in the drop of a panic payload
     /// ([`drop_payload`]): no panic of user code unwinds the worker loop.
-    fn execute(&self, task: Arc<Task>) {
+    fn execute(&self, mut task: Arc<Task>) {
         if self.spinning.get() {
             self.reset_spinning();
         }
@@ -803,32 +803,48 @@ impl WorkerCtx {
                     // WAITING before the commit publishes the task: a waker
                     // may ready it the moment the commit returns.
                     task.status.store(WAITING, Ordering::Release);
+                    // The commit takes this worker's reference (see
+                    // `Committed`); `raw` stays valid without it: the task
+                    // is in this worker's registry (see `registered`).
+                    let raw = Arc::as_ptr(&task);
                     // SAFETY: `commit` and `arg` come from `park_commit` in
                     // the coroutine, which is suspended inside it: `arg`
                     // points to its live slot (see park_commit).
-                    let parked = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-                        commit(arg, &task, self)
+                    let parked = panic::catch_unwind(AssertUnwindSafe(move || unsafe {
+                        commit(arg, task, self)
                     }));
-                    match parked {
-                        Ok(_) if swallowed(&task) => {
-                            // Published or not, it is never resumed again; a
-                            // waker that readies it later finds no stack.
-                            self.leak(task, LEAK_SWALLOWED);
-                            return;
-                        }
-                        Ok(true) => {
+                    task = match parked {
+                        Ok(Ok(())) => {
+                            // SAFETY: `raw` is the task this worker runs, in
+                            // its registry (see `registered`).
+                            if swallowed(unsafe { &*raw }) {
+                                // Published or not, it is never resumed
+                                // again; a waker that readies it later finds
+                                // no stack.
+                                // SAFETY: as above.
+                                self.leak(unsafe { registered(raw) }, LEAK_SWALLOWED);
+                                return;
+                            }
                             me.metrics.parks.inc();
                             return;
                         }
+                        Ok(Err(task)) if swallowed(&task) => {
+                            self.leak(task, LEAK_SWALLOWED);
+                            return;
+                        }
                         // The event already came: run it again at once.
-                        Ok(false) => {
+                        Ok(Err(task)) => {
                             task.take_back();
                             input = self.resume_input(&task);
+                            task
                         }
                         // The commit panicked, maybe after publishing the
                         // task: claim it back as a waker would, and re-raise
                         // the panic inside the coroutine, at its park.
                         Err(p) => {
+                            // SAFETY: as above (the commit's reference is in
+                            // the slot, or was dropped by the unwind).
+                            let task = unsafe { registered(raw) };
                             if !task.claim_parked() {
                                 // A waker readied it first: deliver the panic
                                 // when it runs.
@@ -837,8 +853,9 @@ impl WorkerCtx {
                                 return;
                             }
                             input = Resume::Panic(p);
+                            task
                         }
-                    }
+                    };
                 }
                 Ok(CoroutineResult::Return(())) => {
                     self.finish(task, None);
@@ -964,6 +981,24 @@ pub(crate) const LEAKED_MSG: &str =
     "gopark: the runtime was dropped and the coroutine could not be unwound (leaked)";
 const LEAK_SWALLOWED: &str =
     "caught the unwind that runtime shutdown raised in it and went on running";
+
+/// A new reference to a task this worker runs, from its raw pointer: once
+/// the worker's own reference went to a commit function (which may have
+/// published it, and a waker taken and dropped it since).
+///
+/// # Safety
+/// `task` is `Arc::as_ptr` of a started task of this worker that has not
+/// finished or been leaked: the worker's registry holds a reference to it
+/// (`execute` inserts it at its first run; only `finish` and `leak`, on this
+/// thread, remove it), so it is alive.
+unsafe fn registered(task: *const Task) -> Arc<Task> {
+    // SAFETY: the task is alive (the caller's contract), and `task` came
+    // from `Arc::as_ptr`, as `increment_strong_count` and `from_raw` need.
+    unsafe {
+        Arc::increment_strong_count(task);
+        Arc::from_raw(task)
+    }
+}
 
 /// True if `task` caught and dropped its shutdown unwind.
 fn swallowed(task: &Task) -> bool {

@@ -61,7 +61,12 @@ use crate::sm::park_token::ParkToken;
 use crate::stack::Stack;
 use crate::wait::{Wait, WaitRecord};
 
-/// What a worker tells a coroutine when it resumes it.
+/// What a worker tells a coroutine when it resumes it. Not passed through
+/// the switch (the resume's input is `()`, so corosensei passes it, with
+/// its forced-unwind case, in one register): `Run` is said by saying
+/// nothing, the other two are left in the worker context
+/// (`WorkerCtx::tell`), which the coroutine looks at after every switch
+/// ([`on_resume`]).
 pub(crate) enum Resume {
     /// Carry on: the park's event came (or the yield is over).
     Run,
@@ -73,9 +78,9 @@ pub(crate) enum Resume {
     Panic(Box<dyn Any + Send>),
 }
 /// The corosensei coroutine type used for every gopark coroutine.
-pub(crate) type Co = corosensei::Coroutine<Resume, Suspend, (), Stack>;
+pub(crate) type Co = corosensei::Coroutine<(), Suspend, (), Stack>;
 /// The yielder handed to a coroutine's entry function.
-pub(crate) type Yielder = corosensei::Yielder<Resume, Suspend>;
+pub(crate) type Yielder = corosensei::Yielder<(), Suspend>;
 /// A commit function (Go's `unlockf`): runs on the worker after the switch,
 /// handed the worker's own reference to the parked task (see [`Committed`]).
 ///
@@ -92,14 +97,21 @@ pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: Arc<Task>, ctx: &Worker
 /// resumes the coroutine at once.
 pub(crate) type Committed = Result<(), Arc<Task>>;
 
-/// The command a coroutine suspends with.
-#[derive(Debug)]
-pub(crate) enum Suspend {
-    /// Go's Gosched: go to the back of the run queue.
-    Yield,
-    /// Go's gopark: run `commit(arg, ..)` after the switch; if it returns
-    /// false, resume at once.
-    Park { commit: CommitFn, arg: *mut () },
+/// The command a coroutine suspends with, one word (corosensei passes it
+/// in a register): `None` is Go's Gosched (go to the back of the run
+/// queue); `Some(frame)` is Go's gopark: `frame` points to the park's
+/// [`ParkFrame`] on the suspended coroutine's stack, whose first field is
+/// its commit function; the worker runs `commit(frame, ..)` after the
+/// switch and, if it hands the task back, resumes the coroutine at once.
+pub(crate) type Suspend = Option<ptr::NonNull<CommitFn>>;
+
+/// A park's commit, in the parked coroutine's frame: the commit function
+/// first (`repr(C)`), so a pointer to the frame is a pointer to it.
+#[repr(C)]
+struct ParkFrame<F> {
+    commit: CommitFn,
+    /// The commit closure; taken by the commit function.
+    f: Option<F>,
 }
 
 /// Task status (Go's `_Grunnable`, `_Grunning`, `_Gwaiting`).
@@ -445,18 +457,25 @@ impl Drop for Cancelled {
     }
 }
 
-/// Acts on what the worker said when it resumed the current coroutine.
+/// Acts on what the worker said when it resumed the current coroutine
+/// (see [`Resume`]): called right after every switch into it.
 #[inline(always)]
-pub(crate) fn on_resume(input: Resume, ctx: &WorkerCtx) {
-    if !matches!(input, Resume::Run) {
-        on_resume_slow(input, ctx);
+pub(crate) fn on_resume(ctx: &WorkerCtx) {
+    if ctx.told() {
+        on_resume_slow(ctx);
     }
 }
 
 /// [`on_resume`] for a cancellation or a panic to re-raise.
 #[cold]
 #[inline(never)]
-fn on_resume_slow(input: Resume, ctx: &WorkerCtx) {
+fn on_resume_slow(ctx: &WorkerCtx) {
+    act_on(ctx.take_told(), ctx);
+}
+
+/// Acts on `input` (raises the cancellation or the panic it carries).
+#[cold]
+pub(crate) fn act_on(input: Resume, ctx: &WorkerCtx) {
     match input {
         Resume::Run => {}
         Resume::Cancel => {
@@ -583,27 +602,29 @@ where
     F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
 {
     /// # Safety
-    /// `arg` points to the `Option<F>` on the suspended coroutine's stack.
+    /// `arg` points to the `ParkFrame<F>` on the suspended coroutine's stack.
     unsafe fn trampoline<F>(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> Committed
     where
         F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
     {
-        // SAFETY: the coroutine is suspended inside `park_commit`, so the
-        // slot it points to is alive and nothing else touches it.
-        let slot = unsafe { &mut *arg.cast::<Option<F>>() };
-        let f = slot.take().expect("gopark: commit run twice");
+        // SAFETY: the coroutine is suspended inside `suspend_park`, so the
+        // frame it points to is alive and nothing else touches it.
+        let frame = unsafe { &mut *arg.cast::<ParkFrame<F>>() };
+        let f = frame.f.take().expect("gopark: commit run twice");
         f(task, ctx)
     }
-    let mut slot = Some(commit);
+    let mut frame = ParkFrame {
+        commit: trampoline::<F>,
+        f: Some(commit),
+    };
     let yielder = ctx.current_yielder();
     // SAFETY: `yielder` is the running coroutine's yielder, alive for as long
     // as the coroutine (set by the entry function; see worker::current_yielder).
     let y = unsafe { &*yielder };
-    let input = y.suspend(Suspend::Park {
-        commit: trampoline::<F>,
-        arg: (&mut slot as *mut Option<F>).cast(),
-    });
-    on_resume(input, ctx);
+    // `ParkFrame` is `repr(C)` with the commit function first: a pointer to
+    // the frame points to it (see `Suspend`).
+    y.suspend(Some(ptr::NonNull::from(&mut frame).cast::<CommitFn>()));
+    on_resume(ctx);
 }
 
 /// A unique identifier of a coroutine, like `std::thread::ThreadId`.
@@ -842,8 +863,8 @@ pub fn yield_now() {
         Some(ctx) => {
             // SAFETY: as in park_commit: the yielder of the running coroutine.
             let y = unsafe { &*ctx.current_yielder() };
-            let input = y.suspend(Suspend::Yield);
-            on_resume(input, ctx);
+            y.suspend(None);
+            on_resume(ctx);
         }
         None => thread::yield_now(),
     }

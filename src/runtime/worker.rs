@@ -36,7 +36,7 @@ use corosensei::CoroutineResult;
 use super::timer::{Action, Handle};
 use super::{Shared, WorkerShared};
 use crate::coroutine::{
-    Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
+    Cancelled, Resume, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
 };
 use crate::stack;
@@ -229,6 +229,11 @@ pub(crate) struct WorkerCtx {
     /// from [`HANDOFF_STREAK`] on, the worker spins before it sleeps
     /// (see [`WorkerCtx::spin_for_handoff`]).
     handoffs: Cell<u8>,
+    /// Set while `said` holds what the worker tells the coroutine it
+    /// resumes, other than `Resume::Run` (see `Resume`): the coroutine
+    /// takes it right after the switch.
+    told: Cell<bool>,
+    said: Cell<Resume>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
     polled: RefCell<Vec<Arc<Task>>>,
@@ -253,6 +258,8 @@ impl WorkerCtx {
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
             handoffs: Cell::new(0),
+            told: Cell::new(false),
+            said: Cell::new(Resume::Run),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
         }
@@ -288,6 +295,28 @@ impl WorkerCtx {
         // no reference aliases the `co` field that `execute` is borrowing; the
         // running task is owned by this thread (coroutine module docs).
         unsafe { (*task.local.get()).yielder }
+    }
+
+    /// True if the worker told the running coroutine, as it resumed it,
+    /// something other than `Resume::Run` (see `Resume`).
+    #[inline(always)]
+    pub(crate) fn told(&self) -> bool {
+        self.told.get()
+    }
+
+    /// What the worker told the running coroutine (once).
+    pub(crate) fn take_told(&self) -> Resume {
+        self.told.set(false);
+        self.said.replace(Resume::Run)
+    }
+
+    /// Leaves `input` for the coroutine about to be resumed (see `Resume`).
+    #[inline(always)]
+    fn tell(&self, input: Resume) {
+        if !matches!(input, Resume::Run) {
+            self.said.set(input);
+            self.told.set(true);
+        }
     }
 
     /// Arms a timer on this worker; cancel it with `Shared::cancel_timer`.
@@ -783,11 +812,12 @@ impl WorkerCtx {
             // `current` also tells the overflow handler what runs
             // (`running_info`).
             monitor.enter(&task);
-            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
+            self.tell(input);
+            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(())));
             monitor.leave();
             self.current.set(ptr::null());
             match r {
-                Ok(CoroutineResult::Yield(Suspend::Yield)) => {
+                Ok(CoroutineResult::Yield(None)) => {
                     task.status.store(RUNNABLE, Ordering::Relaxed);
                     if swallowed(&task) {
                         self.leak(task, LEAK_SWALLOWED);
@@ -796,7 +826,7 @@ impl WorkerCtx {
                     self.requeue_yielded(task);
                     return;
                 }
-                Ok(CoroutineResult::Yield(Suspend::Park { commit, arg })) => {
+                Ok(CoroutineResult::Yield(Some(frame))) => {
                     // Its time in state starts now (the cached clock, which
                     // the monitor refreshes during a long resume).
                     task.since.store(monitor.clock(), Ordering::Relaxed);
@@ -807,11 +837,13 @@ impl WorkerCtx {
                     // `Committed`); `raw` stays valid without it: the task
                     // is in this worker's registry (see `registered`).
                     let raw = Arc::as_ptr(&task);
-                    // SAFETY: `commit` and `arg` come from `park_commit` in
-                    // the coroutine, which is suspended inside it: `arg`
-                    // points to its live slot (see park_commit).
+                    // SAFETY: `frame` comes from `suspend_park` in the
+                    // coroutine, which is suspended inside it: it points to
+                    // the park's live frame, which starts with its commit
+                    // function, and the commit gets the frame it came with
+                    // (see `Suspend`).
                     let parked = panic::catch_unwind(AssertUnwindSafe(move || unsafe {
-                        commit(arg, task, self)
+                        (*frame.as_ptr())(frame.as_ptr().cast(), task, self)
                     }));
                     task = match parked {
                         Ok(Ok(())) => {

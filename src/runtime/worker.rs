@@ -220,6 +220,12 @@ pub(crate) struct WorkerCtx {
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
+    /// Set once a resume may have more to say than `Resume::Run`: when the
+    /// worker enters its shutdown (before any coroutine of it can be
+    /// cancelled: only the shutdown requests and delivers cancellations),
+    /// or when a commit's panic is left in a task (`pending_panic`). Until
+    /// then [`resume_input`](WorkerCtx::resume_input) looks at no task.
+    careful: Cell<bool>,
     rng: Cell<u32>,
     /// The coroutine that yielded last, queued behind the others: when its
     /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
@@ -255,6 +261,7 @@ impl WorkerCtx {
             spinning: Cell::new(false),
             multi,
             shutting_down: Cell::new(false),
+            careful: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
             handoffs: Cell::new(0),
@@ -310,7 +317,8 @@ impl WorkerCtx {
         self.said.replace(Resume::Run)
     }
 
-    /// Leaves `input` for the coroutine about to be resumed (see `Resume`).
+    /// Leaves `input` for the coroutine about to be resumed (see `Resume`);
+    /// nothing may resume another coroutine before it.
     #[inline(always)]
     fn tell(&self, input: Resume) {
         if !matches!(input, Resume::Run) {
@@ -797,7 +805,7 @@ impl WorkerCtx {
             );
             return;
         }
-        let mut input = self.resume_input(&task);
+        self.tell(self.resume_input(&task));
         let me = self.shared_part();
         let monitor = &me.monitor;
         loop {
@@ -806,13 +814,13 @@ impl WorkerCtx {
             self.budget.set(COOP_BUDGET);
             // SAFETY: owner-only field of a task this worker owns; the raw
             // place expression borrows only `co`, disjoint from `yielder`
-            // which the coroutine reads while running.
-            let co = unsafe { &mut (*task.local.get()).co };
-            let co = co.as_mut().expect("gopark: resumed a finished coroutine");
+            // which the coroutine reads while running. It is `Some`: checked
+            // above, and only `finish` and `leak` take it, after which this
+            // function returns.
+            let co = unsafe { (*task.local.get()).co.as_mut().unwrap_unchecked() };
             // `current` also tells the overflow handler what runs
             // (`running_info`).
             monitor.enter(&task);
-            self.tell(input);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(())));
             monitor.leave();
             self.current.set(ptr::null());
@@ -867,7 +875,7 @@ impl WorkerCtx {
                         // The event already came: run it again at once.
                         Ok(Err(task)) => {
                             task.take_back();
-                            input = self.resume_input(&task);
+                            self.tell(self.resume_input(&task));
                             task
                         }
                         // The commit panicked, maybe after publishing the
@@ -882,9 +890,10 @@ impl WorkerCtx {
                                 // when it runs.
                                 // SAFETY: owner-only field, task not running.
                                 unsafe { task.local().pending_panic = Some(p) };
+                                self.careful.set(true);
                                 return;
                             }
-                            input = Resume::Panic(p);
+                            self.tell(Resume::Panic(p));
                             task
                         }
                     };
@@ -902,8 +911,19 @@ impl WorkerCtx {
     }
 
     /// What to tell `task` when it is resumed: a panic of its commit to
-    /// re-raise, a cancellation to unwind from (once), or carry on.
+    /// re-raise, a cancellation to unwind from (once), or carry on; the
+    /// last without looking at the task until the worker is `careful`.
+    #[inline(always)]
     fn resume_input(&self, task: &Arc<Task>) -> Resume {
+        if !self.careful.get() {
+            return Resume::Run;
+        }
+        self.resume_input_careful(task)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resume_input_careful(&self, task: &Arc<Task>) -> Resume {
         // SAFETY: owner-only field of a task this worker owns, not running.
         if let Some(p) = unsafe { task.local().pending_panic.take() } {
             return Resume::Panic(p);

@@ -61,6 +61,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
+        self.careful.set(true);
         let live = registry::read(&self.shared_part().registry).tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(

@@ -23,7 +23,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering;
@@ -33,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 
+use self::runq::RunQueue;
 use super::timer::{Action, Handle};
 use super::{Shared, WorkerShared};
 use crate::coroutine::{
@@ -41,6 +41,7 @@ use crate::coroutine::{
 };
 use crate::stack;
 
+mod runq;
 mod shutdown;
 #[cfg(all(test, not(loom)))]
 mod tests;
@@ -210,7 +211,7 @@ pub(crate) struct WorkerCtx {
     /// The running task (raw: valid while it runs, kept alive by `execute`).
     current: Cell<*const Task>,
     runnext: Cell<Option<Arc<Task>>>,
-    runq: RefCell<VecDeque<Arc<Task>>>,
+    runq: RunQueue,
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
@@ -255,7 +256,7 @@ impl WorkerCtx {
             me,
             current: Cell::new(ptr::null()),
             runnext: Cell::new(None),
-            runq: RefCell::new(VecDeque::with_capacity(256)),
+            runq: RunQueue::with_capacity(256),
             tick: Cell::new(0),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
@@ -354,7 +355,7 @@ impl WorkerCtx {
                 self.shared.wakep();
             }
         } else {
-            self.runq.borrow_mut().push_back(task);
+            self.runq.push_back(task);
         }
     }
 
@@ -393,14 +394,13 @@ impl WorkerCtx {
                 if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
-                let mut q = self.runq.borrow_mut();
+                let q = &self.runq;
                 if let Some(rn) = self.runnext.take() {
                     q.push_back(rn);
                 }
                 while let Some(t) = me.inbox.quick_pop() {
                     q.push_back(t);
                 }
-                drop(q);
                 // A worker that always has coroutines to run still looks
                 // at its own shard: its connections are not starved by its
                 // run queue.
@@ -449,7 +449,7 @@ impl WorkerCtx {
     /// goes first, so a yield loop cannot starve new coroutines. Unstarted
     /// coroutines wait in the spawn queue until then, where thieves see them.
     fn pop_runq(&self) -> Option<Arc<Task>> {
-        let t = self.runq.borrow_mut().pop_front()?;
+        let t = self.runq.pop_front()?;
         if ptr::eq(Arc::as_ptr(&t), self.yielded.get()) {
             self.yielded.set(ptr::null());
             let fresh = self
@@ -458,7 +458,7 @@ impl WorkerCtx {
                 .quick_pop()
                 .or_else(|| self.shared.global.quick_pop());
             if let Some(fresh) = fresh {
-                self.runq.borrow_mut().push_front(t);
+                self.runq.push_front(t);
                 return Some(fresh);
             }
         }
@@ -469,7 +469,7 @@ impl WorkerCtx {
     /// metrics. Not on every resume: every 61 rounds, and after a sleep.
     fn publish_runq(&self) {
         let rn = self.runnext.take();
-        let n = self.runq.borrow().len() + usize::from(rn.is_some());
+        let n = self.runq.len() + usize::from(rn.is_some());
         self.runnext.set(rn);
         self.shared_part().metrics.runq.set(n as u64);
     }
@@ -511,19 +511,17 @@ impl WorkerCtx {
     /// Readies the coroutines a poll of this worker's shard returned, as
     /// one batch (Go's `injectglist`): each leaves WAITING with the CAS
     /// `ready` makes, and those living here go to the back of the run
-    /// queue in the order the poll found them, under one borrow of it,
-    /// instead of one `ready` each (a thread-local lookup, the runtime
+    /// queue in the order the poll found them, instead of one `ready` each (a thread-local lookup, the runtime
     /// check, and a `runnext` swap that demotes the previous one to the
     /// run queue). No other worker is woken: a started coroutine runs only
     /// here. A coroutine of another worker or runtime (a descriptor waited
     /// on from there, see the netpoll module docs) is routed home, which
-    /// touches neither this run queue nor `polled` (the callers keep `buf`
-    /// borrowed from it).
+    /// does not touch `polled` (the callers keep `buf` borrowed from it).
     fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
         if buf.is_empty() {
             return;
         }
-        let mut q = self.runq.borrow_mut();
+        let q = &self.runq;
         for t in buf.drain(..) {
             if !crate::coroutine::make_runnable(&t) {
                 continue;
@@ -533,7 +531,7 @@ impl WorkerCtx {
                 q.push_back(t);
             } else {
                 // Not this worker's: `ready_runnable` hands it to its home's
-                // inbox and leaves this run queue (borrowed) alone.
+                // inbox and leaves this run queue alone.
                 ready_away(t);
             }
         }
@@ -943,7 +941,7 @@ impl WorkerCtx {
     /// spawn queue, stealable.
     fn requeue_yielded(&self, task: Arc<Task>) {
         let me = self.shared_part();
-        let mut q = self.runq.borrow_mut();
+        let q = &self.runq;
         if let Some(rn) = self.runnext.take() {
             q.push_back(rn);
         }

@@ -71,7 +71,7 @@ impl WorkerCtx {
                 Ordering::Relaxed,
             );
             if t.claim_parked() {
-                self.runq.borrow_mut().push_back(t);
+                self.runq.push_back(t);
             }
         }
         loop {
@@ -108,7 +108,7 @@ impl WorkerCtx {
         if let Some(t) = self.runnext.take() {
             return Some(t);
         }
-        if let Some(t) = self.runq.borrow_mut().pop_front() {
+        if let Some(t) = self.runq.pop_front() {
             return Some(t);
         }
         let sh = &*self.shared;

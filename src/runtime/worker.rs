@@ -761,6 +761,11 @@ impl WorkerCtx {
     /// User code runs here only inside `resume` and the commit function,
     /// each under `catch_unwind`, and in the drop of a panic payload
     /// ([`drop_payload`]): no panic of user code unwinds the worker loop.
+    ///
+    /// Inlined into the worker loop (`run`; measured: the call's prologue,
+    /// epilogue and the loop's reloads around it were some 27 instructions
+    /// per resume), and into the shutdown's, which is cold.
+    #[inline(always)]
     fn execute(&self, mut task: Arc<Task>) {
         if self.spinning.get() {
             self.reset_spinning();

@@ -110,8 +110,11 @@ pub(crate) type Suspend = Option<ptr::NonNull<CommitFn>>;
 #[repr(C)]
 struct ParkFrame<F> {
     commit: CommitFn,
-    /// The commit closure; taken by the commit function.
-    f: Option<F>,
+    /// The commit closure, moved out by the commit function. The worker
+    /// runs the commit of every park exactly once, before it resumes the
+    /// coroutine (`WorkerCtx::execute`), so it is moved out exactly once and
+    /// the frame never drops it.
+    f: mem::ManuallyDrop<F>,
 }
 
 /// Task status (Go's `_Grunnable`, `_Grunning`, `_Gwaiting`).
@@ -608,14 +611,15 @@ where
         F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
     {
         // SAFETY: the coroutine is suspended inside `suspend_park`, so the
-        // frame it points to is alive and nothing else touches it.
-        let frame = unsafe { &mut *arg.cast::<ParkFrame<F>>() };
-        let f = frame.f.take().expect("gopark: commit run twice");
+        // frame it points to is alive and nothing else touches it; the
+        // worker runs this once per park (see `ParkFrame::f`), so `f` is
+        // still there and is never used again.
+        let f = unsafe { mem::ManuallyDrop::take(&mut (*arg.cast::<ParkFrame<F>>()).f) };
         f(task, ctx)
     }
     let mut frame = ParkFrame {
         commit: trampoline::<F>,
-        f: Some(commit),
+        f: mem::ManuallyDrop::new(commit),
     };
     let yielder = ctx.current_yielder();
     // SAFETY: `yielder` is the running coroutine's yielder, alive for as long

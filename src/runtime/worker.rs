@@ -522,7 +522,16 @@ impl WorkerCtx {
             return;
         }
         let q = &self.runq;
-        for t in buf.drain(..) {
+        let n = buf.len();
+        // SAFETY: the vector forgets its `n` tasks, which the loop below
+        // moves out, each exactly once. A panic in the loop (a double
+        // wake-up) leaks the ones not moved out yet, never drops one twice.
+        // (`drain` does the same with a guard, and a call to its drop per
+        // batch.)
+        unsafe { buf.set_len(0) };
+        for i in 0..n {
+            // SAFETY: `i < n`: a slot the vector held, read once (above).
+            let t = unsafe { std::ptr::read(buf.as_ptr().add(i)) };
             if !crate::coroutine::make_runnable(&t) {
                 continue;
             }

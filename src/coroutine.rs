@@ -583,7 +583,13 @@ fn by_ref<F>(commit: F) -> impl FnOnce(Arc<Task>, &WorkerCtx) -> Committed
 where
     F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
 {
-    move |task, ctx| if commit(&task, ctx) { Ok(()) } else { Err(task) }
+    move |task, ctx| {
+        if commit(&task, ctx) {
+            Ok(())
+        } else {
+            Err(task)
+        }
+    }
 }
 
 /// Points the running task's wait record at `wait`.

@@ -22,7 +22,8 @@
 //! thread, that lookup is valid before and after any park.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering;
@@ -179,7 +180,7 @@ fn coop_yield() {
 /// The worker context if the caller runs inside a coroutine.
 #[inline]
 pub(crate) fn current_ctx() -> Option<&'static WorkerCtx> {
-    worker_here().filter(|ctx| !ctx.current.get().is_null())
+    worker_here().filter(|ctx| ctx.in_coroutine())
 }
 
 /// Notes that the running coroutine (if any) accepted a connection: from now
@@ -208,8 +209,13 @@ pub(crate) struct WorkerCtx {
     ///
     /// [`shared_part`]: WorkerCtx::shared_part
     me: ptr::NonNull<WorkerShared>,
-    /// The running task (raw: valid while it runs, kept alive by `execute`).
-    current: Cell<*const Task>,
+    /// The running task: a bitwise copy of the `Arc` that `execute` holds
+    /// (no count of its own: valid while the task runs, kept alive by
+    /// `execute`, and never dropped), `None` between resumes. A copy rather
+    /// than a pointer to `execute`'s `Arc`: that local would then live in
+    /// memory, reloaded after every call of the loop, and every use of
+    /// `current_task` would take one load more.
+    current: UnsafeCell<Option<ManuallyDrop<Arc<Task>>>>,
     runnext: Cell<Option<Arc<Task>>>,
     runq: RunQueue,
     tick: Cell<u32>,
@@ -254,7 +260,7 @@ impl WorkerCtx {
             shared,
             index,
             me,
-            current: Cell::new(ptr::null()),
+            current: UnsafeCell::new(None),
             runnext: Cell::new(None),
             runq: RunQueue::with_capacity(256),
             tick: Cell::new(0),
@@ -283,16 +289,28 @@ impl WorkerCtx {
     }
 
     /// The running task. Only valid inside a coroutine, and only until it
-    /// next parks or yields: the reference points into the frame of the
-    /// worker's `execute` that resumed it (clone the `Arc` to keep it).
+    /// next parks or yields: the reference points into this context, which
+    /// holds the next coroutine's task after that (clone the `Arc` to keep
+    /// it).
     #[inline]
     pub(crate) fn current_task(&self) -> &Arc<Task> {
-        let p = self.current.get();
-        debug_assert!(!p.is_null());
-        // SAFETY: `current` points into the `Arc<Task>` that `execute` holds
-        // (a local of the worker loop) for as long as the task runs; the
-        // `Arc<Task>` itself, not just the Task, so the cast is sound.
-        unsafe { &*p.cast::<Arc<Task>>() }
+        debug_assert!(self.in_coroutine());
+        // SAFETY: `current` is written only by `execute` on this thread, on
+        // the worker's side of a resume (not while the caller, a coroutine
+        // of this thread, runs); inside a coroutine it is `Some`, a copy of
+        // the `Arc` that `execute` holds for as long as the task runs.
+        unsafe { (*self.current.get()).as_deref().unwrap_unchecked() }
+    }
+
+    /// Sets or clears (`None`) the running task.
+    #[inline(always)]
+    fn set_current(&self, task: Option<&Arc<Task>>) {
+        // SAFETY: only `execute` calls this, on the worker's side of a
+        // resume: no reference from `current_task` is in use (a suspended
+        // coroutine does not use one across its park, see there). The copy
+        // is never dropped (`ManuallyDrop`), and `execute` clears it before
+        // its own `Arc` can go.
+        unsafe { *self.current.get() = task.map(|t| ManuallyDrop::new(ptr::read(t))) };
     }
 
     /// The running coroutine's yielder.
@@ -362,7 +380,9 @@ impl WorkerCtx {
     /// True while a coroutine runs on this worker (the caller is in it).
     #[inline]
     pub(crate) fn in_coroutine(&self) -> bool {
-        !self.current.get().is_null()
+        // SAFETY: a plain read of a field written only on this thread, by
+        // `execute`, which is not running at the same time as the caller.
+        unsafe { (*self.current.get()).is_some() }
     }
 
     pub(crate) fn next_rand(&self) -> u32 {
@@ -822,7 +842,7 @@ impl WorkerCtx {
         let monitor = &me.monitor;
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
-            self.current.set((&task as *const Arc<Task>).cast());
+            self.set_current(Some(&task));
             self.budget.set(COOP_BUDGET);
             // SAFETY: owner-only field of a task this worker owns; the raw
             // place expression borrows only `co`, disjoint from `yielder`
@@ -835,7 +855,7 @@ impl WorkerCtx {
             monitor.enter(&task);
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(())));
             monitor.leave();
-            self.current.set(ptr::null());
+            self.set_current(None);
             match r {
                 Ok(CoroutineResult::Yield(None)) => {
                     task.status.store(RUNNABLE, Ordering::Relaxed);

@@ -22,9 +22,10 @@
 //! A coroutine never publishes itself. [`park_commit`] suspends with a
 //! command; after `resume()` has returned, the worker runs the command's
 //! commit function, which publishes the task where a waker will find it (a
-//! CAS into a wait slot, a timer, a waiter list) and returns true, or returns
-//! false if the event already came, in which case the worker resumes the
-//! coroutine at once. A waker that takes the task out of its slot calls
+//! CAS into a wait slot, a timer, a waiter list; the worker's reference to
+//! the task moves there, see [`Committed`]), or hands the reference back if
+//! the event already came, in which case the worker resumes the coroutine at
+//! once. A waker that takes the task out of its slot calls
 //! [`ready`]; the task's status (Go's `casgstatus`) turns a second ready of the
 //! same park into a loud panic instead of a coroutine run twice.
 //!

@@ -22,9 +22,10 @@
 //! A coroutine never publishes itself. [`park_commit`] suspends with a
 //! command; after `resume()` has returned, the worker runs the command's
 //! commit function, which publishes the task where a waker will find it (a
-//! CAS into a wait slot, a timer, a waiter list) and returns true, or returns
-//! false if the event already came, in which case the worker resumes the
-//! coroutine at once. A waker that takes the task out of its slot calls
+//! CAS into a wait slot, a timer, a waiter list; the worker's reference to
+//! the task moves there, see [`Committed`]), or hands the reference back if
+//! the event already came, in which case the worker resumes the coroutine at
+//! once. A waker that takes the task out of its slot calls
 //! [`ready`]; the task's status (Go's `casgstatus`) turns a second ready of the
 //! same park into a loud panic instead of a coroutine run twice.
 //!
@@ -61,7 +62,12 @@ use crate::sm::park_token::ParkToken;
 use crate::stack::Stack;
 use crate::wait::{Wait, WaitRecord};
 
-/// What a worker tells a coroutine when it resumes it.
+/// What a worker tells a coroutine when it resumes it. Not passed through
+/// the switch (the resume's input is `()`, so corosensei passes it, with
+/// its forced-unwind case, in one register): `Run` is said by saying
+/// nothing, the other two are left in the worker context
+/// (`WorkerCtx::tell`), which the coroutine looks at after every switch
+/// ([`on_resume`]).
 pub(crate) enum Resume {
     /// Carry on: the park's event came (or the yield is over).
     Run,
@@ -73,24 +79,43 @@ pub(crate) enum Resume {
     Panic(Box<dyn Any + Send>),
 }
 /// The corosensei coroutine type used for every gopark coroutine.
-pub(crate) type Co = corosensei::Coroutine<Resume, Suspend, (), Stack>;
+pub(crate) type Co = corosensei::Coroutine<(), Suspend, (), Stack>;
 /// The yielder handed to a coroutine's entry function.
-pub(crate) type Yielder = corosensei::Yielder<Resume, Suspend>;
-/// A commit function (Go's `unlockf`): runs on the worker after the switch.
+pub(crate) type Yielder = corosensei::Yielder<(), Suspend>;
+/// A commit function (Go's `unlockf`): runs on the worker after the switch,
+/// handed the worker's own reference to the parked task (see [`Committed`]).
 ///
 /// # Safety
 /// `arg` must be the pointer `park_commit` passed along with this function:
 /// it points into the suspended coroutine's frame, valid until it resumes.
-pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: &Arc<Task>, ctx: &WorkerCtx) -> bool;
+pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> Committed;
 
-/// The command a coroutine suspends with.
-#[derive(Debug)]
-pub(crate) enum Suspend {
-    /// Go's Gosched: go to the back of the run queue.
-    Yield,
-    /// Go's gopark: run `commit(arg, ..)` after the switch; if it returns
-    /// false, resume at once.
-    Park { commit: CommitFn, arg: *mut () },
+/// What a commit function did with the task reference it was handed.
+/// `Ok(())`: the coroutine stays parked, and the reference is gone from the
+/// worker: published where a waker finds it (the wait slot owns it; no
+/// clone, no drop on the worker), or dropped by the commit. `Err(task)`: the
+/// event already came; the reference goes back to the worker, which
+/// resumes the coroutine at once.
+pub(crate) type Committed = Result<(), Arc<Task>>;
+
+/// The command a coroutine suspends with, one word (corosensei passes it
+/// in a register): `None` is Go's Gosched (go to the back of the run
+/// queue); `Some(frame)` is Go's gopark: `frame` points to the park's
+/// [`ParkFrame`] on the suspended coroutine's stack, whose first field is
+/// its commit function; the worker runs `commit(frame, ..)` after the
+/// switch and, if it hands the task back, resumes the coroutine at once.
+pub(crate) type Suspend = Option<ptr::NonNull<CommitFn>>;
+
+/// A park's commit, in the parked coroutine's frame: the commit function
+/// first (`repr(C)`), so a pointer to the frame is a pointer to it.
+#[repr(C)]
+struct ParkFrame<F> {
+    commit: CommitFn,
+    /// The commit closure, moved out by the commit function. The worker
+    /// runs the commit of every park exactly once, before it resumes the
+    /// coroutine (`WorkerCtx::execute`), so it is moved out exactly once and
+    /// the frame never drops it.
+    f: mem::ManuallyDrop<F>,
 }
 
 /// Task status (Go's `_Grunnable`, `_Grunning`, `_Gwaiting`).
@@ -436,18 +461,25 @@ impl Drop for Cancelled {
     }
 }
 
-/// Acts on what the worker said when it resumed the current coroutine.
+/// Acts on what the worker said when it resumed the current coroutine
+/// (see [`Resume`]): called right after every switch into it.
 #[inline(always)]
-pub(crate) fn on_resume(input: Resume, ctx: &WorkerCtx) {
-    if !matches!(input, Resume::Run) {
-        on_resume_slow(input, ctx);
+pub(crate) fn on_resume(ctx: &WorkerCtx) {
+    if ctx.told() {
+        on_resume_slow(ctx);
     }
 }
 
 /// [`on_resume`] for a cancellation or a panic to re-raise.
 #[cold]
 #[inline(never)]
-fn on_resume_slow(input: Resume, ctx: &WorkerCtx) {
+fn on_resume_slow(ctx: &WorkerCtx) {
+    act_on(ctx.take_told(), ctx);
+}
+
+/// Acts on `input` (raises the cancellation or the panic it carries).
+#[cold]
+pub(crate) fn act_on(input: Resume, ctx: &WorkerCtx) {
     match input {
         Resume::Run => {}
         Resume::Cancel => {
@@ -528,8 +560,37 @@ pub(crate) fn park_commit<F>(ctx: &WorkerCtx, wait: &Wait<'_>, commit: F)
 where
     F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
 {
+    park_commit_owned(ctx, wait, by_ref(commit));
+}
+
+/// [`park_commit`] with a commit that takes the worker's task reference
+/// (see [`Committed`]): a commit that publishes the task moves that
+/// reference into the wait slot instead of cloning it (and the worker no
+/// longer drops its own), two atomic read-modify-writes less per park.
+#[inline]
+pub(crate) fn park_commit_owned<F>(ctx: &WorkerCtx, wait: &Wait<'_>, commit: F)
+where
+    F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
+{
     set_wait(ctx.current_task(), wait);
     suspend_park(ctx, commit);
+}
+
+/// A commit of [`park_commit`]'s kind (true: parked) as one that owns the
+/// task reference: parked, it drops the reference (the waker holds its own
+/// clone, or none is needed); not parked, it hands it back.
+#[inline(always)]
+fn by_ref<F>(commit: F) -> impl FnOnce(Arc<Task>, &WorkerCtx) -> Committed
+where
+    F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
+{
+    move |task, ctx| {
+        if commit(&task, ctx) {
+            Ok(())
+        } else {
+            Err(task)
+        }
+    }
 }
 
 /// Points the running task's wait record at `wait`.
@@ -548,30 +609,33 @@ fn set_wait(task: &Task, wait: &Wait<'_>) {
 #[inline]
 fn suspend_park<F>(ctx: &WorkerCtx, commit: F)
 where
-    F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
+    F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
 {
     /// # Safety
-    /// `arg` points to the `Option<F>` on the suspended coroutine's stack.
-    unsafe fn trampoline<F>(arg: *mut (), task: &Arc<Task>, ctx: &WorkerCtx) -> bool
+    /// `arg` points to the `ParkFrame<F>` on the suspended coroutine's stack.
+    unsafe fn trampoline<F>(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> Committed
     where
-        F: FnOnce(&Arc<Task>, &WorkerCtx) -> bool,
+        F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
     {
-        // SAFETY: the coroutine is suspended inside `park_commit`, so the
-        // slot it points to is alive and nothing else touches it.
-        let slot = unsafe { &mut *arg.cast::<Option<F>>() };
-        let f = slot.take().expect("gopark: commit run twice");
+        // SAFETY: the coroutine is suspended inside `suspend_park`, so the
+        // frame it points to is alive and nothing else touches it; the
+        // worker runs this once per park (see `ParkFrame::f`), so `f` is
+        // still there and is never used again.
+        let f = unsafe { mem::ManuallyDrop::take(&mut (*arg.cast::<ParkFrame<F>>()).f) };
         f(task, ctx)
     }
-    let mut slot = Some(commit);
+    let mut frame = ParkFrame {
+        commit: trampoline::<F>,
+        f: mem::ManuallyDrop::new(commit),
+    };
     let yielder = ctx.current_yielder();
     // SAFETY: `yielder` is the running coroutine's yielder, alive for as long
     // as the coroutine (set by the entry function; see worker::current_yielder).
     let y = unsafe { &*yielder };
-    let input = y.suspend(Suspend::Park {
-        commit: trampoline::<F>,
-        arg: (&mut slot as *mut Option<F>).cast(),
-    });
-    on_resume(input, ctx);
+    // `ParkFrame` is `repr(C)` with the commit function first: a pointer to
+    // the frame points to it (see `Suspend`).
+    y.suspend(Some(ptr::NonNull::from(&mut frame).cast::<CommitFn>()));
+    on_resume(ctx);
 }
 
 /// A unique identifier of a coroutine, like `std::thread::ThreadId`.
@@ -770,14 +834,15 @@ fn park_inner(deadline: Option<Instant>) {
     let _abandon = crate::sync::waiter::OnDrop::new(|| ctx.current_task().token.abandon());
     let timer = std::cell::Cell::new(None);
     let wait = Wait::plain(crate::CoroutineState::Park, deadline);
-    park_commit(ctx, &wait, |task, ctx| match task.token.commit_park() {
-        None => false,
+    park_commit_owned(ctx, &wait, |task, ctx| match task.token.commit_park() {
+        None => Err(task),
         Some(gen) => {
             if let Some(d) = deadline {
-                let action = crate::runtime::timer::Action::Unpark(task.clone(), gen);
+                // The worker's reference moves into the timer.
+                let action = crate::runtime::timer::Action::Unpark(task, gen);
                 timer.set(Some(ctx.add_timer(d, action)));
             }
-            true
+            Ok(())
         }
     });
     // Unparked before the deadline: free the timer (and the task reference
@@ -809,8 +874,8 @@ pub fn yield_now() {
         Some(ctx) => {
             // SAFETY: as in park_commit: the yielder of the running coroutine.
             let y = unsafe { &*ctx.current_yielder() };
-            let input = y.suspend(Suspend::Yield);
-            on_resume(input, ctx);
+            y.suspend(None);
+            on_resume(ctx);
         }
         None => thread::yield_now(),
     }
@@ -855,7 +920,7 @@ impl Waiter {
 pub(crate) fn park_while(ctx: &WorkerCtx, wait: &Wait<'_>, waiting: impl Fn() -> bool) {
     while waiting() {
         set_wait(ctx.current_task(), wait);
-        suspend_park(ctx, |_, _| waiting());
+        suspend_park(ctx, by_ref(|_, _| waiting()));
     }
 }
 

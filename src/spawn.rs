@@ -399,7 +399,7 @@ where
     T: Send + 'static,
 {
     stack.mark_used();
-    Co::with_stack(stack, move |y: &Yielder, input: Resume| {
+    Co::with_stack(stack, move |y: &Yielder, ()| {
         let tp = tp;
         // SAFETY: the task owns this coroutine, so it outlives the
         // coroutine's execution; the running coroutine is owned by its
@@ -408,15 +408,18 @@ where
         // Drops the coroutine-local values when this function returns or
         // unwinds, on this stack.
         let _locals = crate::local::DropLocals(tp.0);
-        if let Resume::Cancel = input {
-            // Cancelled before it started (runtime shutdown): drop the
-            // closure here, as a coroutine (its destructors may park), then
-            // end the way a cancelled parked coroutine does.
-            drop(f);
-            if let Some(ctx) = runtime::worker::current_ctx() {
-                coroutine::on_resume(input, ctx);
+        // What the worker said with this first resume (see `Resume`): only
+        // a cancellation is possible (a panic to re-raise needs a park).
+        if let Some(ctx) = runtime::worker::current_ctx().filter(|ctx| ctx.told()) {
+            let input = ctx.take_told();
+            if let Resume::Cancel = input {
+                // Cancelled before it started (runtime shutdown): drop the
+                // closure here, as a coroutine (its destructors may park),
+                // then end the way a cancelled parked coroutine does.
+                drop(f);
+                coroutine::act_on(input, ctx);
+                return;
             }
-            return;
         }
         let v = __rust_begin_short_backtrace(f);
         // SAFETY: the task outlives its coroutine (as above).

@@ -32,7 +32,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::coroutine::park_commit;
+use crate::coroutine::park_commit_owned;
 use crate::runtime::timer::Action;
 use crate::runtime::worker;
 use crate::wait::Wait;
@@ -80,9 +80,10 @@ pub fn sleep_until(deadline: Instant) {
     // `Task::stale_wakes`) happens only during runtime shutdown, when every
     // timer is due anyway: the sleep then ends early.
     let wait = Wait::plain(crate::CoroutineState::Sleep, Some(deadline));
-    park_commit(ctx, &wait, move |task, ctx| {
-        ctx.add_timer(deadline, Action::Ready(task.clone()));
-        true
+    park_commit_owned(ctx, &wait, move |task, ctx| {
+        // The worker's reference moves into the timer.
+        ctx.add_timer(deadline, Action::Ready(task));
+        Ok(())
     });
 }
 

@@ -61,7 +61,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::coroutine::{self, park_commit, Task, CANCEL_NONE};
+use crate::coroutine::{self, park_commit_owned, Task, CANCEL_NONE};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
@@ -734,15 +734,15 @@ impl PollDesc {
                 mode,
                 task: me,
             };
-            park_commit(ctx, self.polling_wait(mode), move |task, _| {
-                let raw = Arc::into_raw(task.clone()) as usize;
+            park_commit_owned(ctx, self.polling_wait(mode), move |task, _| {
+                // The worker's reference becomes the slot's.
+                let raw = Arc::into_raw(task) as usize;
                 if state.commit(mode, raw) {
-                    true
+                    Ok(())
                 } else {
-                    // SAFETY: the commit failed, so the count we made with
-                    // `into_raw` was never published: take it back.
-                    drop(unsafe { Arc::from_raw(raw as *const Task) });
-                    false
+                    // SAFETY: the commit failed, so the reference `into_raw`
+                    // took was never published: it goes back to the worker.
+                    Err(unsafe { Arc::from_raw(raw as *const Task) })
                 }
             });
             std::mem::forget(guard);

@@ -22,8 +22,8 @@
 //! thread, that lookup is valid before and after any park.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::Ordering;
@@ -33,14 +33,16 @@ use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 
+use self::runq::RunQueue;
 use super::timer::{Action, Handle};
 use super::{Shared, WorkerShared};
 use crate::coroutine::{
-    Cancelled, Resume, Suspend, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
+    Cancelled, Resume, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
 };
 use crate::stack;
 
+mod runq;
 mod shutdown;
 #[cfg(all(test, not(loom)))]
 mod tests;
@@ -178,7 +180,7 @@ fn coop_yield() {
 /// The worker context if the caller runs inside a coroutine.
 #[inline]
 pub(crate) fn current_ctx() -> Option<&'static WorkerCtx> {
-    worker_here().filter(|ctx| !ctx.current.get().is_null())
+    worker_here().filter(|ctx| ctx.in_coroutine())
 }
 
 /// Notes that the running coroutine (if any) accepted a connection: from now
@@ -207,10 +209,15 @@ pub(crate) struct WorkerCtx {
     ///
     /// [`shared_part`]: WorkerCtx::shared_part
     me: ptr::NonNull<WorkerShared>,
-    /// The running task (raw: valid while it runs, kept alive by `execute`).
-    current: Cell<*const Task>,
+    /// The running task: a bitwise copy of the `Arc` that `execute` holds
+    /// (no count of its own: valid while the task runs, kept alive by
+    /// `execute`, and never dropped), `None` between resumes. A copy rather
+    /// than a pointer to `execute`'s `Arc`: that local would then live in
+    /// memory, reloaded after every call of the loop, and every use of
+    /// `current_task` would take one load more.
+    current: UnsafeCell<Option<ManuallyDrop<Arc<Task>>>>,
     runnext: Cell<Option<Arc<Task>>>,
-    runq: RefCell<VecDeque<Arc<Task>>>,
+    runq: RunQueue,
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
@@ -220,6 +227,12 @@ pub(crate) struct WorkerCtx {
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
+    /// Set once a resume may have more to say than `Resume::Run`: when the
+    /// worker enters its shutdown (before any coroutine of it can be
+    /// cancelled: only the shutdown requests and delivers cancellations),
+    /// or when a commit's panic is left in a task (`pending_panic`). Until
+    /// then [`resume_input`](WorkerCtx::resume_input) looks at no task.
+    careful: Cell<bool>,
     rng: Cell<u32>,
     /// The coroutine that yielded last, queued behind the others: when its
     /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
@@ -229,6 +242,11 @@ pub(crate) struct WorkerCtx {
     /// from [`HANDOFF_STREAK`] on, the worker spins before it sleeps
     /// (see [`WorkerCtx::spin_for_handoff`]).
     handoffs: Cell<u8>,
+    /// Set while `said` holds what the worker tells the coroutine it
+    /// resumes, other than `Resume::Run` (see `Resume`): the coroutine
+    /// takes it right after the switch.
+    told: Cell<bool>,
+    said: Cell<Resume>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
     polled: RefCell<Vec<Arc<Task>>>,
@@ -242,17 +260,20 @@ impl WorkerCtx {
             shared,
             index,
             me,
-            current: Cell::new(ptr::null()),
+            current: UnsafeCell::new(None),
             runnext: Cell::new(None),
-            runq: RefCell::new(VecDeque::with_capacity(256)),
+            runq: RunQueue::with_capacity(256),
             tick: Cell::new(0),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
             multi,
             shutting_down: Cell::new(false),
+            careful: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
             handoffs: Cell::new(0),
+            told: Cell::new(false),
+            said: Cell::new(Resume::Run),
             due: RefCell::new(Vec::new()),
             polled: RefCell::new(Vec::new()),
         }
@@ -268,16 +289,28 @@ impl WorkerCtx {
     }
 
     /// The running task. Only valid inside a coroutine, and only until it
-    /// next parks or yields: the reference points into the frame of the
-    /// worker's `execute` that resumed it (clone the `Arc` to keep it).
+    /// next parks or yields: the reference points into this context, which
+    /// holds the next coroutine's task after that (clone the `Arc` to keep
+    /// it).
     #[inline]
     pub(crate) fn current_task(&self) -> &Arc<Task> {
-        let p = self.current.get();
-        debug_assert!(!p.is_null());
-        // SAFETY: `current` points into the `Arc<Task>` that `execute` holds
-        // (a local of the worker loop) for as long as the task runs; the
-        // `Arc<Task>` itself, not just the Task, so the cast is sound.
-        unsafe { &*p.cast::<Arc<Task>>() }
+        debug_assert!(self.in_coroutine());
+        // SAFETY: `current` is written only by `execute` on this thread, on
+        // the worker's side of a resume (not while the caller, a coroutine
+        // of this thread, runs); inside a coroutine it is `Some`, a copy of
+        // the `Arc` that `execute` holds for as long as the task runs.
+        unsafe { (*self.current.get()).as_deref().unwrap_unchecked() }
+    }
+
+    /// Sets or clears (`None`) the running task.
+    #[inline(always)]
+    fn set_current(&self, task: Option<&Arc<Task>>) {
+        // SAFETY: only `execute` calls this, on the worker's side of a
+        // resume: no reference from `current_task` is in use (a suspended
+        // coroutine does not use one across its park, see there). The copy
+        // is never dropped (`ManuallyDrop`), and `execute` clears it before
+        // its own `Arc` can go.
+        unsafe { *self.current.get() = task.map(|t| ManuallyDrop::new(ptr::read(t))) };
     }
 
     /// The running coroutine's yielder.
@@ -288,6 +321,29 @@ impl WorkerCtx {
         // no reference aliases the `co` field that `execute` is borrowing; the
         // running task is owned by this thread (coroutine module docs).
         unsafe { (*task.local.get()).yielder }
+    }
+
+    /// True if the worker told the running coroutine, as it resumed it,
+    /// something other than `Resume::Run` (see `Resume`).
+    #[inline(always)]
+    pub(crate) fn told(&self) -> bool {
+        self.told.get()
+    }
+
+    /// What the worker told the running coroutine (once).
+    pub(crate) fn take_told(&self) -> Resume {
+        self.told.set(false);
+        self.said.replace(Resume::Run)
+    }
+
+    /// Leaves `input` for the coroutine about to be resumed (see `Resume`);
+    /// nothing may resume another coroutine before it.
+    #[inline(always)]
+    fn tell(&self, input: Resume) {
+        if !matches!(input, Resume::Run) {
+            self.said.set(input);
+            self.told.set(true);
+        }
     }
 
     /// Arms a timer on this worker; cancel it with `Shared::cancel_timer`.
@@ -317,14 +373,16 @@ impl WorkerCtx {
                 self.shared.wakep();
             }
         } else {
-            self.runq.borrow_mut().push_back(task);
+            self.runq.push_back(task);
         }
     }
 
     /// True while a coroutine runs on this worker (the caller is in it).
     #[inline]
     pub(crate) fn in_coroutine(&self) -> bool {
-        !self.current.get().is_null()
+        // SAFETY: a plain read of a field written only on this thread, by
+        // `execute`, which is not running at the same time as the caller.
+        unsafe { (*self.current.get()).is_some() }
     }
 
     pub(crate) fn next_rand(&self) -> u32 {
@@ -356,14 +414,13 @@ impl WorkerCtx {
                 if let Some(t) = self.shared.global.quick_pop() {
                     return Some(t);
                 }
-                let mut q = self.runq.borrow_mut();
+                let q = &self.runq;
                 if let Some(rn) = self.runnext.take() {
                     q.push_back(rn);
                 }
                 while let Some(t) = me.inbox.quick_pop() {
                     q.push_back(t);
                 }
-                drop(q);
                 // A worker that always has coroutines to run still looks
                 // at its own shard: its connections are not starved by its
                 // run queue.
@@ -412,7 +469,7 @@ impl WorkerCtx {
     /// goes first, so a yield loop cannot starve new coroutines. Unstarted
     /// coroutines wait in the spawn queue until then, where thieves see them.
     fn pop_runq(&self) -> Option<Arc<Task>> {
-        let t = self.runq.borrow_mut().pop_front()?;
+        let t = self.runq.pop_front()?;
         if ptr::eq(Arc::as_ptr(&t), self.yielded.get()) {
             self.yielded.set(ptr::null());
             let fresh = self
@@ -421,7 +478,7 @@ impl WorkerCtx {
                 .quick_pop()
                 .or_else(|| self.shared.global.quick_pop());
             if let Some(fresh) = fresh {
-                self.runq.borrow_mut().push_front(t);
+                self.runq.push_front(t);
                 return Some(fresh);
             }
         }
@@ -432,7 +489,7 @@ impl WorkerCtx {
     /// metrics. Not on every resume: every 61 rounds, and after a sleep.
     fn publish_runq(&self) {
         let rn = self.runnext.take();
-        let n = self.runq.borrow().len() + usize::from(rn.is_some());
+        let n = self.runq.len() + usize::from(rn.is_some());
         self.runnext.set(rn);
         self.shared_part().metrics.runq.set(n as u64);
     }
@@ -474,20 +531,27 @@ impl WorkerCtx {
     /// Readies the coroutines a poll of this worker's shard returned, as
     /// one batch (Go's `injectglist`): each leaves WAITING with the CAS
     /// `ready` makes, and those living here go to the back of the run
-    /// queue in the order the poll found them, under one borrow of it,
-    /// instead of one `ready` each (a thread-local lookup, the runtime
+    /// queue in the order the poll found them, instead of one `ready` each (a thread-local lookup, the runtime
     /// check, and a `runnext` swap that demotes the previous one to the
     /// run queue). No other worker is woken: a started coroutine runs only
     /// here. A coroutine of another worker or runtime (a descriptor waited
     /// on from there, see the netpoll module docs) is routed home, which
-    /// touches neither this run queue nor `polled` (the callers keep `buf`
-    /// borrowed from it).
+    /// does not touch `polled` (the callers keep `buf` borrowed from it).
     fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
         if buf.is_empty() {
             return;
         }
-        let mut q = self.runq.borrow_mut();
-        for t in buf.drain(..) {
+        let q = &self.runq;
+        let n = buf.len();
+        // SAFETY: the vector forgets its `n` tasks, which the loop below
+        // moves out, each exactly once. A panic in the loop (a double
+        // wake-up) leaks the ones not moved out yet, never drops one twice.
+        // (`drain` does the same with a guard, and a call to its drop per
+        // batch.)
+        unsafe { buf.set_len(0) };
+        for i in 0..n {
+            // SAFETY: `i < n`: a slot the vector held, read once (above).
+            let t = unsafe { std::ptr::read(buf.as_ptr().add(i)) };
             if !crate::coroutine::make_runnable(&t) {
                 continue;
             }
@@ -496,7 +560,7 @@ impl WorkerCtx {
                 q.push_back(t);
             } else {
                 // Not this worker's: `ready_runnable` hands it to its home's
-                // inbox and leaves this run queue (borrowed) alone.
+                // inbox and leaves this run queue alone.
                 ready_away(t);
             }
         }
@@ -726,7 +790,12 @@ impl WorkerCtx {
     /// User code runs here only inside `resume` and the commit function,
     /// each under `catch_unwind`, and in the drop of a panic payload
     /// ([`drop_payload`]): no panic of user code unwinds the worker loop.
-    fn execute(&self, task: Arc<Task>) {
+    ///
+    /// Inlined into the worker loop (`run`; measured: the call's prologue,
+    /// epilogue and the loop's reloads around it were some 27 instructions
+    /// per resume), and into the shutdown's, which is cold.
+    #[inline(always)]
+    fn execute(&self, mut task: Arc<Task>) {
         if self.spinning.get() {
             self.reset_spinning();
         }
@@ -768,26 +837,27 @@ impl WorkerCtx {
             );
             return;
         }
-        let mut input = self.resume_input(&task);
+        self.tell(self.resume_input(&task));
         let me = self.shared_part();
         let monitor = &me.monitor;
         loop {
             task.status.store(RUNNING, Ordering::Relaxed);
-            self.current.set((&task as *const Arc<Task>).cast());
+            self.set_current(Some(&task));
             self.budget.set(COOP_BUDGET);
             // SAFETY: owner-only field of a task this worker owns; the raw
             // place expression borrows only `co`, disjoint from `yielder`
-            // which the coroutine reads while running.
-            let co = unsafe { &mut (*task.local.get()).co };
-            let co = co.as_mut().expect("gopark: resumed a finished coroutine");
+            // which the coroutine reads while running. It is `Some`: checked
+            // above, and only `finish` and `leak` take it, after which this
+            // function returns.
+            let co = unsafe { (*task.local.get()).co.as_mut().unwrap_unchecked() };
             // `current` also tells the overflow handler what runs
             // (`running_info`).
             monitor.enter(&task);
-            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(input)));
+            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(())));
             monitor.leave();
-            self.current.set(ptr::null());
+            self.set_current(None);
             match r {
-                Ok(CoroutineResult::Yield(Suspend::Yield)) => {
+                Ok(CoroutineResult::Yield(None)) => {
                     task.status.store(RUNNABLE, Ordering::Relaxed);
                     if swallowed(&task) {
                         self.leak(task, LEAK_SWALLOWED);
@@ -796,49 +866,69 @@ impl WorkerCtx {
                     self.requeue_yielded(task);
                     return;
                 }
-                Ok(CoroutineResult::Yield(Suspend::Park { commit, arg })) => {
+                Ok(CoroutineResult::Yield(Some(frame))) => {
                     // Its time in state starts now (the cached clock, which
                     // the monitor refreshes during a long resume).
                     task.since.store(monitor.clock(), Ordering::Relaxed);
                     // WAITING before the commit publishes the task: a waker
                     // may ready it the moment the commit returns.
                     task.status.store(WAITING, Ordering::Release);
-                    // SAFETY: `commit` and `arg` come from `park_commit` in
-                    // the coroutine, which is suspended inside it: `arg`
-                    // points to its live slot (see park_commit).
-                    let parked = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
-                        commit(arg, &task, self)
+                    // The commit takes this worker's reference (see
+                    // `Committed`); `raw` stays valid without it: the task
+                    // is in this worker's registry (see `registered`).
+                    let raw = Arc::as_ptr(&task);
+                    // SAFETY: `frame` comes from `suspend_park` in the
+                    // coroutine, which is suspended inside it: it points to
+                    // the park's live frame, which starts with its commit
+                    // function, and the commit gets the frame it came with
+                    // (see `Suspend`).
+                    let parked = panic::catch_unwind(AssertUnwindSafe(move || unsafe {
+                        (*frame.as_ptr())(frame.as_ptr().cast(), task, self)
                     }));
-                    match parked {
-                        Ok(_) if swallowed(&task) => {
-                            // Published or not, it is never resumed again; a
-                            // waker that readies it later finds no stack.
-                            self.leak(task, LEAK_SWALLOWED);
-                            return;
-                        }
-                        Ok(true) => {
+                    task = match parked {
+                        Ok(Ok(())) => {
+                            // SAFETY: `raw` is the task this worker runs, in
+                            // its registry (see `registered`).
+                            if swallowed(unsafe { &*raw }) {
+                                // Published or not, it is never resumed
+                                // again; a waker that readies it later finds
+                                // no stack.
+                                // SAFETY: as above.
+                                self.leak(unsafe { registered(raw) }, LEAK_SWALLOWED);
+                                return;
+                            }
                             me.metrics.parks.inc();
                             return;
                         }
+                        Ok(Err(task)) if swallowed(&task) => {
+                            self.leak(task, LEAK_SWALLOWED);
+                            return;
+                        }
                         // The event already came: run it again at once.
-                        Ok(false) => {
+                        Ok(Err(task)) => {
                             task.take_back();
-                            input = self.resume_input(&task);
+                            self.tell(self.resume_input(&task));
+                            task
                         }
                         // The commit panicked, maybe after publishing the
                         // task: claim it back as a waker would, and re-raise
                         // the panic inside the coroutine, at its park.
                         Err(p) => {
+                            // SAFETY: as above (the commit's reference is in
+                            // the slot, or was dropped by the unwind).
+                            let task = unsafe { registered(raw) };
                             if !task.claim_parked() {
                                 // A waker readied it first: deliver the panic
                                 // when it runs.
                                 // SAFETY: owner-only field, task not running.
                                 unsafe { task.local().pending_panic = Some(p) };
+                                self.careful.set(true);
                                 return;
                             }
-                            input = Resume::Panic(p);
+                            self.tell(Resume::Panic(p));
+                            task
                         }
-                    }
+                    };
                 }
                 Ok(CoroutineResult::Return(())) => {
                     self.finish(task, None);
@@ -853,8 +943,19 @@ impl WorkerCtx {
     }
 
     /// What to tell `task` when it is resumed: a panic of its commit to
-    /// re-raise, a cancellation to unwind from (once), or carry on.
+    /// re-raise, a cancellation to unwind from (once), or carry on; the
+    /// last without looking at the task until the worker is `careful`.
+    #[inline(always)]
     fn resume_input(&self, task: &Arc<Task>) -> Resume {
+        if !self.careful.get() {
+            return Resume::Run;
+        }
+        self.resume_input_careful(task)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn resume_input_careful(&self, task: &Arc<Task>) -> Resume {
         // SAFETY: owner-only field of a task this worker owns, not running.
         if let Some(p) = unsafe { task.local().pending_panic.take() } {
             return Resume::Panic(p);
@@ -874,7 +975,7 @@ impl WorkerCtx {
     /// spawn queue, stealable.
     fn requeue_yielded(&self, task: Arc<Task>) {
         let me = self.shared_part();
-        let mut q = self.runq.borrow_mut();
+        let q = &self.runq;
         if let Some(rn) = self.runnext.take() {
             q.push_back(rn);
         }
@@ -964,6 +1065,24 @@ pub(crate) const LEAKED_MSG: &str =
     "gopark: the runtime was dropped and the coroutine could not be unwound (leaked)";
 const LEAK_SWALLOWED: &str =
     "caught the unwind that runtime shutdown raised in it and went on running";
+
+/// A new reference to a task this worker runs, from its raw pointer: once
+/// the worker's own reference went to a commit function (which may have
+/// published it, and a waker taken and dropped it since).
+///
+/// # Safety
+/// `task` is `Arc::as_ptr` of a started task of this worker that has not
+/// finished or been leaked: the worker's registry holds a reference to it
+/// (`execute` inserts it at its first run; only `finish` and `leak`, on this
+/// thread, remove it), so it is alive.
+unsafe fn registered(task: *const Task) -> Arc<Task> {
+    // SAFETY: the task is alive (the caller's contract), and `task` came
+    // from `Arc::as_ptr`, as `increment_strong_count` and `from_raw` need.
+    unsafe {
+        Arc::increment_strong_count(task);
+        Arc::from_raw(task)
+    }
+}
 
 /// True if `task` caught and dropped its shutdown unwind.
 fn swallowed(task: &Task) -> bool {

@@ -61,6 +61,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
+        self.careful.set(true);
         let live = registry::read(&self.shared_part().registry).tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(
@@ -70,7 +71,7 @@ impl WorkerCtx {
                 Ordering::Relaxed,
             );
             if t.claim_parked() {
-                self.runq.borrow_mut().push_back(t);
+                self.runq.push_back(t);
             }
         }
         loop {
@@ -107,7 +108,7 @@ impl WorkerCtx {
         if let Some(t) = self.runnext.take() {
             return Some(t);
         }
-        if let Some(t) = self.runq.borrow_mut().pop_front() {
+        if let Some(t) = self.runq.pop_front() {
             return Some(t);
         }
         let sh = &*self.shared;

@@ -1,0 +1,186 @@
+//! A worker's local run queue (Go's `runq`, unbounded here): a ring of
+//! tasks touched only by its worker thread.
+//!
+//! It replaces a `RefCell<VecDeque<_>>`, measured with callgrind on the
+//! worker loop's pop and the poll's push: the capacity is a power of two, so
+//! a position is a free-running counter masked when used (a `VecDeque`
+//! wraps its head with a compare and a conditional move on every pop), and
+//! no borrow flag is set and cleared around each operation. Every method
+//! takes `&self` and completes without calling out (it moves tasks in and
+//! out, never drops one), so no call can observe another half done.
+
+use std::cell::{Cell, UnsafeCell};
+use std::mem::MaybeUninit;
+use std::sync::Arc;
+
+use crate::coroutine::Task;
+
+/// The ring. Slots `head .. tail` (counters, masked by `len - 1` of the
+/// buffer when used) hold tasks; the others are uninitialized.
+pub(super) struct RunQueue {
+    buf: UnsafeCell<Box<[MaybeUninit<Arc<Task>>]>>,
+    head: Cell<usize>,
+    tail: Cell<usize>,
+}
+
+impl RunQueue {
+    /// An empty queue with room for `cap` tasks (rounded up to a power of
+    /// two) before it grows.
+    pub(super) fn with_capacity(cap: usize) -> RunQueue {
+        RunQueue {
+            buf: UnsafeCell::new(new_buf(cap.max(2).next_power_of_two())),
+            head: Cell::new(0),
+            tail: Cell::new(0),
+        }
+    }
+
+    /// The number of queued tasks.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.tail.get().wrapping_sub(self.head.get())
+    }
+
+    /// Takes the task at the front.
+    #[inline]
+    pub(super) fn pop_front(&self) -> Option<Arc<Task>> {
+        let head = self.head.get();
+        if head == self.tail.get() {
+            return None;
+        }
+        // SAFETY: no reference into `buf` outlives a method of this type,
+        // and none of them calls out while it holds one (module docs), so
+        // this shared one is the only reference.
+        let buf = unsafe { &*self.buf.get() };
+        let mask = buf.len() - 1;
+        // SAFETY: `head != tail`: the slot at `head` holds a task (type
+        // docs); it is moved out and, `head` moving past it, never read again
+        // before it is written.
+        let task = unsafe { buf.get_unchecked(head & mask).assume_init_read() };
+        self.head.set(head.wrapping_add(1));
+        Some(task)
+    }
+
+    /// Queues `task` at the back.
+    #[inline]
+    pub(super) fn push_back(&self, task: Arc<Task>) {
+        let tail = self.tail.get();
+        if self.is_full() {
+            self.grow();
+        }
+        // SAFETY: as in `pop_front`, this is the only reference into `buf`.
+        let buf = unsafe { &mut *self.buf.get() };
+        let mask = buf.len() - 1;
+        // SAFETY: not full: the slot at `tail` is outside `head .. tail`,
+        // uninitialized (nothing to drop), and `mask` keeps it in bounds.
+        unsafe { buf.get_unchecked_mut(tail & mask).write(task) };
+        self.tail.set(tail.wrapping_add(1));
+    }
+
+    /// Queues `task` at the front.
+    pub(super) fn push_front(&self, task: Arc<Task>) {
+        if self.is_full() {
+            self.grow();
+        }
+        let head = self.head.get().wrapping_sub(1);
+        // SAFETY: as in `pop_front`, this is the only reference into `buf`.
+        let buf = unsafe { &mut *self.buf.get() };
+        let mask = buf.len() - 1;
+        // SAFETY: not full: the slot before `head` is outside `head .. tail`,
+        // uninitialized, and `mask` keeps it in bounds.
+        unsafe { buf.get_unchecked_mut(head & mask).write(task) };
+        self.head.set(head);
+    }
+
+    #[inline]
+    fn is_full(&self) -> bool {
+        // SAFETY: as in `pop_front`; only the length is read.
+        self.len() == unsafe { (&*self.buf.get()).len() }
+    }
+
+    /// Doubles the buffer, keeping every task at its counter.
+    #[cold]
+    #[inline(never)]
+    fn grow(&self) {
+        // SAFETY: as in `pop_front`, this is the only reference into `buf`.
+        let buf = unsafe { &mut *self.buf.get() };
+        let mut bigger = new_buf(buf.len() * 2);
+        let (old_mask, new_mask) = (buf.len() - 1, bigger.len() - 1);
+        let mut i = self.head.get();
+        while i != self.tail.get() {
+            // SAFETY: `i` is in `head .. tail`: its old slot holds a task,
+            // moved (not copied: the old buffer is dropped as
+            // `MaybeUninit`, which drops nothing) to its slot in the new one.
+            unsafe {
+                let t = buf.get_unchecked(i & old_mask).assume_init_read();
+                bigger.get_unchecked_mut(i & new_mask).write(t);
+            }
+            i = i.wrapping_add(1);
+        }
+        *buf = bigger;
+    }
+}
+
+impl Drop for RunQueue {
+    fn drop(&mut self) {
+        while let Some(t) = self.pop_front() {
+            drop(t);
+        }
+    }
+}
+
+/// `cap` (a power of two) uninitialized slots.
+fn new_buf(cap: usize) -> Box<[MaybeUninit<Arc<Task>>]> {
+    debug_assert!(cap.is_power_of_two());
+    (0..cap).map(|_| MaybeUninit::uninit()).collect()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use std::panic::Location;
+
+    /// Pushes at both ends and pops against a `VecDeque`, through several
+    /// growths and with the counters wrapping around `usize::MAX`; every
+    /// task is dropped exactly once, queued ones with the queue.
+    #[test]
+    fn behaves_like_a_deque() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let shared = rt.shared().clone();
+        let base = Arc::strong_count(&shared);
+        let mk = || Task::new_arc(None, &stack, shared.clone(), Location::caller(), None);
+        for start in [0, usize::MAX - 5] {
+            let q = RunQueue::with_capacity(2);
+            q.head.set(start);
+            q.tail.set(start);
+            let mut model = VecDeque::new();
+            let mut rng = 12345u32;
+            for n in 0..2000 {
+                rng ^= rng << 13;
+                rng ^= rng >> 17;
+                rng ^= rng << 5;
+                match rng % 5 {
+                    0 | 1 => {
+                        let t = mk();
+                        model.push_back(Arc::as_ptr(&t));
+                        q.push_back(t);
+                    }
+                    2 => {
+                        let t = mk();
+                        model.push_front(Arc::as_ptr(&t));
+                        q.push_front(t);
+                    }
+                    _ => {
+                        let got = q.pop_front().map(|t| Arc::as_ptr(&t));
+                        assert_eq!(got, model.pop_front(), "step {n}");
+                    }
+                }
+                assert_eq!(q.len(), model.len());
+            }
+            assert!(q.len() > 8, "the test grows the queue");
+            drop(q);
+        }
+        assert_eq!(Arc::strong_count(&shared), base);
+    }
+}

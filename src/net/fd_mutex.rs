@@ -113,20 +113,23 @@ impl FdMutex {
     /// caller must now release the descriptor.
     #[inline]
     pub(crate) fn rwunlock(&self, mode: Mode) -> bool {
-        // One fetch_sub, inlined; the hand-off to a queued op is out of line.
-        let (destroy, waiters) = self.sm.rwunlock_fast(mode);
-        if waiters {
-            self.handoff(mode);
+        // One fetch_sub and one test, inlined; the rest (closed, or a
+        // hand-off to a queued op) is out of line.
+        match self.sm.rwunlock_fast(mode) {
+            None => false,
+            Some((destroy, waiters)) => self.unlock_slow(mode, destroy, waiters),
         }
-        destroy
     }
 
     #[cold]
     #[inline(never)]
-    fn handoff(&self, mode: Mode) {
-        if let Some(w) = self.sm.handoff(mode) {
-            w.wake();
+    fn unlock_slow(&self, mode: Mode, destroy: bool, waiters: bool) -> bool {
+        if waiters {
+            if let Some(w) = self.sm.handoff(mode) {
+                w.wake();
+            }
         }
+        destroy
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), wakes every

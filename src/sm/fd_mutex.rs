@@ -226,11 +226,13 @@ impl<W> FdMutex<W> {
 
     /// Releases the lock taken by [`try_lock`](Self::try_lock) or
     /// [`try_lock_fast`](Self::try_lock_fast): one `fetch_sub` clears the
-    /// bit and drops the reference. Returns whether the caller must release
-    /// the descriptor and whether waiters were counted: then the caller
-    /// calls [`handoff`](Self::handoff) (module docs, *unlock*).
+    /// bit and drops the reference. `None` in the common case, found with
+    /// one test of the old word: not closed and no waiter of `mode`
+    /// counted, so nothing is left to do. Otherwise whether the caller must
+    /// release the descriptor and whether waiters were counted: then the
+    /// caller calls [`handoff`](Self::handoff) (module docs, *unlock*).
     #[inline]
-    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> (bool, bool) {
+    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> Option<(bool, bool)> {
         let (lock, _, wait_mask) = bits(mode);
         // Release: publishes the holder's writes to the next holder, as the
         // slow lock path's and the fast lock's Acquire CAS read from this
@@ -242,8 +244,13 @@ impl<W> FdMutex<W> {
             old & lock != 0 && old & REF_MASK != 0,
             "gopark: inconsistent fdMutex"
         );
+        // `C` is never cleared, so the new word has it only if the old one
+        // did: without it there is nothing to release.
+        if old & (CLOSED | wait_mask) == 0 {
+            return None;
+        }
         let new = old - lock - REF;
-        (new & (CLOSED | REF_MASK) == CLOSED, old & wait_mask != 0)
+        Some((new & (CLOSED | REF_MASK) == CLOSED, old & wait_mask != 0))
     }
 
     /// The unlock's hand-off when waiters were counted (module docs): the
@@ -287,8 +294,10 @@ impl<W> FdMutex<W> {
     /// waiter to wake.
     #[cfg(test)]
     pub(crate) fn rwunlock(&self, mode: Mode) -> (bool, Option<W>) {
-        let (destroy, waiters) = self.rwunlock_fast(mode);
-        (destroy, if waiters { self.handoff(mode) } else { None })
+        match self.rwunlock_fast(mode) {
+            None => (false, None),
+            Some((destroy, waiters)) => (destroy, if waiters { self.handoff(mode) } else { None }),
+        }
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), takes a

@@ -481,7 +481,9 @@ impl<S: AsRawFd> NetFd<S> {
             let r = sys(self.fd);
             if r >= 0 {
                 let n = r as usize;
-                pd.set_drained(mode, n > 0 && n < len && !pd.state.hup());
+                // No look at `hup` here: the shortcut checks it when it is used
+                // (it is sticky), which covers one seen by now.
+                pd.set_drained(mode, n > 0 && n < len);
                 return Ok(n);
             }
             let e = io::Error::last_os_error();

@@ -491,6 +491,9 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EINTR) => wait = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
                     wait = true;
                 }
                 _ => {
@@ -561,6 +564,9 @@ impl<S: AsRawFd> NetFd<S> {
                 full = !pd.state.hup();
                 pd.set_drained(MODE, full);
                 op.restart();
+                if full && self.nonblocking.load(Ordering::Relaxed) {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
                 continue;
             }
             let e = io::Error::last_os_error();
@@ -568,6 +574,9 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EINTR) => full = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(MODE, false);
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
                     full = true;
                 }
                 _ => {
@@ -613,12 +622,12 @@ impl<S: AsRawFd> NetFd<S> {
     }
 
     /// [`wait`](Self::wait) for a coroutine's stream op, which has checked
-    /// for errors since its last wait (`PollDesc::wait_stream`).
+    /// for errors since its last wait (`PollDesc::wait_stream`) and that
+    /// the descriptor is not in non-blocking mode (the shortcut's test, or
+    /// the one after EAGAIN: a non-blocking op fails with WouldBlock
+    /// instead of waiting).
     #[inline(always)]
     fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
-        if self.nonblocking.load(Ordering::Relaxed) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
         if !op.started {
             op.started = true;
             op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);

@@ -25,6 +25,16 @@
 //! - `shards`: one bit per poller shard the descriptor is registered with;
 //!   bit `i` is set only by worker `i` (in [`PollDesc::wait`]) and all are
 //!   cleared by `Poller::close`, after the last op on the descriptor.
+//! - `reg_key`: the address of the worker context (`WorkerCtx`) of the last
+//!   waiter that registered the descriptor with its shard, or found it
+//!   registered; 0 after [`PollDesc::open`]. A waiter on that same worker
+//!   skips the shard lookup: the descriptor stays registered with a shard
+//!   until `Poller::close`, after which `open` clears the key. Written by
+//!   waiters (Relaxed: a waiter only ever finds its own address there if it
+//!   stored it itself, or if a worker context of another runtime that had
+//!   the same address stored it; then the descriptor is still registered
+//!   with a shard of its own poller, which reports its readiness, and the
+//!   wake-up is routed to the waiter's runtime like any cross-thread one).
 //!
 //! ## Deadlines without a timer per op
 //! A direction has at most one *current* timer in a worker's heap. Each
@@ -57,7 +67,9 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -177,6 +189,8 @@ pub(crate) struct PollDesc {
     waits: [WaitSlot; 2],
     /// Shards the descriptor is registered with, a bit per shard.
     shards: Box<[AtomicU64]>,
+    /// The worker context that last registered (module docs), 0 if none.
+    reg_key: AtomicUsize,
 }
 
 /// The wait record a coroutine parked for readiness on a PollDesc points
@@ -240,6 +254,7 @@ impl PollDesc {
             shards: (0..nshards.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            reg_key: AtomicUsize::new(0),
         }
     }
 
@@ -249,6 +264,7 @@ impl PollDesc {
     pub(crate) fn open(&self, fd: i32) -> u32 {
         debug_assert!(self.shards.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         self.fd.store(fd, Ordering::Relaxed);
+        self.reg_key.store(0, Ordering::Relaxed);
         // The deadline words before the info bits: no word is ever -1
         // while its direction's expired hint is clear.
         self.rd.reset();
@@ -692,15 +708,11 @@ impl PollDesc {
     /// The body of [`wait`](Self::wait) after its first error check.
     #[inline(always)]
     fn wait_checked(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
-        // A coroutine of another runtime waits here: its worker index names
-        // no shard of this poller; any shard works (the wake-up is routed
-        // to the coroutine's own runtime like any cross-thread one).
-        let shard = if std::ptr::eq(Arc::as_ptr(&ctx.shared), shared) {
-            ctx.index
-        } else {
-            ctx.index % shared.poller.shards()
-        };
-        shared.poller.register(self, shard)?;
+        // Registered by this worker before (module docs, `reg_key`): one
+        // load and compare.
+        if self.reg_key.load(Ordering::Relaxed) != ctx as *const WorkerCtx as usize {
+            self.register_for(shared, ctx)?;
+        }
         loop {
             // Runtime shutdown cancelled this coroutine, and its destructors
             // are running: nobody polls the network any more, fail at once.
@@ -714,6 +726,25 @@ impl PollDesc {
             // Woken with no notification and no error: a deadline that
             // expired was moved again. Wait on.
         }
+    }
+
+    /// Registers the descriptor with the shard of `ctx`'s worker unless it
+    /// is already, and records `ctx` as the last to do so (`reg_key`).
+    #[cold]
+    #[inline(never)]
+    fn register_for(&self, shared: &Shared, ctx: &WorkerCtx) -> io::Result<()> {
+        // A coroutine of another runtime waits here: its worker index names
+        // no shard of this poller; any shard works (the wake-up is routed
+        // to the coroutine's own runtime like any cross-thread one).
+        let shard = if std::ptr::eq(Arc::as_ptr(&ctx.shared), shared) {
+            ctx.index
+        } else {
+            ctx.index % shared.poller.shards()
+        };
+        shared.poller.register(self, shard)?;
+        self.reg_key
+            .store(ctx as *const WorkerCtx as usize, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.

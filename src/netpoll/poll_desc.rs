@@ -10,6 +10,8 @@
 //! - `seq`: the incarnation, bumped by [`PollDesc::open`] while nobody else
 //!   can hold the descriptor (it comes off the free list). Its low 16 bits tag
 //!   the epoll data, so an event for an earlier incarnation is dropped.
+//!   `token`, stored by `open` with it, is that epoll data (address and tag),
+//!   so that the poller checks an event with one compare.
 //! - `rd`/`wd` ([`Deadline`]): the deadline words are atomics any thread may
 //!   store (setters) or CAS (timers); `timer_at` and the timer sequence
 //!   numbers are written only under `timer_lock`. Whoever stores a
@@ -79,6 +81,8 @@ use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
 use crate::wait::{CoroutineState, Wait, WaitRecord};
+
+use super::TAG_SHIFT;
 
 /// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
 /// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
@@ -176,6 +180,8 @@ struct TimerSeqs {
 pub(crate) struct PollDesc {
     pub(crate) state: PdState,
     seq: AtomicU32,
+    /// The epoll data of the current incarnation (module docs).
+    token: AtomicU64,
     rd: Deadline,
     wd: Deadline,
     timer_lock: Mutex<TimerSeqs>,
@@ -244,6 +250,7 @@ impl PollDesc {
         PollDesc {
             state: PdState::new(),
             seq: AtomicU32::new(0),
+            token: AtomicU64::new(0),
             rd: Deadline::default(),
             wd: Deadline::default(),
             timer_lock: Mutex::new(TimerSeqs::default()),
@@ -259,9 +266,9 @@ impl PollDesc {
     }
 
     /// Resets a descriptor taken off the free list for `fd` (Go's
-    /// `pollOpen`; -1 when it goes back to the free list) and returns its
-    /// epoll tag.
-    pub(crate) fn open(&self, fd: i32) -> u32 {
+    /// `pollOpen`; -1 when it goes back to the free list) and starts a new
+    /// incarnation (a new [`token`](Self::token)).
+    pub(crate) fn open(&self, fd: i32) {
         debug_assert!(self.shards.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         self.fd.store(fd, Ordering::Relaxed);
         self.reg_key.store(0, Ordering::Relaxed);
@@ -272,7 +279,9 @@ impl PollDesc {
         self.state.reset();
         self.read_drained.store(false, Ordering::Relaxed);
         self.write_full.store(false, Ordering::Relaxed);
-        self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        let token = self as *const PollDesc as u64 | (u64::from(seq & 0xffff) << TAG_SHIFT);
+        self.token.store(token, Ordering::SeqCst);
     }
 
     /// Builds the wait records of a park for readiness (see [`WaitSlot`])
@@ -295,10 +304,12 @@ impl PollDesc {
         }
     }
 
-    /// The incarnation number (for stale epoll events).
+    /// The epoll data of the current incarnation: the PollDesc's address
+    /// (below [`TAG_SHIFT`]) and the low 16 bits of the incarnation number
+    /// above it. An event carrying other data is for an earlier one.
     #[inline]
-    pub(crate) fn seq(&self) -> u32 {
-        self.seq.load(Ordering::Acquire)
+    pub(crate) fn token(&self) -> u64 {
+        self.token.load(Ordering::Acquire)
     }
 
     /// The descriptor number.
@@ -642,10 +653,10 @@ impl PollDesc {
     }
 
     /// Go's `netpollready` for one event: unblocks the directions and
-    /// appends the parked coroutines to `out`. Inlined into the poller's
-    /// event loop, its one caller.
+    /// passes the parked coroutines (at most two) to `out`. Inlined into
+    /// the poller's event loop, its one caller.
     #[inline(always)]
-    pub(crate) fn netpollready(&self, events: u32, out: &mut Vec<Arc<Task>>) {
+    pub(crate) fn netpollready(&self, events: u32, mut out: impl FnMut(Arc<Task>)) {
         const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const H: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
@@ -656,7 +667,7 @@ impl PollDesc {
             if events & mask != 0 {
                 if let Some(p) = self.state.unblock(mode, true) {
                     // SAFETY: as in `unblock_and_ready`.
-                    out.push(unsafe { Arc::from_raw(p as *const Task) });
+                    out(unsafe { Arc::from_raw(p as *const Task) });
                 }
             }
         }

@@ -525,12 +525,40 @@ impl<S: AsRawFd> NetFd<S> {
     /// the buffer; after a short write it waits for space at once (the
     /// shortcut) instead of making the syscall that would get EAGAIN.
     #[inline(always)]
-    fn write_all_co(&self, ctx: &WorkerCtx, mut buf: &[u8]) -> io::Result<()> {
+    fn write_all_co(&self, ctx: &WorkerCtx, buf: &[u8]) -> io::Result<()> {
         const MODE: Mode = Mode::Write;
         crate::runtime::worker::coop_tick_in(ctx);
         let _g = self.lock(MODE)?;
         let pd = self.pd();
         pd.check_err(MODE)?;
+        // The common case inline: no shortcut (the last write was not
+        // short), and the whole buffer goes out in one send. The rest, which
+        // may wait, is out of line, so that this path saves and spills
+        // fewer registers.
+        if !pd.drained(MODE) {
+            let r = sys::sys_send(self.fd, buf);
+            // -1 (an error) is never a length.
+            if r as usize == buf.len() {
+                return Ok(());
+            }
+            return self.write_all_co_rest(ctx, buf, Some(r));
+        }
+        self.write_all_co_rest(ctx, buf, None)
+    }
+
+    /// The rest of [`write_all_co`](Self::write_all_co), with the lock
+    /// held: `first` is the result of the send it made (which did not
+    /// write the whole buffer), `None` if it made none (the shortcut: the
+    /// last write was short).
+    #[inline(never)]
+    fn write_all_co_rest(
+        &self,
+        ctx: &WorkerCtx,
+        mut buf: &[u8],
+        mut first: Option<libc::ssize_t>,
+    ) -> io::Result<()> {
+        const MODE: Mode = Mode::Write;
+        let pd = self.pd();
         let mut op = CoOp {
             pd,
             mode: MODE,
@@ -538,12 +566,17 @@ impl<S: AsRawFd> NetFd<S> {
             armed: false,
         };
         let mut full =
-            pd.drained(MODE) && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
+            first.is_none() && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
         loop {
-            if full {
-                self.co_wait(ctx, &mut op)?;
-            }
-            let r = sys::sys_send(self.fd, buf);
+            let r = match first.take() {
+                Some(r) => r,
+                None => {
+                    if full {
+                        self.co_wait(ctx, &mut op)?;
+                    }
+                    sys::sys_send(self.fd, buf)
+                }
+            };
             if r >= 0 {
                 let n = r as usize;
                 if n >= buf.len() {

@@ -448,7 +448,6 @@ impl<S: AsRawFd> NetFd<S> {
         len: usize,
         sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
-        crate::runtime::worker::coop_tick_in(ctx);
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;
@@ -466,12 +465,20 @@ impl<S: AsRawFd> NetFd<S> {
             && pd.drained(mode)
             && !self.nonblocking.load(Ordering::Relaxed)
             && !pd.state.hup();
-        if !wait && mode == Mode::Read {
-            // Writes leave a pending READY in place: consuming it only
-            // sharpens the write shortcut, which then at worst makes one
-            // extra syscall, and a READY left pending spares the poller a
-            // CAS on every writability edge.
-            pd.state.consume_ready(mode);
+        if !wait {
+            // The cooperative tick, for an op that may complete without
+            // parking. The shortcut ticks only if it finds a READY pending
+            // (`PollDesc::wait_stream`); when it parks, the worker refills
+            // the budget on resuming it, so a tick before it would be lost.
+            // (Under the lock: if the tick yields, the op keeps its turn.)
+            crate::runtime::worker::coop_tick_in(ctx);
+            if mode == Mode::Read {
+                // Writes leave a pending READY in place: consuming it only
+                // sharpens the write shortcut, which then at worst makes one
+                // extra syscall, and a READY left pending spares the poller a
+                // CAS on every writability edge.
+                pd.state.consume_ready(mode);
+            }
         }
         // One call site of the (inlined) wait, for the shortcut and EAGAIN.
         loop {

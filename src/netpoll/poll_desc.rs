@@ -693,7 +693,7 @@ impl PollDesc {
     /// that its readiness is reported where the coroutine lives.
     pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
         self.check_wait(mode)?;
-        self.wait_checked(shared, ctx, mode)
+        self.wait_checked(shared, ctx, mode, false)
     }
 
     /// [`wait`](Self::wait) for a stream op that has just checked for
@@ -706,6 +706,11 @@ impl PollDesc {
     /// READY is pending: here the op consumes the READY and tries its
     /// syscall once more, as if the close or the expiry had come just
     /// after; its next wait (or next op) fails.
+    ///
+    /// A READY found pending (no park) spends a unit of the coroutine's
+    /// cooperative budget (`coop_tick`): a stream op that takes the
+    /// shortcut does not tick before it starts, since a park refills the
+    /// budget anyway (`net::fd`, `stream_io_co`).
     #[inline(always)]
     pub(crate) fn wait_stream(
         &self,
@@ -713,12 +718,19 @@ impl PollDesc {
         ctx: &WorkerCtx,
         mode: Mode,
     ) -> io::Result<()> {
-        self.wait_checked(shared, ctx, mode)
+        self.wait_checked(shared, ctx, mode, true)
     }
 
-    /// The body of [`wait`](Self::wait) after its first error check.
+    /// The body of [`wait`](Self::wait) after its first error check;
+    /// `tick_ready`: see [`wait_stream`](Self::wait_stream).
     #[inline(always)]
-    fn wait_checked(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+    fn wait_checked(
+        &self,
+        shared: &Shared,
+        ctx: &WorkerCtx,
+        mode: Mode,
+        tick_ready: bool,
+    ) -> io::Result<()> {
         // Registered by this worker before (module docs, `reg_key`): one
         // load and compare.
         if self.reg_key.load(Ordering::Relaxed) != ctx as *const WorkerCtx as usize {
@@ -730,7 +742,7 @@ impl PollDesc {
             if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, mode) {
+            if self.netpollblock(ctx, mode, tick_ready) {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -759,9 +771,14 @@ impl PollDesc {
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
+    /// `tick_ready`: one pending was consumed without a park spends a unit
+    /// of the cooperative budget.
     #[inline(always)]
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, tick_ready: bool) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
+            if tick_ready {
+                crate::runtime::worker::coop_tick_in(ctx);
+            }
             return true;
         }
         // Re-check errors after publishing WAIT (race 3, sm::poll_desc).

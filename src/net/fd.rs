@@ -227,7 +227,7 @@ impl<S: AsRawFd> NetFd<S> {
     }
 
     fn lock(&self, mode: Mode) -> io::Result<Locked<'_, S>> {
-        self.mu.rwlock(mode, self.pd(), &self.shared.epoch)?;
+        self.mu.rwlock(mode, || (self.pd(), &self.shared.epoch))?;
         Ok(Locked { fd: self, mode })
     }
 

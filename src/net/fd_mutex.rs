@@ -64,14 +64,21 @@ impl FdMutex {
 
     /// Takes the read or write lock (and a reference), queuing behind the
     /// current holder. Fails once closed.
-    /// A queued coroutine shows in dumps as an IO wait on `pd`'s
-    /// descriptor (`epoch`: the epoch of `pd`'s runtime).
+    /// A queued coroutine shows in dumps as an IO wait on the descriptor
+    /// of the PollDesc `wait_on` returns (with the epoch of its runtime);
+    /// it is called only if the op has to queue, so that the fast path
+    /// loads nothing for it.
     #[inline]
-    pub(crate) fn rwlock(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
+    pub(crate) fn rwlock<'a>(
+        &self,
+        mode: Mode,
+        wait_on: impl FnOnce() -> (&'a PollDesc, &'a Instant),
+    ) -> io::Result<()> {
         // Fast path, uncontended: one load and one CAS, inlined into the op.
         if self.sm.try_lock_fast(mode) {
             return Ok(());
         }
+        let (pd, epoch) = wait_on();
         self.rwlock_slow(mode, pd, epoch)
     }
 
@@ -164,11 +171,11 @@ mod tests {
         let got = Arc::new(AtomicBool::new(false));
         let pd = Arc::new(PollDesc::new(1));
         let epoch = Instant::now();
-        m.rwlock(Mode::Read, &pd, &epoch).unwrap();
+        m.rwlock(Mode::Read, || (&pd, &epoch)).unwrap();
         let t = {
             let (m, got, pd) = (m.clone(), got.clone(), pd.clone());
             std::thread::spawn(move || {
-                m.rwlock(Mode::Read, &pd, &epoch).unwrap();
+                m.rwlock(Mode::Read, || (&pd, &epoch)).unwrap();
                 got.store(true, Ordering::SeqCst);
                 m.rwunlock(Mode::Read);
             })

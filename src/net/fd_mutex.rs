@@ -124,13 +124,14 @@ impl FdMutex {
         // hand-off to a queued op) is out of line.
         match self.sm.rwunlock_fast(mode) {
             None => false,
-            Some((destroy, waiters)) => self.unlock_slow(mode, destroy, waiters),
+            Some(old) => self.unlock_slow(mode, old),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn unlock_slow(&self, mode: Mode, destroy: bool, waiters: bool) -> bool {
+    fn unlock_slow(&self, mode: Mode, old: u64) -> bool {
+        let (destroy, waiters) = fd_mutex::FdMutex::<Waiter>::unlocked(mode, old);
         if waiters {
             if let Some(w) = self.sm.handoff(mode) {
                 w.wake();

@@ -228,11 +228,10 @@ impl<W> FdMutex<W> {
     /// [`try_lock_fast`](Self::try_lock_fast): one `fetch_sub` clears the
     /// bit and drops the reference. `None` in the common case, found with
     /// one test of the old word: not closed and no waiter of `mode`
-    /// counted, so nothing is left to do. Otherwise whether the caller must
-    /// release the descriptor and whether waiters were counted: then the
-    /// caller calls [`handoff`](Self::handoff) (module docs, *unlock*).
+    /// counted, so nothing is left to do. Otherwise the old word, for
+    /// [`unlocked`](Self::unlocked).
     #[inline]
-    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> Option<(bool, bool)> {
+    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> Option<u64> {
         let (lock, _, wait_mask) = bits(mode);
         // Release: publishes the holder's writes to the next holder, as the
         // slow lock path's and the fast lock's Acquire CAS read from this
@@ -249,8 +248,17 @@ impl<W> FdMutex<W> {
         if old & (CLOSED | wait_mask) == 0 {
             return None;
         }
+        Some(old)
+    }
+
+    /// What is left to do after an unlock of `mode` whose old word
+    /// [`rwunlock_fast`](Self::rwunlock_fast) returned: whether the caller
+    /// must release the descriptor, and whether waiters were counted: then
+    /// the caller calls [`handoff`](Self::handoff) (module docs, *unlock*).
+    pub(crate) fn unlocked(mode: Mode, old: u64) -> (bool, bool) {
+        let (lock, _, wait_mask) = bits(mode);
         let new = old - lock - REF;
-        Some((new & (CLOSED | REF_MASK) == CLOSED, old & wait_mask != 0))
+        (new & (CLOSED | REF_MASK) == CLOSED, old & wait_mask != 0)
     }
 
     /// The unlock's hand-off when waiters were counted (module docs): the
@@ -296,7 +304,10 @@ impl<W> FdMutex<W> {
     pub(crate) fn rwunlock(&self, mode: Mode) -> (bool, Option<W>) {
         match self.rwunlock_fast(mode) {
             None => (false, None),
-            Some((destroy, waiters)) => (destroy, if waiters { self.handoff(mode) } else { None }),
+            Some(old) => {
+                let (destroy, waiters) = Self::unlocked(mode, old);
+                (destroy, if waiters { self.handoff(mode) } else { None })
+            }
         }
     }
 

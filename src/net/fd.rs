@@ -548,23 +548,26 @@ impl<S: AsRawFd> NetFd<S> {
             if r as usize == buf.len() {
                 return Ok(());
             }
-            return self.write_all_co_rest(ctx, buf, Some(r));
+            return self.write_all_co_rest(buf, Some(r));
         }
-        self.write_all_co_rest(ctx, buf, None)
+        self.write_all_co_rest(buf, None)
     }
 
     /// The rest of [`write_all_co`](Self::write_all_co), with the lock
     /// held: `first` is the result of the send it made (which did not
     /// write the whole buffer), `None` if it made none (the shortcut: the
-    /// last write was short).
+    /// last write was short). It looks the worker context up again, so
+    /// that the inline path need not keep it.
     #[inline(never)]
     fn write_all_co_rest(
         &self,
-        ctx: &WorkerCtx,
         mut buf: &[u8],
         mut first: Option<libc::ssize_t>,
     ) -> io::Result<()> {
         const MODE: Mode = Mode::Write;
+        // The same coroutine on the same worker as in `write_all_co`
+        // (a coroutine never changes workers).
+        let ctx = current_ctx().expect("gopark: a coroutine's write lost its worker");
         let pd = self.pd();
         let mut op = CoOp {
             pd,

@@ -157,29 +157,45 @@ impl Drop for Op<'_> {
 struct CoOp<'a> {
     pd: &'a PollDesc,
     mode: Mode,
-    /// The op has waited once (its per-op deadline was considered).
-    started: bool,
+    /// Where the op's per-op deadline stands (one byte, one test per wait).
+    dl: OpDeadline,
+}
+
+/// [`CoOp`]'s per-op deadline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpDeadline {
+    /// The op has not waited yet.
+    Unstarted,
+    /// The op has waited; no per-op deadline (no timeout set then).
+    None,
     /// A per-op deadline is armed in the PollDesc.
-    armed: bool,
+    Armed,
 }
 
 impl CoOp<'_> {
+    fn new(pd: &PollDesc, mode: Mode) -> CoOp<'_> {
+        CoOp {
+            pd,
+            mode,
+            dl: OpDeadline::Unstarted,
+        }
+    }
+
     /// Ends the per-op deadline, if one is armed: the next wait starts a
     /// new one (a write_all that made progress).
     #[inline]
     fn restart(&mut self) {
-        if self.armed {
+        if self.dl == OpDeadline::Armed {
             self.pd.end_op_deadline(self.mode);
-            self.armed = false;
         }
-        self.started = false;
+        self.dl = OpDeadline::Unstarted;
     }
 }
 
 impl Drop for CoOp<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.armed {
+        if self.dl == OpDeadline::Armed {
             self.pd.end_op_deadline(self.mode);
         }
     }
@@ -451,12 +467,7 @@ impl<S: AsRawFd> NetFd<S> {
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;
-        let mut op = CoOp {
-            pd,
-            mode,
-            started: false,
-            armed: false,
-        };
+        let mut op = CoOp::new(pd, mode);
         // The shortcut needs an op that may wait: a non-blocking op always
         // tries its syscall (its descriptor may be registered with no
         // poller, so no readiness would ever be recorded for it).
@@ -569,12 +580,7 @@ impl<S: AsRawFd> NetFd<S> {
         // (a coroutine never changes workers).
         let ctx = current_ctx().expect("gopark: a coroutine's write lost its worker");
         let pd = self.pd();
-        let mut op = CoOp {
-            pd,
-            mode: MODE,
-            started: false,
-            armed: false,
-        };
+        let mut op = CoOp::new(pd, MODE);
         let mut full =
             first.is_none() && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
         loop {
@@ -671,9 +677,12 @@ impl<S: AsRawFd> NetFd<S> {
     /// instead of waiting).
     #[inline(always)]
     fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
-        if !op.started {
-            op.started = true;
-            op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);
+        if op.dl == OpDeadline::Unstarted {
+            op.dl = if op.pd.begin_op_deadline(&self.shared, op.mode, None) {
+                OpDeadline::Armed
+            } else {
+                OpDeadline::None
+            };
         }
         op.pd.wait_stream(&self.shared, ctx, op.mode)
     }

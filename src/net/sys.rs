@@ -287,7 +287,7 @@ pub(crate) const IOV_MAX: usize = 1024;
 /// arguments are valid for what the kernel does with them (as for
 /// `libc::syscall`).
 #[inline(always)]
-unsafe fn syscall6(
+pub(crate) unsafe fn syscall6(
     nr: libc::c_long,
     a1: usize,
     a2: usize,

@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::coroutine::Task;
+use crate::net::sys::syscall6;
 use crate::sm::poll_desc::Mode;
 
 /// epoll data value of the eventfd.
@@ -346,14 +347,14 @@ impl Poller {
                 // SAFETY: `events` is writable for its length, `ts` outlives
                 // the call; no signal mask. Raw syscall: see below.
                 unsafe {
-                    libc::syscall(
+                    syscall6(
                         libc::SYS_epoll_pwait2,
-                        epfd,
-                        events.as_mut_ptr(),
-                        events.len() as libc::c_int,
-                        &ts as *const libc::timespec,
-                        std::ptr::null::<libc::sigset_t>(),
-                        8usize,
+                        epfd as usize,
+                        events.as_mut_ptr() as usize,
+                        events.len(),
+                        &ts as *const libc::timespec as usize,
+                        0,
+                        8,
                     )
                 }
             }
@@ -369,23 +370,26 @@ impl Poller {
                 };
                 // SAFETY: `events` is writable for its length. The raw
                 // syscall (epoll_pwait with no signal mask, which aarch64
-                // has too) skips glibc's cancellation-point bookkeeping;
-                // gopark never cancels threads.
+                // has too) skips glibc's cancellation-point bookkeeping
+                // (gopark never cancels threads), made inline
+                // (`net::sys::syscall6`) rather than through glibc's
+                // `syscall(2)`, which shuffles all its argument registers.
                 unsafe {
-                    libc::syscall(
+                    syscall6(
                         libc::SYS_epoll_pwait,
-                        epfd,
-                        events.as_mut_ptr(),
-                        events.len() as libc::c_int,
-                        ms,
-                        std::ptr::null::<libc::sigset_t>(),
-                        8usize,
+                        epfd as usize,
+                        events.as_mut_ptr() as usize,
+                        events.len(),
+                        ms as isize as usize,
+                        0,
+                        8,
                     )
                 }
             }
         };
+        // The kernel's return value: -errno on failure.
         if n < 0 {
-            Err(io::Error::last_os_error())
+            Err(io::Error::from_raw_os_error(-n as i32))
         } else {
             Ok(n as usize)
         }

@@ -554,12 +554,12 @@ impl<S: AsRawFd> NetFd<S> {
         // may wait, is out of line, so that this path saves and spills
         // fewer registers.
         if !pd.drained(MODE) {
-            let r = sys::sys_send(self.fd, buf);
-            // -1 (an error) is never a length.
+            let r = sys::sys_send_raw(self.fd, buf);
+            // -errno (a failure) is never a length.
             if r as usize == buf.len() {
                 return Ok(());
             }
-            return self.write_all_co_rest(buf, Some(r));
+            return self.write_all_co_rest(buf, Some(sys::libc_result(r)));
         }
         self.write_all_co_rest(buf, None)
     }

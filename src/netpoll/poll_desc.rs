@@ -495,7 +495,7 @@ impl PollDesc {
     #[inline]
     pub(crate) fn begin_op_deadline(
         &self,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         mode: Mode,
         explicit: Option<Instant>,
     ) -> bool {
@@ -691,7 +691,7 @@ impl PollDesc {
     /// Before the first park, the descriptor is registered with the poller
     /// shard of the calling coroutine's worker (`netpoll` module docs), so
     /// that its readiness is reported where the coroutine lives.
-    pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+    pub(crate) fn wait(&self, shared: &Arc<Shared>, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
         self.check_wait(mode)?;
         self.wait_checked(shared, ctx, mode, false)
     }
@@ -714,19 +714,21 @@ impl PollDesc {
     #[inline(always)]
     pub(crate) fn wait_stream(
         &self,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         ctx: &WorkerCtx,
         mode: Mode,
     ) -> io::Result<()> {
         self.wait_checked(shared, ctx, mode, true)
     }
 
-    /// The body of [`wait`](Self::wait) after its first error check;
+    /// The body of [`wait`](Self::wait) after its first error check
+    /// (`shared` as the caller's `Arc`: dereferenced only on the rare
+    /// paths, registration and a per-op deadline);
     /// `tick_ready`: see [`wait_stream`](Self::wait_stream).
     #[inline(always)]
     fn wait_checked(
         &self,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         ctx: &WorkerCtx,
         mode: Mode,
         tick_ready: bool,

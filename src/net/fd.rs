@@ -157,29 +157,45 @@ impl Drop for Op<'_> {
 struct CoOp<'a> {
     pd: &'a PollDesc,
     mode: Mode,
-    /// The op has waited once (its per-op deadline was considered).
-    started: bool,
+    /// Where the op's per-op deadline stands (one byte, one test per wait).
+    dl: OpDeadline,
+}
+
+/// [`CoOp`]'s per-op deadline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpDeadline {
+    /// The op has not waited yet.
+    Unstarted,
+    /// The op has waited; no per-op deadline (no timeout set then).
+    None,
     /// A per-op deadline is armed in the PollDesc.
-    armed: bool,
+    Armed,
 }
 
 impl CoOp<'_> {
+    fn new(pd: &PollDesc, mode: Mode) -> CoOp<'_> {
+        CoOp {
+            pd,
+            mode,
+            dl: OpDeadline::Unstarted,
+        }
+    }
+
     /// Ends the per-op deadline, if one is armed: the next wait starts a
     /// new one (a write_all that made progress).
     #[inline]
     fn restart(&mut self) {
-        if self.armed {
+        if self.dl == OpDeadline::Armed {
             self.pd.end_op_deadline(self.mode);
-            self.armed = false;
         }
-        self.started = false;
+        self.dl = OpDeadline::Unstarted;
     }
 }
 
 impl Drop for CoOp<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.armed {
+        if self.dl == OpDeadline::Armed {
             self.pd.end_op_deadline(self.mode);
         }
     }
@@ -227,7 +243,7 @@ impl<S: AsRawFd> NetFd<S> {
     }
 
     fn lock(&self, mode: Mode) -> io::Result<Locked<'_, S>> {
-        self.mu.rwlock(mode, self.pd(), &self.shared.epoch)?;
+        self.mu.rwlock(mode, || (self.pd(), &self.shared.epoch))?;
         Ok(Locked { fd: self, mode })
     }
 
@@ -448,16 +464,10 @@ impl<S: AsRawFd> NetFd<S> {
         len: usize,
         sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
-        crate::runtime::worker::coop_tick_in(ctx);
         let _g = self.lock(mode)?;
         let pd = self.pd();
         pd.check_err(mode)?;
-        let mut op = CoOp {
-            pd,
-            mode,
-            started: false,
-            armed: false,
-        };
+        let mut op = CoOp::new(pd, mode);
         // The shortcut needs an op that may wait: a non-blocking op always
         // tries its syscall (its descriptor may be registered with no
         // poller, so no readiness would ever be recorded for it).
@@ -466,12 +476,20 @@ impl<S: AsRawFd> NetFd<S> {
             && pd.drained(mode)
             && !self.nonblocking.load(Ordering::Relaxed)
             && !pd.state.hup();
-        if !wait && mode == Mode::Read {
-            // Writes leave a pending READY in place: consuming it only
-            // sharpens the write shortcut, which then at worst makes one
-            // extra syscall, and a READY left pending spares the poller a
-            // CAS on every writability edge.
-            pd.state.consume_ready(mode);
+        if !wait {
+            // The cooperative tick, for an op that may complete without
+            // parking. The shortcut ticks only if it finds a READY pending
+            // (`PollDesc::wait_stream`); when it parks, the worker refills
+            // the budget on resuming it, so a tick before it would be lost.
+            // (Under the lock: if the tick yields, the op keeps its turn.)
+            crate::runtime::worker::coop_tick_in(ctx);
+            if mode == Mode::Read {
+                // Writes leave a pending READY in place: consuming it only
+                // sharpens the write shortcut, which then at worst makes one
+                // extra syscall, and a READY left pending spares the poller a
+                // CAS on every writability edge.
+                pd.state.consume_ready(mode);
+            }
         }
         // One call site of the (inlined) wait, for the shortcut and EAGAIN.
         loop {
@@ -481,7 +499,9 @@ impl<S: AsRawFd> NetFd<S> {
             let r = sys(self.fd);
             if r >= 0 {
                 let n = r as usize;
-                pd.set_drained(mode, n > 0 && n < len && !pd.state.hup());
+                // No look at `hup` here: the shortcut checks it when it is used
+                // (it is sticky), which covers one seen by now.
+                pd.set_drained(mode, n > 0 && n < len);
                 return Ok(n);
             }
             let e = io::Error::last_os_error();
@@ -489,6 +509,9 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EINTR) => wait = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
                     wait = true;
                 }
                 _ => {
@@ -520,25 +543,56 @@ impl<S: AsRawFd> NetFd<S> {
     /// the buffer; after a short write it waits for space at once (the
     /// shortcut) instead of making the syscall that would get EAGAIN.
     #[inline(always)]
-    fn write_all_co(&self, ctx: &WorkerCtx, mut buf: &[u8]) -> io::Result<()> {
+    fn write_all_co(&self, ctx: &WorkerCtx, buf: &[u8]) -> io::Result<()> {
         const MODE: Mode = Mode::Write;
         crate::runtime::worker::coop_tick_in(ctx);
         let _g = self.lock(MODE)?;
         let pd = self.pd();
         pd.check_err(MODE)?;
-        let mut op = CoOp {
-            pd,
-            mode: MODE,
-            started: false,
-            armed: false,
-        };
-        let mut full =
-            pd.drained(MODE) && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
-        loop {
-            if full {
-                self.co_wait(ctx, &mut op)?;
+        // The common case inline: no shortcut (the last write was not
+        // short), and the whole buffer goes out in one send. The rest, which
+        // may wait, is out of line, so that this path saves and spills
+        // fewer registers.
+        if !pd.drained(MODE) {
+            let r = sys::sys_send_raw(self.fd, buf);
+            // -errno (a failure) is never a length.
+            if r as usize == buf.len() {
+                return Ok(());
             }
-            let r = sys::sys_send(self.fd, buf);
+            return self.write_all_co_rest(buf, Some(sys::libc_result(r)));
+        }
+        self.write_all_co_rest(buf, None)
+    }
+
+    /// The rest of [`write_all_co`](Self::write_all_co), with the lock
+    /// held: `first` is the result of the send it made (which did not
+    /// write the whole buffer), `None` if it made none (the shortcut: the
+    /// last write was short). It looks the worker context up again, so
+    /// that the inline path need not keep it.
+    #[inline(never)]
+    fn write_all_co_rest(
+        &self,
+        mut buf: &[u8],
+        mut first: Option<libc::ssize_t>,
+    ) -> io::Result<()> {
+        const MODE: Mode = Mode::Write;
+        // The same coroutine on the same worker as in `write_all_co`
+        // (a coroutine never changes workers).
+        let ctx = current_ctx().expect("gopark: a coroutine's write lost its worker");
+        let pd = self.pd();
+        let mut op = CoOp::new(pd, MODE);
+        let mut full =
+            first.is_none() && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
+        loop {
+            let r = match first.take() {
+                Some(r) => r,
+                None => {
+                    if full {
+                        self.co_wait(ctx, &mut op)?;
+                    }
+                    sys::sys_send(self.fd, buf)
+                }
+            };
             if r >= 0 {
                 let n = r as usize;
                 if n >= buf.len() {
@@ -559,6 +613,9 @@ impl<S: AsRawFd> NetFd<S> {
                 full = !pd.state.hup();
                 pd.set_drained(MODE, full);
                 op.restart();
+                if full && self.nonblocking.load(Ordering::Relaxed) {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
                 continue;
             }
             let e = io::Error::last_os_error();
@@ -566,6 +623,9 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EINTR) => full = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(MODE, false);
+                    if self.nonblocking.load(Ordering::Relaxed) {
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
                     full = true;
                 }
                 _ => {
@@ -611,15 +671,18 @@ impl<S: AsRawFd> NetFd<S> {
     }
 
     /// [`wait`](Self::wait) for a coroutine's stream op, which has checked
-    /// for errors since its last wait (`PollDesc::wait_stream`).
+    /// for errors since its last wait (`PollDesc::wait_stream`) and that
+    /// the descriptor is not in non-blocking mode (the shortcut's test, or
+    /// the one after EAGAIN: a non-blocking op fails with WouldBlock
+    /// instead of waiting).
     #[inline(always)]
     fn co_wait(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
-        if self.nonblocking.load(Ordering::Relaxed) {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        if !op.started {
-            op.started = true;
-            op.armed = op.pd.begin_op_deadline(&self.shared, op.mode, None);
+        if op.dl == OpDeadline::Unstarted {
+            op.dl = if op.pd.begin_op_deadline(&self.shared, op.mode, None) {
+                OpDeadline::Armed
+            } else {
+                OpDeadline::None
+            };
         }
         op.pd.wait_stream(&self.shared, ctx, op.mode)
     }

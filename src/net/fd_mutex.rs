@@ -64,14 +64,21 @@ impl FdMutex {
 
     /// Takes the read or write lock (and a reference), queuing behind the
     /// current holder. Fails once closed.
-    /// A queued coroutine shows in dumps as an IO wait on `pd`'s
-    /// descriptor (`epoch`: the epoch of `pd`'s runtime).
+    /// A queued coroutine shows in dumps as an IO wait on the descriptor
+    /// of the PollDesc `wait_on` returns (with the epoch of its runtime);
+    /// it is called only if the op has to queue, so that the fast path
+    /// loads nothing for it.
     #[inline]
-    pub(crate) fn rwlock(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
+    pub(crate) fn rwlock<'a>(
+        &self,
+        mode: Mode,
+        wait_on: impl FnOnce() -> (&'a PollDesc, &'a Instant),
+    ) -> io::Result<()> {
         // Fast path, uncontended: one load and one CAS, inlined into the op.
         if self.sm.try_lock_fast(mode) {
             return Ok(());
         }
+        let (pd, epoch) = wait_on();
         self.rwlock_slow(mode, pd, epoch)
     }
 
@@ -113,20 +120,24 @@ impl FdMutex {
     /// caller must now release the descriptor.
     #[inline]
     pub(crate) fn rwunlock(&self, mode: Mode) -> bool {
-        // One fetch_sub, inlined; the hand-off to a queued op is out of line.
-        let (destroy, waiters) = self.sm.rwunlock_fast(mode);
-        if waiters {
-            self.handoff(mode);
+        // One fetch_sub and one test, inlined; the rest (closed, or a
+        // hand-off to a queued op) is out of line.
+        match self.sm.rwunlock_fast(mode) {
+            None => false,
+            Some(old) => self.unlock_slow(mode, old),
         }
-        destroy
     }
 
     #[cold]
     #[inline(never)]
-    fn handoff(&self, mode: Mode) {
-        if let Some(w) = self.sm.handoff(mode) {
-            w.wake();
+    fn unlock_slow(&self, mode: Mode, old: u64) -> bool {
+        let (destroy, waiters) = fd_mutex::FdMutex::<Waiter>::unlocked(mode, old);
+        if waiters {
+            if let Some(w) = self.sm.handoff(mode) {
+                w.wake();
+            }
         }
+        destroy
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), wakes every
@@ -161,11 +172,11 @@ mod tests {
         let got = Arc::new(AtomicBool::new(false));
         let pd = Arc::new(PollDesc::new(1));
         let epoch = Instant::now();
-        m.rwlock(Mode::Read, &pd, &epoch).unwrap();
+        m.rwlock(Mode::Read, || (&pd, &epoch)).unwrap();
         let t = {
             let (m, got, pd) = (m.clone(), got.clone(), pd.clone());
             std::thread::spawn(move || {
-                m.rwlock(Mode::Read, &pd, &epoch).unwrap();
+                m.rwlock(Mode::Read, || (&pd, &epoch)).unwrap();
                 got.store(true, Ordering::SeqCst);
                 m.rwunlock(Mode::Read);
             })

@@ -108,7 +108,7 @@ mod addr;
 mod error;
 mod fd;
 mod fd_mutex;
-mod sys;
+pub(crate) mod sys;
 mod tcp;
 mod udp;
 pub mod unix;

@@ -287,7 +287,7 @@ pub(crate) const IOV_MAX: usize = 1024;
 /// arguments are valid for what the kernel does with them (as for
 /// `libc::syscall`).
 #[inline(always)]
-unsafe fn syscall6(
+pub(crate) unsafe fn syscall6(
     nr: libc::c_long,
     a1: usize,
     a2: usize,
@@ -339,7 +339,7 @@ unsafe fn syscall6(
 /// A raw system call's result as the libc wrappers return it: -1 with
 /// errno set on failure.
 #[inline(always)]
-fn libc_result(r: isize) -> libc::ssize_t {
+pub(crate) fn libc_result(r: isize) -> libc::ssize_t {
     // The kernel returns -4095..=-1 for errors.
     if (-4095..0).contains(&r) {
         set_errno(-r as libc::c_int);
@@ -387,9 +387,18 @@ pub(crate) fn sys_readv(fd: std::os::fd::RawFd, bufs: &mut [IoSliceMut<'_>]) -> 
 /// One `send(2)` of `buf`, without SIGPIPE.
 #[inline]
 pub(crate) fn sys_send(fd: std::os::fd::RawFd, buf: &[u8]) -> libc::ssize_t {
+    libc_result(sys_send_raw(fd, buf))
+}
+
+/// [`sys_send`] returning the kernel's value (-errno on failure, errno
+/// untouched): a caller that only compares it with the length asked for
+/// (never a negative number) skips the error mapping on that path
+/// (`libc_result` maps it otherwise).
+#[inline]
+pub(crate) fn sys_send_raw(fd: std::os::fd::RawFd, buf: &[u8]) -> isize {
     // SAFETY: `buf` is valid for reads of its length; sendto(2) with no
     // address (null, length 0) is send(2).
-    libc_result(unsafe {
+    unsafe {
         syscall6(
             libc::SYS_sendto,
             fd as usize,
@@ -399,7 +408,7 @@ pub(crate) fn sys_send(fd: std::os::fd::RawFd, buf: &[u8]) -> libc::ssize_t {
             0,
             0,
         )
-    })
+    }
 }
 
 /// One `sendmsg(2)` of `bufs`, without SIGPIPE.

@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::coroutine::Task;
+use crate::net::sys::syscall6;
 use crate::sm::poll_desc::Mode;
 
 /// epoll data value of the eventfd.
@@ -53,7 +54,7 @@ const WAKE_TOKEN: u64 = 0;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 128;
 /// epoll data: PollDesc address in the low 48 bits, tag in the high 16.
-const TAG_SHIFT: u32 = 48;
+pub(crate) const TAG_SHIFT: u32 = 48;
 const PTR_MASK: u64 = (1 << TAG_SHIFT) - 1;
 
 /// PollDesc storage: every PollDesc ever allocated (freed with the poller)
@@ -236,7 +237,7 @@ impl Poller {
         let sh = &self.shards[shard];
         let mut ev = libc::epoll_event {
             events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
-            u64: pd as *const PollDesc as u64 | (u64::from(pd.seq() & 0xffff) << TAG_SHIFT),
+            u64: pd.token(),
         };
         // SAFETY: `ev` outlives the call; a bad fd is reported as an error.
         let r =
@@ -346,14 +347,14 @@ impl Poller {
                 // SAFETY: `events` is writable for its length, `ts` outlives
                 // the call; no signal mask. Raw syscall: see below.
                 unsafe {
-                    libc::syscall(
+                    syscall6(
                         libc::SYS_epoll_pwait2,
-                        epfd,
-                        events.as_mut_ptr(),
-                        events.len() as libc::c_int,
-                        &ts as *const libc::timespec,
-                        std::ptr::null::<libc::sigset_t>(),
-                        8usize,
+                        epfd as usize,
+                        events.as_mut_ptr() as usize,
+                        events.len(),
+                        &ts as *const libc::timespec as usize,
+                        0,
+                        8,
                     )
                 }
             }
@@ -369,23 +370,26 @@ impl Poller {
                 };
                 // SAFETY: `events` is writable for its length. The raw
                 // syscall (epoll_pwait with no signal mask, which aarch64
-                // has too) skips glibc's cancellation-point bookkeeping;
-                // gopark never cancels threads.
+                // has too) skips glibc's cancellation-point bookkeeping
+                // (gopark never cancels threads), made inline
+                // (`net::sys::syscall6`) rather than through glibc's
+                // `syscall(2)`, which shuffles all its argument registers.
                 unsafe {
-                    libc::syscall(
+                    syscall6(
                         libc::SYS_epoll_pwait,
-                        epfd,
-                        events.as_mut_ptr(),
-                        events.len() as libc::c_int,
-                        ms,
-                        std::ptr::null::<libc::sigset_t>(),
-                        8usize,
+                        epfd as usize,
+                        events.as_mut_ptr() as usize,
+                        events.len(),
+                        ms as isize as usize,
+                        0,
+                        8,
                     )
                 }
             }
         };
+        // The kernel's return value: -errno on failure.
         if n < 0 {
-            Err(io::Error::last_os_error())
+            Err(io::Error::from_raw_os_error(-n as i32))
         } else {
             Ok(n as usize)
         }
@@ -411,20 +415,18 @@ impl Poller {
                 return;
             }
         };
+        // Room for the two directions of every event, so that each task is
+        // one store (see below), not a push with a capacity check.
+        out.reserve(2 * n);
+        let buf = out.as_mut_ptr();
+        let mut len = out.len();
+        let mut woken = false;
         for ev in &events[..n] {
             // SAFETY: the kernel initialised the first `n` entries.
             let ev = unsafe { ev.assume_init_read() };
             let data = ev.u64;
             if data == WAKE_TOKEN {
-                // Only a blocking poll consumes a wake (as Go's netpoll): a
-                // wake is meant for the sleep that follows the worker's
-                // `SleepState::prepare`, and a non-blocking poll (the
-                // fairness look of a busy worker) must not swallow one that
-                // came early; at worst a stale wake makes the next blocking
-                // poll return at once.
-                if blocking {
-                    self.shards[shard].drain_wake();
-                }
+                woken = true;
                 continue;
             }
             let p = (data & PTR_MASK) as *const PollDesc;
@@ -432,10 +434,28 @@ impl Poller {
             // this poller; PollDesc memory is type-stable for the poller's
             // life.
             let pd = unsafe { &*p };
-            if pd.seq() & 0xffff != (data >> TAG_SHIFT) as u32 {
+            if pd.token() != data {
                 continue; // an event for a closed descriptor
             }
-            pd.netpollready(ev.events, out);
+            pd.netpollready(ev.events, |t| {
+                // SAFETY: `len` stays below the capacity reserved above (at
+                // most two tasks per event), and the slot past the Vec's
+                // length is uninitialised memory of the Vec's buffer.
+                unsafe { buf.add(len).write(t) };
+                len += 1;
+            });
+        }
+        // SAFETY: the first `len` elements are initialised: the Vec's own,
+        // then those written above. (Nothing in the loop can unwind: if it
+        // did, the tasks written past the length would leak, not be read.)
+        unsafe { out.set_len(len) };
+        // Only a blocking poll consumes a wake (as Go's netpoll): a wake is
+        // meant for the sleep that follows the worker's
+        // `SleepState::prepare`, and a non-blocking poll (the fairness look
+        // of a busy worker) must not swallow one that came early; at worst
+        // a stale wake makes the next blocking poll return at once.
+        if woken && blocking {
+            self.shards[shard].drain_wake();
         }
     }
 

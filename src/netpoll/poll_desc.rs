@@ -10,6 +10,8 @@
 //! - `seq`: the incarnation, bumped by [`PollDesc::open`] while nobody else
 //!   can hold the descriptor (it comes off the free list). Its low 16 bits tag
 //!   the epoll data, so an event for an earlier incarnation is dropped.
+//!   `token`, stored by `open` with it, is that epoll data (address and tag),
+//!   so that the poller checks an event with one compare.
 //! - `rd`/`wd` ([`Deadline`]): the deadline words are atomics any thread may
 //!   store (setters) or CAS (timers); `timer_at` and the timer sequence
 //!   numbers are written only under `timer_lock`. Whoever stores a
@@ -25,6 +27,16 @@
 //! - `shards`: one bit per poller shard the descriptor is registered with;
 //!   bit `i` is set only by worker `i` (in [`PollDesc::wait`]) and all are
 //!   cleared by `Poller::close`, after the last op on the descriptor.
+//! - `reg_key`: the address of the worker context (`WorkerCtx`) of the last
+//!   waiter that registered the descriptor with its shard, or found it
+//!   registered; 0 after [`PollDesc::open`]. A waiter on that same worker
+//!   skips the shard lookup: the descriptor stays registered with a shard
+//!   until `Poller::close`, after which `open` clears the key. Written by
+//!   waiters (Relaxed: a waiter only ever finds its own address there if it
+//!   stored it itself, or if a worker context of another runtime that had
+//!   the same address stored it; then the descriptor is still registered
+//!   with a shard of its own poller, which reports its readiness, and the
+//!   wake-up is routed to the waiter's runtime like any cross-thread one).
 //!
 //! ## Deadlines without a timer per op
 //! A direction has at most one *current* timer in a worker's heap. Each
@@ -57,7 +69,9 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,6 +81,8 @@ use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
 use crate::sm::poll_desc::{Mode, PdState, Prepare};
 use crate::wait::{CoroutineState, Wait, WaitRecord};
+
+use super::TAG_SHIFT;
 
 /// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
 /// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
@@ -164,6 +180,8 @@ struct TimerSeqs {
 pub(crate) struct PollDesc {
     pub(crate) state: PdState,
     seq: AtomicU32,
+    /// The epoll data of the current incarnation (module docs).
+    token: AtomicU64,
     rd: Deadline,
     wd: Deadline,
     timer_lock: Mutex<TimerSeqs>,
@@ -177,6 +195,8 @@ pub(crate) struct PollDesc {
     waits: [WaitSlot; 2],
     /// Shards the descriptor is registered with, a bit per shard.
     shards: Box<[AtomicU64]>,
+    /// The worker context that last registered (module docs), 0 if none.
+    reg_key: AtomicUsize,
 }
 
 /// The wait record a coroutine parked for readiness on a PollDesc points
@@ -230,6 +250,7 @@ impl PollDesc {
         PollDesc {
             state: PdState::new(),
             seq: AtomicU32::new(0),
+            token: AtomicU64::new(0),
             rd: Deadline::default(),
             wd: Deadline::default(),
             timer_lock: Mutex::new(TimerSeqs::default()),
@@ -240,15 +261,17 @@ impl PollDesc {
             shards: (0..nshards.div_ceil(64))
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            reg_key: AtomicUsize::new(0),
         }
     }
 
     /// Resets a descriptor taken off the free list for `fd` (Go's
-    /// `pollOpen`; -1 when it goes back to the free list) and returns its
-    /// epoll tag.
-    pub(crate) fn open(&self, fd: i32) -> u32 {
+    /// `pollOpen`; -1 when it goes back to the free list) and starts a new
+    /// incarnation (a new [`token`](Self::token)).
+    pub(crate) fn open(&self, fd: i32) {
         debug_assert!(self.shards.iter().all(|w| w.load(Ordering::Relaxed) == 0));
         self.fd.store(fd, Ordering::Relaxed);
+        self.reg_key.store(0, Ordering::Relaxed);
         // The deadline words before the info bits: no word is ever -1
         // while its direction's expired hint is clear.
         self.rd.reset();
@@ -256,7 +279,9 @@ impl PollDesc {
         self.state.reset();
         self.read_drained.store(false, Ordering::Relaxed);
         self.write_full.store(false, Ordering::Relaxed);
-        self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1)
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        let token = self as *const PollDesc as u64 | (u64::from(seq & 0xffff) << TAG_SHIFT);
+        self.token.store(token, Ordering::SeqCst);
     }
 
     /// Builds the wait records of a park for readiness (see [`WaitSlot`])
@@ -279,10 +304,12 @@ impl PollDesc {
         }
     }
 
-    /// The incarnation number (for stale epoll events).
+    /// The epoll data of the current incarnation: the PollDesc's address
+    /// (below [`TAG_SHIFT`]) and the low 16 bits of the incarnation number
+    /// above it. An event carrying other data is for an earlier one.
     #[inline]
-    pub(crate) fn seq(&self) -> u32 {
-        self.seq.load(Ordering::Acquire)
+    pub(crate) fn token(&self) -> u64 {
+        self.token.load(Ordering::Acquire)
     }
 
     /// The descriptor number.
@@ -468,7 +495,7 @@ impl PollDesc {
     #[inline]
     pub(crate) fn begin_op_deadline(
         &self,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         mode: Mode,
         explicit: Option<Instant>,
     ) -> bool {
@@ -626,10 +653,10 @@ impl PollDesc {
     }
 
     /// Go's `netpollready` for one event: unblocks the directions and
-    /// appends the parked coroutines to `out`. Inlined into the poller's
-    /// event loop, its one caller.
+    /// passes the parked coroutines (at most two) to `out`. Inlined into
+    /// the poller's event loop, its one caller.
     #[inline(always)]
-    pub(crate) fn netpollready(&self, events: u32, out: &mut Vec<Arc<Task>>) {
+    pub(crate) fn netpollready(&self, events: u32, mut out: impl FnMut(Arc<Task>)) {
         const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const H: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
@@ -640,7 +667,7 @@ impl PollDesc {
             if events & mask != 0 {
                 if let Some(p) = self.state.unblock(mode, true) {
                     // SAFETY: as in `unblock_and_ready`.
-                    out.push(unsafe { Arc::from_raw(p as *const Task) });
+                    out(unsafe { Arc::from_raw(p as *const Task) });
                 }
             }
         }
@@ -664,9 +691,9 @@ impl PollDesc {
     /// Before the first park, the descriptor is registered with the poller
     /// shard of the calling coroutine's worker (`netpoll` module docs), so
     /// that its readiness is reported where the coroutine lives.
-    pub(crate) fn wait(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+    pub(crate) fn wait(&self, shared: &Arc<Shared>, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
         self.check_wait(mode)?;
-        self.wait_checked(shared, ctx, mode)
+        self.wait_checked(shared, ctx, mode, false)
     }
 
     /// [`wait`](Self::wait) for a stream op that has just checked for
@@ -679,19 +706,58 @@ impl PollDesc {
     /// READY is pending: here the op consumes the READY and tries its
     /// syscall once more, as if the close or the expiry had come just
     /// after; its next wait (or next op) fails.
+    ///
+    /// A READY found pending (no park) spends a unit of the coroutine's
+    /// cooperative budget (`coop_tick`): a stream op that takes the
+    /// shortcut does not tick before it starts, since a park refills the
+    /// budget anyway (`net::fd`, `stream_io_co`).
     #[inline(always)]
     pub(crate) fn wait_stream(
         &self,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         ctx: &WorkerCtx,
         mode: Mode,
     ) -> io::Result<()> {
-        self.wait_checked(shared, ctx, mode)
+        self.wait_checked(shared, ctx, mode, true)
     }
 
-    /// The body of [`wait`](Self::wait) after its first error check.
+    /// The body of [`wait`](Self::wait) after its first error check
+    /// (`shared` as the caller's `Arc`: dereferenced only on the rare
+    /// paths, registration and a per-op deadline);
+    /// `tick_ready`: see [`wait_stream`](Self::wait_stream).
     #[inline(always)]
-    fn wait_checked(&self, shared: &Shared, ctx: &WorkerCtx, mode: Mode) -> io::Result<()> {
+    fn wait_checked(
+        &self,
+        shared: &Arc<Shared>,
+        ctx: &WorkerCtx,
+        mode: Mode,
+        tick_ready: bool,
+    ) -> io::Result<()> {
+        // Registered by this worker before (module docs, `reg_key`): one
+        // load and compare.
+        if self.reg_key.load(Ordering::Relaxed) != ctx as *const WorkerCtx as usize {
+            self.register_for(shared, ctx)?;
+        }
+        loop {
+            // Runtime shutdown cancelled this coroutine, and its destructors
+            // are running: nobody polls the network any more, fail at once.
+            if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
+                return Err(err_shutting_down());
+            }
+            if self.netpollblock(ctx, mode, tick_ready) {
+                return Ok(());
+            }
+            self.check_wait(mode)?;
+            // Woken with no notification and no error: a deadline that
+            // expired was moved again. Wait on.
+        }
+    }
+
+    /// Registers the descriptor with the shard of `ctx`'s worker unless it
+    /// is already, and records `ctx` as the last to do so (`reg_key`).
+    #[cold]
+    #[inline(never)]
+    fn register_for(&self, shared: &Shared, ctx: &WorkerCtx) -> io::Result<()> {
         // A coroutine of another runtime waits here: its worker index names
         // no shard of this poller; any shard works (the wake-up is routed
         // to the coroutine's own runtime like any cross-thread one).
@@ -701,25 +767,20 @@ impl PollDesc {
             ctx.index % shared.poller.shards()
         };
         shared.poller.register(self, shard)?;
-        loop {
-            // Runtime shutdown cancelled this coroutine, and its destructors
-            // are running: nobody polls the network any more, fail at once.
-            if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
-                return Err(err_shutting_down());
-            }
-            if self.netpollblock(ctx, mode) {
-                return Ok(());
-            }
-            self.check_wait(mode)?;
-            // Woken with no notification and no error: a deadline that
-            // expired was moved again. Wait on.
-        }
+        self.reg_key
+            .store(ctx as *const WorkerCtx as usize, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Go's `netpollblock`: true if a readiness notification was consumed.
+    /// `tick_ready`: one pending was consumed without a park spends a unit
+    /// of the cooperative budget.
     #[inline(always)]
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, tick_ready: bool) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
+            if tick_ready {
+                crate::runtime::worker::coop_tick_in(ctx);
+            }
             return true;
         }
         // Re-check errors after publishing WAIT (race 3, sm::poll_desc).

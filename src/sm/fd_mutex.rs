@@ -226,11 +226,12 @@ impl<W> FdMutex<W> {
 
     /// Releases the lock taken by [`try_lock`](Self::try_lock) or
     /// [`try_lock_fast`](Self::try_lock_fast): one `fetch_sub` clears the
-    /// bit and drops the reference. Returns whether the caller must release
-    /// the descriptor and whether waiters were counted: then the caller
-    /// calls [`handoff`](Self::handoff) (module docs, *unlock*).
+    /// bit and drops the reference. `None` in the common case, found with
+    /// one test of the old word: not closed and no waiter of `mode`
+    /// counted, so nothing is left to do. Otherwise the old word, for
+    /// [`unlocked`](Self::unlocked).
     #[inline]
-    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> (bool, bool) {
+    pub(crate) fn rwunlock_fast(&self, mode: Mode) -> Option<u64> {
         let (lock, _, wait_mask) = bits(mode);
         // Release: publishes the holder's writes to the next holder, as the
         // slow lock path's and the fast lock's Acquire CAS read from this
@@ -242,6 +243,20 @@ impl<W> FdMutex<W> {
             old & lock != 0 && old & REF_MASK != 0,
             "gopark: inconsistent fdMutex"
         );
+        // `C` is never cleared, so the new word has it only if the old one
+        // did: without it there is nothing to release.
+        if old & (CLOSED | wait_mask) == 0 {
+            return None;
+        }
+        Some(old)
+    }
+
+    /// What is left to do after an unlock of `mode` whose old word
+    /// [`rwunlock_fast`](Self::rwunlock_fast) returned: whether the caller
+    /// must release the descriptor, and whether waiters were counted: then
+    /// the caller calls [`handoff`](Self::handoff) (module docs, *unlock*).
+    pub(crate) fn unlocked(mode: Mode, old: u64) -> (bool, bool) {
+        let (lock, _, wait_mask) = bits(mode);
         let new = old - lock - REF;
         (new & (CLOSED | REF_MASK) == CLOSED, old & wait_mask != 0)
     }
@@ -287,8 +302,13 @@ impl<W> FdMutex<W> {
     /// waiter to wake.
     #[cfg(test)]
     pub(crate) fn rwunlock(&self, mode: Mode) -> (bool, Option<W>) {
-        let (destroy, waiters) = self.rwunlock_fast(mode);
-        (destroy, if waiters { self.handoff(mode) } else { None })
+        match self.rwunlock_fast(mode) {
+            None => (false, None),
+            Some(old) => {
+                let (destroy, waiters) = Self::unlocked(mode, old);
+                (destroy, if waiters { self.handoff(mode) } else { None })
+            }
+        }
     }
 
     /// Go's `increfAndClose`: marks closed (later ops fail), takes a

@@ -249,13 +249,17 @@ impl PdState {
     #[inline]
     pub(crate) fn finish_block_as(&self, mode: Mode, task: usize) -> Result<bool, ()> {
         let old = self.slot(mode).swap(PD_NIL, Ordering::SeqCst);
+        // The common case first: woken by readiness.
+        if old == PD_READY {
+            return Ok(true);
+        }
         if old == task {
             return Err(());
         }
         if old > PD_WAIT {
             corrupted(mode);
         }
-        Ok(old == PD_READY)
+        Ok(false)
     }
 
     /// The unwind clean-up of an op parked as `task` whose coroutine is

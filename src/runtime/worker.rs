@@ -221,6 +221,9 @@ pub(crate) struct WorkerCtx {
     current: UnsafeCell<Option<ManuallyDrop<Arc<Task>>>>,
     runnext: Cell<Option<Arc<Task>>>,
     runq: RunQueue,
+    /// Rounds of the scheduling loop left until the next fairness round
+    /// (counts down from [`FAIRNESS_TICK`]: a decrement and a test for
+    /// zero per round, where a count up took a divisibility test more).
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
@@ -266,7 +269,7 @@ impl WorkerCtx {
             current: UnsafeCell::new(None),
             runnext: Cell::new(None),
             runq: RunQueue::with_capacity(256),
-            tick: Cell::new(0),
+            tick: Cell::new(FAIRNESS_TICK),
             budget: Cell::new(COOP_BUDGET),
             spinning: Cell::new(false),
             multi,
@@ -406,11 +409,12 @@ impl WorkerCtx {
             if self.shared.shutdown.load(Ordering::Acquire) {
                 return None;
             }
-            let tick = self.tick.get().wrapping_add(1);
+            let tick = self.tick.get() - 1;
             self.tick.set(tick);
             self.run_timers();
 
-            if tick % FAIRNESS_TICK == 0 {
+            if tick == 0 {
+                self.tick.set(FAIRNESS_TICK);
                 // Keep the cached clock fresh on a worker that never idles
                 // and has no timer (one clock read per 61 rounds).
                 me.monitor.set_clock(self.shared.now());

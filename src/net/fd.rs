@@ -336,11 +336,19 @@ impl<S: AsRawFd> NetFd<S> {
         }
     }
 
-    /// Waits until `mode` may be ready again (after EAGAIN).
-    fn wait(&self, ctx: Option<&WorkerCtx>, op: &mut Op<'_>) -> io::Result<()> {
+    /// `WouldBlock` if the descriptor is in non-blocking mode: an op that
+    /// would wait fails instead.
+    #[inline(always)]
+    fn fail_if_nonblocking(&self) -> io::Result<()> {
         if self.nonblocking.load(Ordering::Relaxed) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
+        Ok(())
+    }
+
+    /// Waits until `mode` may be ready again (after EAGAIN).
+    fn wait(&self, ctx: Option<&WorkerCtx>, op: &mut Op<'_>) -> io::Result<()> {
+        self.fail_if_nonblocking()?;
         let pd = self.pd();
         match ctx {
             Some(ctx) => {
@@ -509,9 +517,7 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EINTR) => wait = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
-                    if self.nonblocking.load(Ordering::Relaxed) {
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
+                    self.fail_if_nonblocking()?;
                     wait = true;
                 }
                 _ => {
@@ -613,8 +619,8 @@ impl<S: AsRawFd> NetFd<S> {
                 full = !pd.state.hup();
                 pd.set_drained(MODE, full);
                 op.restart();
-                if full && self.nonblocking.load(Ordering::Relaxed) {
-                    return Err(io::ErrorKind::WouldBlock.into());
+                if full {
+                    self.fail_if_nonblocking()?;
                 }
                 continue;
             }
@@ -623,9 +629,7 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EINTR) => full = false,
                 Some(libc::EAGAIN) => {
                     pd.set_drained(MODE, false);
-                    if self.nonblocking.load(Ordering::Relaxed) {
-                        return Err(io::ErrorKind::WouldBlock.into());
-                    }
+                    self.fail_if_nonblocking()?;
                     full = true;
                 }
                 _ => {

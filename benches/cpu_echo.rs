@@ -7,7 +7,8 @@
 //!   answering. gopark with 1 and 2 workers, and, when `GO_CPU_ECHO` names
 //!   the binary of `benches/go/cpu_echo.go`, Go with GOMAXPROCS=1 and 2.
 //!   Reports requests/s, server CPU per request (`/proc/PID/stat`), and the
-//!   2-worker / 1-worker throughput ratio for each.
+//!   2-worker / 1-worker throughput ratio for each, and the client's own CPU
+//!   per request (it shares the machine: see `load`).
 //! - **A hog on one worker**: a 2-worker gopark server whose worker 0 also
 //!   runs a coroutine that computes for 100 ms every 500 ms without
 //!   yielding (placed there with `Builder::worker`). 50 connections do
@@ -144,9 +145,23 @@ fn connect(addr: &str) -> (TcpStream, u8) {
     (c, w[0])
 }
 
+/// utime + stime of this process (the client), in seconds.
+fn client_cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+}
+
 /// Round trips on `conns` connections for `secs`: (requests/s, server CPU
-/// per request in us, connections per worker).
-fn load(server: &Server, conns: usize, secs: f64) -> (f64, f64, [usize; 2]) {
+/// per request in us, client CPU per request in us, connections per
+/// worker). The client's CPU per request matters on a shared machine: the
+/// kernel charges a sender for the receiver's TCP input and its wake-up, so
+/// what the client spends depends on where the server's threads run and
+/// where the kernel wakes the client's threads (on the same CPU or with an
+/// interrupt to the other), and every microsecond it spends is one the
+/// server does not get.
+fn load(server: &Server, conns: usize, secs: f64) -> (f64, f64, f64, [usize; 2]) {
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let mut split = [0; 2];
@@ -158,6 +173,7 @@ fn load(server: &Server, conns: usize, secs: f64) -> (f64, f64, [usize; 2]) {
         })
         .collect();
     let cpu0 = server.cpu();
+    let client0 = client_cpu();
     let t = Instant::now();
     let threads: Vec<_> = socks
         .into_iter()
@@ -181,7 +197,12 @@ fn load(server: &Server, conns: usize, secs: f64) -> (f64, f64, [usize; 2]) {
     }
     let wall = t.elapsed().as_secs_f64();
     let n = count.load(Ordering::Relaxed) as f64;
-    (n / wall, (server.cpu() - cpu0) * 1e6 / n, split)
+    (
+        n / wall,
+        (server.cpu() - cpu0) * 1e6 / n,
+        (client_cpu() - client0) * 1e6 / n,
+        split,
+    )
 }
 
 /// The hog shape: worst round trip (ms) of the connections on worker 0 and
@@ -276,18 +297,20 @@ fn main() {
         _ => go_server(2),
     };
     println!("cpu-heavy echo: {CONNS} connections x {MSG} B, {iters} iterations per message, {secs} s per run, {rounds} rounds");
-    let mut res: Vec<Vec<(f64, f64)>> = vec![Vec::new(); names.len()];
+    let mut res: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); names.len()];
     for r in 0..rounds {
         for (i, name) in names.iter().enumerate() {
             let s = Server::start(command(name));
-            let (rps, cpu, split) = load(&s, CONNS, secs);
+            let (rps, cpu, client, split) = load(&s, CONNS, secs);
             let split = if name.starts_with("gopark") {
                 format!("  connections per worker {split:?}")
             } else {
                 String::new()
             };
-            println!("round {r}: {name:10} {rps:9.0} req/s  {cpu:6.2} us CPU/req{split}");
-            res[i].push((rps, cpu));
+            println!(
+                "round {r}: {name:10} {rps:9.0} req/s  {cpu:6.2} us CPU/req  client {client:5.2} us/req{split}"
+            );
+            res[i].push((rps, cpu, client));
         }
     }
     let mut med = Vec::new();
@@ -295,8 +318,10 @@ fn main() {
         let rps: Vec<f64> = res[i].iter().map(|x| x.0).collect();
         let cpu: Vec<f64> = res[i].iter().map(|x| x.1).collect();
         let (m, lo, hi) = median(&rps);
+        let client: Vec<f64> = res[i].iter().map(|x| x.2).collect();
         let (c, clo, chi) = median(&cpu);
-        println!("cpu_echo/{name}: median {m:.0} req/s ({lo:.0}..{hi:.0}), {c:.2} us CPU/req ({clo:.2}..{chi:.2})");
+        let (k, klo, khi) = median(&client);
+        println!("cpu_echo/{name}: median {m:.0} req/s ({lo:.0}..{hi:.0}), {c:.2} us CPU/req ({clo:.2}..{chi:.2}), client {k:.2} us/req ({klo:.2}..{khi:.2})");
         med.push(m);
     }
     println!("cpu_echo: gopark 2w/1w {:.2}x", med[1] / med[0]);

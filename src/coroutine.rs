@@ -143,11 +143,13 @@ pub(crate) const CANCEL_SWALLOWED: u8 = 3;
 /// writing its first frame would touch the stack. Called at its first run,
 /// on its home worker, it binds a stack (`stack::bind`: the warmest one of
 /// that worker, or the reserved one), builds the coroutine on it and
-/// returns it with the stack's limit. It owns the reserved stack, the
+/// returns it with the stack's limit, or the error of `bind` (a guard that
+/// could not be installed), with which the coroutine then ends unstarted
+/// (its closure dropped, its joiner told). It owns the reserved stack, the
 /// spawned closure and the task pointer the entry function
 /// needs: not `Send` as a type (the task pointer), but it moves between
 /// threads only as an unstarted task does (see the `Send` impl of `Task`).
-pub(crate) type Unstarted = Box<dyn FnOnce() -> (Co, usize)>;
+pub(crate) type Unstarted = Box<dyn FnOnce() -> std::io::Result<(Co, usize)>>;
 
 /// Owner-only part of a task (see the module docs).
 pub(crate) struct TaskLocal {

@@ -355,9 +355,9 @@ where
         // warmest stack of the worker then (stack module docs). Costs a
         // box, only on this path, which saves a page fault.
         local.unstarted = Some(Box::new(move || {
-            let stack = stack::bind(stack);
+            let stack = stack::bind(stack)?;
             let limit = corosensei::stack::Stack::limit(&stack).get();
-            (build_co::<F, T>(stack, tp, f), limit)
+            Ok((build_co::<F, T>(stack, tp, f), limit))
         }));
     } else {
         // Over the `None` of a new task: no drop of it (an out-of-line

@@ -828,9 +828,13 @@ impl WorkerCtx {
             // stack of that size (`stack::bind`; a pool pop, and the push of
             // the cold one, when it trades).
             if let Some(start) = local.unstarted.take() {
-                let (co, limit) = start();
-                task.stack_limit.store(limit, Ordering::Relaxed);
-                local.co = Some(co);
+                match start() {
+                    Ok((co, limit)) => {
+                        task.stack_limit.store(limit, Ordering::Relaxed);
+                        local.co = Some(co);
+                    }
+                    Err(e) => return self.fail_start(task, e),
+                }
             }
         }
         // SAFETY: owner-only field of a task this worker owns.
@@ -991,6 +995,17 @@ impl WorkerCtx {
         }
         self.yielded.set(Arc::as_ptr(&task));
         q.push_back(task);
+    }
+
+    /// A coroutine that could not start (its stack's guard could not be
+    /// installed, see `stack::bind`): it ends as if it had panicked with the
+    /// error's message at once, which its joiner gets (or the panic report
+    /// of an unjoined coroutine prints). Cold.
+    #[cold]
+    #[inline(never)]
+    fn fail_start(&self, task: Arc<Task>, e: std::io::Error) {
+        let msg = format!("gopark: the coroutine could not start: {e}");
+        self.finish(task, Some(Box::new(msg)));
     }
 
     /// A coroutine ended: recycle its stack, hand the result to the joiner.

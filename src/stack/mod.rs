@@ -20,6 +20,13 @@
 //! stack) but are otherwise equivalent. Memory is committed lazily: a stack
 //! that a coroutine touches lightly costs one or two resident pages.
 //!
+//! With guard markers, a new stack's guard waits for the stack's first use
+//! ([`bind`], at the coroutine's first run; see `slab::take` for why): until
+//! then the stack is cold and no code runs on it, and
+//! [`Stack::mark_used`] asserts the guard before any does. In the mprotect
+//! mode (and for the first stack of the process, whose install detects the
+//! mode) the guard is installed when the stack is carved.
+//!
 //! # Pools
 //!
 //! - Each thread keeps up to [`LOCAL_MAX`] warm and [`LOCAL_MAX`] cold free
@@ -130,6 +137,10 @@ pub(crate) struct Stack {
     /// docs); only [`reserve`] hands out cold stacks, and whoever touches
     /// one calls [`Stack::mark_used`] first.
     cold: bool,
+    /// Its guard is installed. Only a cold stack can lack it (the guard of
+    /// a new stack may be left to its first use: [`bind`]);
+    /// [`Stack::mark_used`] refuses a stack without it.
+    guarded: bool,
 }
 
 impl fmt::Debug for Stack {
@@ -152,19 +163,57 @@ impl Stack {
         self.cold
     }
 
+    /// True if its guard is installed (see [`bind`]).
+    #[cfg(test)]
+    pub(crate) fn is_guarded(&self) -> bool {
+        self.guarded
+    }
+
     /// Records that code is about to run on this stack: when freed, it goes
     /// back with the warm stacks.
+    ///
+    /// # Panics
+    /// If its guard is not installed: a stack reaches code only through
+    /// [`bind`] (or as a warm stack, which had its guard for its first
+    /// use), so this is a bug, and running on it could overflow into the
+    /// stack below unnoticed.
+    #[inline]
     pub(crate) fn mark_used(&mut self) {
+        assert!(self.guarded, "gopark: a coroutine stack without its guard");
         self.cold = false;
+    }
+
+    /// A free stack from a pool entry's `top` (see [`slab::UNGUARDED`]).
+    #[inline]
+    fn from_pool(size: usize, top: usize, cold: bool) -> Stack {
+        Stack {
+            top: top & !slab::UNGUARDED,
+            size,
+            cold,
+            guarded: top & slab::UNGUARDED == 0,
+        }
+    }
+
+    /// This stack's `top` as a pool keeps it.
+    #[inline]
+    fn pool_top(&self) -> usize {
+        if self.guarded {
+            self.top
+        } else {
+            self.top | slab::UNGUARDED
+        }
     }
 }
 
 // SAFETY: `top` is page aligned (so 16-byte aligned) and `top - size` is the
-// upper end of a GUARD_SIZE region installed by `slab::carve` (guard markers
-// or PROT_NONE pages) that stays in place for the life of the process (slabs
-// are never unmapped and MADV_DONTNEED keeps guard markers). `limit()`
-// includes that guard, and `size >= MIN_SIZE >= MIN_STACK_SIZE`. The memory
-// belongs to this `Stack` alone until it is dropped.
+// upper end of a GUARD_SIZE region (guard markers or PROT_NONE pages) that
+// stays in place for the life of the process once installed (slabs are never
+// unmapped and MADV_DONTNEED keeps guard markers). It is installed before
+// any code runs on the stack: corosensei gets a `Stack` only through
+// `spawn::make_co` (and tests), which calls `mark_used`, which asserts
+// `guarded`; `bind` installs a missing guard first. `limit()` includes the
+// guard, and `size >= MIN_SIZE >= MIN_STACK_SIZE`. The memory belongs to
+// this `Stack` alone until it is dropped.
 unsafe impl corosensei::stack::Stack for Stack {
     #[inline]
     fn base(&self) -> StackPointer {
@@ -205,7 +254,7 @@ impl Drop for Stack {
                 return;
             }
         }
-        release(self.size, self.top, self.cold);
+        release(self.size, self.pool_top(), self.cold);
     }
 }
 
@@ -267,6 +316,10 @@ pub(crate) fn round_size(size: usize) -> usize {
 #[cfg(test)]
 pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     let mut s = reserve(size)?;
+    if !s.guarded {
+        slab::install_guard(s.top - s.size - GUARD_SIZE, s.size)?;
+        s.guarded = true;
+    }
     s.mark_used();
     Ok(s)
 }
@@ -295,6 +348,7 @@ pub(crate) fn reserve(size: usize) -> io::Result<Stack> {
             top,
             size,
             cold: false,
+            guarded: true,
         });
     }
     reserve_slow(size)
@@ -344,7 +398,7 @@ fn reserve_slow(size: usize) -> io::Result<Stack> {
             }
         }
     };
-    Ok(Stack { top, size, cold })
+    Ok(Stack::from_pool(size, top, cold))
 }
 
 /// The stack a coroutine reserved with [`reserve`] is about to be used: if
@@ -352,10 +406,15 @@ fn reserve_slow(size: usize) -> io::Result<Stack> {
 /// returns that one and puts the cold one back into the pool (untouched, it
 /// costs no memory there); if the thread's pool has none, it first takes up
 /// to [`LOCAL_BATCH`] warm ones from the global pool (never a clean or new
-/// one). Else returns `stack`. Either way the result is marked used. Costs
-/// nothing when `stack` is warm, a look at the top of the pool (and the
-/// global lock once per batch when the pool is short) when it is cold.
-pub(crate) fn bind(mut stack: Stack) -> Stack {
+/// one). Else returns `stack`, with its guard installed if it had none yet
+/// (`slab::take`). Either way the result is marked used. Costs nothing when
+/// `stack` is warm, a look at the top of the pool (and the global lock once
+/// per batch when the pool is short) when it is cold.
+///
+/// # Errors
+/// If the guard cannot be installed (the kernel is out of memory for page
+/// tables): `stack` goes back to the pool, still without its guard.
+pub(crate) fn bind(mut stack: Stack) -> io::Result<Stack> {
     if stack.cold {
         let size = stack.size;
         let warm = POOL
@@ -376,11 +435,17 @@ pub(crate) fn bind(mut stack: Stack) -> Stack {
                 top,
                 size,
                 cold: false,
+                guarded: true,
             };
         }
     }
+    if !stack.guarded {
+        // No code has run on it (only cold stacks lack a guard).
+        slab::install_guard(stack.top - stack.size - GUARD_SIZE, stack.size)?;
+        stack.guarded = true;
+    }
     stack.mark_used();
-    stack
+    Ok(stack)
 }
 
 /// Pops the most recently freed stack of `size` from a local pool.

@@ -57,6 +57,12 @@ static GUARD_MODE: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
 
 /// Slabs mapped so far (statistics).
 pub(super) static SLABS: AtomicUsize = AtomicUsize::new(0);
+/// In a free stack's `top` as the pools keep it: its guard is not installed
+/// yet (bit 0; a top is page aligned). Only cold stacks carry it: the first
+/// use of a stack installs its guard ([`install_guard`], called by
+/// `super::bind`), and a stack whose guard is in place never loses it.
+pub(super) const UNGUARDED: usize = 1;
+
 /// Stacks carved so far (statistics).
 pub(super) static CARVED: AtomicUsize = AtomicUsize::new(0);
 
@@ -68,7 +74,8 @@ struct Class {
     /// in ms since `epoch()`), oldest first: pushes append and `take` pops
     /// the newest, so the order by time holds.
     dirty: Vec<(usize, u64)>,
-    /// Free stacks whose memory was given back to the kernel.
+    /// Free stacks with no resident page: given back to the kernel, or
+    /// never touched (those may carry [`UNGUARDED`]).
     clean: Vec<usize>,
     /// Carved slots (their start, guard included) whose guard is not
     /// installed: a failed install gives them back here, and the next carve
@@ -178,6 +185,17 @@ fn class(classes: &mut Vec<Class>, size: usize) -> &mut Class {
 /// Moves up to `want` free stacks of `size` from the global pool, as
 /// `(size, top)`: dirty ones into `warm`, clean ones into `cold`; or carves
 /// one new stack into `cold` if the pool has none.
+///
+/// A new stack's guard is installed here only until the kernel is known to
+/// take guard markers (the first install decides), and always in the
+/// mprotect mode (whose failure, a full `vm.max_map_count`, is best reported
+/// by the spawn). With guard markers it is left to the stack's first use
+/// (`super::bind`): its entry carries [`UNGUARDED`]. A burst of spawns
+/// reserves far more stacks than start before the burst is over (a skynet
+/// tree: ~150k reserved at the peak, ~25k started), and a stack that starts
+/// late is usually traded for a warm one, so most reserved stacks never
+/// need a guard; each install costs a system call and page-table work (about
+/// 1.5 us here), which was a fifth of the first skynet tree's time.
 pub(super) fn take(
     size: usize,
     want: usize,
@@ -202,17 +220,22 @@ pub(super) fn take(
         note_dirty(&classes);
         fresh
     };
-    // A new slot's guard goes in outside the lock: a syscall, which under
-    // the lock made two workers spawning onto fresh stacks queue behind
-    // each other (the first tree of skynet on 2 workers: half of its
-    // futex calls were this lock).
     if let Some(start) = fresh {
-        if let Err(e) = install_guard(start) {
+        CARVED.fetch_add(1, Ordering::Relaxed);
+        let top = start + size + GUARD_SIZE;
+        if GUARD_MODE.load(Ordering::Relaxed) == GUARD_MADVISE {
+            cold.push((size, top | UNGUARDED));
+            return Ok(());
+        }
+        // Outside the lock: a syscall, which under the lock made two
+        // workers spawning onto fresh stacks queue behind each other (the
+        // first tree of skynet on 2 workers: half of its futex calls were
+        // this lock).
+        if let Err(e) = install_guard(start, size) {
             class(&mut lock(), size).unguarded.push(start);
             return Err(e);
         }
-        CARVED.fetch_add(1, Ordering::Relaxed);
-        cold.push((size, start + size + GUARD_SIZE));
+        cold.push((size, top));
     }
     Ok(())
 }
@@ -385,12 +408,24 @@ fn map(len: usize) -> io::Result<usize> {
     Ok(p as usize)
 }
 
-/// Installs the guard region `[start, start + GUARD_SIZE)` of a fresh slot.
-fn install_guard(start: usize) -> io::Result<()> {
+/// Installs the guard region `[start, start + GUARD_SIZE)` of a slot of a
+/// `size` class that no code has run on yet (a new one, or one whose guard
+/// install was left to its first use).
+pub(super) fn install_guard(start: usize, size: usize) -> io::Result<()> {
+    #[cfg(test)]
+    if lock_failing().contains(&size) {
+        return Err(explain(
+            io::Error::from_raw_os_error(libc::ENOMEM),
+            "install a coroutine stack guard",
+        ));
+    }
+    #[cfg(not(test))]
+    let _ = size;
     let addr = start as *mut libc::c_void;
     if GUARD_MODE.load(Ordering::Relaxed) != GUARD_MPROTECT {
-        // SAFETY: the range lies in a slab we mapped and belongs to a slot
-        // not handed out yet; nothing reads or writes it.
+        // SAFETY: the range lies in a slab we mapped and is the guard of a
+        // slot that its owner (the pool, or a cold `Stack`) has run no code
+        // on; nothing reads or writes it.
         let r = unsafe { libc::madvise(addr, GUARD_SIZE, MADV_GUARD_INSTALL) };
         if r == 0 {
             GUARD_MODE.store(GUARD_MADVISE, Ordering::Relaxed);
@@ -412,6 +447,26 @@ fn install_guard(start: usize) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Tests: guard installs of slots of these size classes fail (ENOMEM), so
+/// that the error path of a stack's first use can be driven.
+#[cfg(test)]
+static FAIL_GUARD_OF: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+#[cfg(test)]
+fn lock_failing() -> MutexGuard<'static, Vec<usize>> {
+    FAIL_GUARD_OF.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Tests: makes guard installs for `size` fail (`on`) or work again.
+#[cfg(test)]
+pub(crate) fn fail_guards_of(size: usize, on: bool) {
+    let mut v = lock_failing();
+    v.retain(|&s| s != size);
+    if on {
+        v.push(size);
+    }
 }
 
 /// Which guard mechanism is in use: "madvise", "mprotect" or "unknown".

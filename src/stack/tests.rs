@@ -97,7 +97,7 @@ fn reserve_prefers_cold_and_bind_trades_it_for_a_warm_one() {
     free(w);
     // The first run of r1's coroutine gets the warm stack; r1's goes back,
     // still cold.
-    let b = bind(r1);
+    let b = bind(r1).unwrap();
     assert_eq!(b.base().get(), warm_top, "traded for the warm stack");
     assert!(!b.is_cold());
     // The next reservation takes the cold one first.
@@ -105,7 +105,7 @@ fn reserve_prefers_cold_and_bind_trades_it_for_a_warm_one() {
     assert!(r2.is_cold());
     assert_eq!(r2.base().get(), cold_top);
     // With no warm stack in the pool, bind keeps what it was given.
-    let b2 = bind(r2);
+    let b2 = bind(r2).unwrap();
     assert_eq!(b2.base().get(), cold_top);
     assert!(!b2.is_cold(), "bound means used");
     // A warm reservation is returned as it is.
@@ -113,7 +113,7 @@ fn reserve_prefers_cold_and_bind_trades_it_for_a_warm_one() {
     let r3 = reserve(size).unwrap();
     assert_eq!(r3.base().get(), warm_top, "no cold one left: the warm one");
     assert!(!r3.is_cold());
-    assert_eq!(bind(r3).base().get(), warm_top);
+    assert_eq!(bind(r3).unwrap().base().get(), warm_top);
     drop(b2);
 }
 
@@ -327,6 +327,119 @@ fn overflow_is_reported_and_aborts() {
         "{}",
         stderr(&out)
     );
+}
+
+/// With guard markers, a new stack's guard waits for its first use: a
+/// reserved stack has none, `bind` installs it, and an overflow on the
+/// bound stack hits it (reported, aborts) instead of running into the
+/// stack below.
+#[test]
+fn guard_left_to_the_first_use_is_in_place_when_code_runs() {
+    if in_child("guard_left_to_the_first_use_is_in_place_when_code_runs") {
+        // The first install decides the mode.
+        let first = alloc(16 * 1024).unwrap();
+        assert_eq!(slab::guard_mode(), "madvise");
+        drop(first);
+        let size = 104 * 1024; // a size class no other test uses
+        let below = reserve(size).unwrap();
+        let r = reserve(size).unwrap();
+        assert!(r.is_cold() && !r.is_guarded(), "a new stack's guard waits");
+        assert!(!below.is_guarded());
+        let b = bind(r).unwrap();
+        assert!(b.is_guarded() && !b.is_cold());
+        // The stack below keeps no guard of its own yet; the bound stack's
+        // guard lies between them.
+        println!("bound; overflowing");
+        worker_init(test_running);
+        let info = RunningInfo {
+            id: 77,
+            stack_size: b.size(),
+            limit: b.limit().get(),
+            name: None,
+        };
+        let mut co = Coroutine::with_stack(b, |_: &corosensei::Yielder<(), ()>, ()| recurse(0));
+        set_running(Some(info));
+        let _ = co.resume(());
+        println!("NOT REACHED");
+        drop(below);
+        return;
+    }
+    let out = child("guard_left_to_the_first_use_is_in_place_when_code_runs");
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("(id 77) has overflowed its 104 KiB stack"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("NOT REACHED"));
+}
+
+/// A guard that cannot be installed at the first use is an error of
+/// `bind`; the stack goes back to the pool without it, and a later `bind`
+/// installs it.
+#[test]
+fn bind_reports_a_guard_it_cannot_install() {
+    let size = 108 * 1024; // a size class no other test uses
+    drop(alloc(16 * 1024).unwrap()); // decides the mode
+    if slab::guard_mode() != "madvise" {
+        return; // guards are installed when carved: nothing is left to bind
+    }
+    let r = reserve(size).unwrap();
+    assert!(!r.is_guarded());
+    let top = r.base().get();
+    slab::fail_guards_of(size, true);
+    let e = bind(r).unwrap_err();
+    slab::fail_guards_of(size, false);
+    assert!(
+        e.to_string()
+            .contains("cannot install a coroutine stack guard"),
+        "{e}"
+    );
+    let again = reserve(size).unwrap();
+    assert_eq!(again.base().get(), top, "back in the pool");
+    assert!(!again.is_guarded(), "still without its guard");
+    let b = bind(again).unwrap();
+    assert!(b.is_guarded());
+    assert_eq!(b.base().get(), top);
+}
+
+/// A coroutine whose stack's guard cannot be installed at its first run
+/// ends unstarted, and its joiner gets an error that says why; the worker
+/// goes on running others.
+#[test]
+fn a_coroutine_that_cannot_get_its_guard_fails_its_join() {
+    let size = 112 * 1024; // a size class no other test uses
+    drop(alloc(16 * 1024).unwrap()); // decides the mode
+    if slab::guard_mode() != "madvise" {
+        return;
+    }
+    let rt = crate::Runtime::builder().workers(1).build().unwrap();
+    slab::fail_guards_of(size, true);
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = ran.clone();
+    let h = crate::Builder::new()
+        .stack_size(size)
+        .spawn_on(&rt, move || {
+            r2.store(true, std::sync::atomic::Ordering::Relaxed)
+        })
+        .unwrap();
+    let err = h.join().unwrap_err();
+    slab::fail_guards_of(size, false);
+    let msg = err
+        .downcast_ref::<String>()
+        .expect("a String payload")
+        .clone();
+    assert!(
+        msg.contains("could not start") && msg.contains("guard"),
+        "{msg}"
+    );
+    assert!(!ran.load(std::sync::atomic::Ordering::Relaxed));
+    // The same size works once the guard can go in; the worker is fine.
+    let h = crate::Builder::new()
+        .stack_size(size)
+        .spawn_on(&rt, || 5)
+        .unwrap();
+    assert_eq!(h.join().unwrap(), 5);
 }
 
 #[test]

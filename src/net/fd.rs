@@ -463,7 +463,10 @@ impl<S: AsRawFd> NetFd<S> {
         }
     }
 
-    /// [`stream_io`](Self::stream_io) in a coroutine.
+    /// [`stream_io`](Self::stream_io) in a coroutine. Inline, the common
+    /// op in straight-line code: the shortcut's wait (if taken), one
+    /// syscall, done; a syscall that fails (EAGAIN, EINTR, an error) goes
+    /// on out of line ([`stream_io_co_rest`](Self::stream_io_co_rest)).
     #[inline(always)]
     fn stream_io_co(
         &self,
@@ -474,17 +477,22 @@ impl<S: AsRawFd> NetFd<S> {
     ) -> io::Result<usize> {
         let _g = self.lock(mode)?;
         let pd = self.pd();
-        pd.check_err(mode)?;
+        // One load for the error check and the shortcut's `hup` test.
+        let info = pd.state.info();
+        pd.check_err_in(info, mode)?;
         let mut op = CoOp::new(pd, mode);
         // The shortcut needs an op that may wait: a non-blocking op always
         // tries its syscall (its descriptor may be registered with no
         // poller, so no readiness would ever be recorded for it).
         // The last op was short: nothing new unless READY came.
-        let mut wait = len != 0
-            && pd.drained(mode)
-            && !self.nonblocking.load(Ordering::Relaxed)
-            && !pd.state.hup();
-        if !wait {
+        // (`&`, not `&&`: one branch, which also keeps the compiler from
+        // taking the wait for a rarely taken path and calling the switch
+        // out of line.)
+        let shortcut =
+            (len != 0) & pd.drained(mode) & !info.hup() & !self.nonblocking.load(Ordering::Relaxed);
+        if shortcut {
+            self.co_wait(ctx, &mut op)?;
+        } else {
             // The cooperative tick, for an op that may complete without
             // parking. The shortcut ticks only if it finds a READY pending
             // (`PollDesc::wait_stream`); when it parks, the worker refills
@@ -499,31 +507,49 @@ impl<S: AsRawFd> NetFd<S> {
                 pd.state.consume_ready(mode);
             }
         }
-        // One call site of the (inlined) wait, for the shortcut and EAGAIN.
+        let r = sys(self.fd);
+        if r >= 0 {
+            let n = r as usize;
+            // No look at `hup` here: the shortcut checks it when it is used
+            // (it is sticky), which covers one seen by now.
+            pd.set_drained(mode, n > 0 && n < len);
+            return Ok(n);
+        }
+        self.stream_io_co_rest(ctx, &mut op, len, sys)
+    }
+
+    /// The rest of [`stream_io_co`](Self::stream_io_co), with the lock
+    /// held, after a syscall that failed: EINTR tries again, EAGAIN waits
+    /// (or fails with WouldBlock in non-blocking mode) and tries again.
+    #[inline(never)]
+    fn stream_io_co_rest(
+        &self,
+        ctx: &WorkerCtx,
+        op: &mut CoOp<'_>,
+        len: usize,
+        sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        let pd = op.pd;
+        let mode = op.mode;
         loop {
-            if wait {
-                self.co_wait(ctx, &mut op)?;
-            }
-            let r = sys(self.fd);
-            if r >= 0 {
-                let n = r as usize;
-                // No look at `hup` here: the shortcut checks it when it is used
-                // (it is sticky), which covers one seen by now.
-                pd.set_drained(mode, n > 0 && n < len);
-                return Ok(n);
-            }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
-                Some(libc::EINTR) => wait = false,
+                Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
                     self.fail_if_nonblocking()?;
-                    wait = true;
+                    self.co_wait_out(ctx, op)?;
                 }
                 _ => {
                     pd.set_drained(mode, false);
                     return Err(e);
                 }
+            }
+            let r = sys(self.fd);
+            if r >= 0 {
+                let n = r as usize;
+                pd.set_drained(mode, n > 0 && n < len);
+                return Ok(n);
             }
         }
     }
@@ -689,6 +715,13 @@ impl<S: AsRawFd> NetFd<S> {
             };
         }
         op.pd.wait_stream(&self.shared, ctx, op.mode)
+    }
+
+    /// [`co_wait`](Self::co_wait) out of line, for the paths that wait
+    /// after EAGAIN.
+    #[inline(never)]
+    fn co_wait_out(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
+        self.co_wait(ctx, op)
     }
 
     /// [`stream_io`](Self::stream_io) on a plain thread (no shortcut).

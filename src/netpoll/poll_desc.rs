@@ -79,7 +79,7 @@ use crate::coroutine::{self, park_commit_owned, Task, CANCEL_NONE};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
-use crate::sm::poll_desc::{Mode, PdState, Prepare};
+use crate::sm::poll_desc::{Info, Mode, PdState, Prepare};
 use crate::wait::{CoroutineState, Wait, WaitRecord};
 
 use super::TAG_SHIFT;
@@ -409,6 +409,17 @@ impl PollDesc {
     #[inline(always)]
     pub(crate) fn check_err(&self, mode: Mode) -> io::Result<()> {
         if !self.state.closing_or_expired(mode) {
+            return Ok(());
+        }
+        self.err(mode)
+    }
+
+    /// [`check_err`](Self::check_err) on info bits the caller loaded
+    /// ([`PdState::info`](crate::sm::poll_desc::PdState::info)), so that it
+    /// can test them for more (the shortcut's `hup`) without a second load.
+    #[inline(always)]
+    pub(crate) fn check_err_in(&self, info: Info, mode: Mode) -> io::Result<()> {
+        if !info.closing_or_expired(mode) {
             return Ok(());
         }
         self.err(mode)

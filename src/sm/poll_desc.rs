@@ -100,6 +100,24 @@ fn expired_bit(mode: Mode) -> u32 {
     }
 }
 
+/// The info bits as one load found them ([`PdState::info`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Info(u32);
+
+impl Info {
+    /// As [`PdState::closing_or_expired`] at the time of the load.
+    #[inline]
+    pub(crate) fn closing_or_expired(self, mode: Mode) -> bool {
+        self.0 & (CLOSING | expired_bit(mode)) != 0
+    }
+
+    /// As [`PdState::hup`] at the time of the load.
+    #[inline]
+    pub(crate) fn hup(self) -> bool {
+        self.0 & HUP != 0
+    }
+}
+
 /// Direction of an operation: reads use `rg`, writes use `wg`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -328,6 +346,15 @@ impl PdState {
     pub(crate) fn closing_or_expired(&self, mode: Mode) -> bool {
         // SeqCst: race 3 (the waiting op's re-check after WAIT).
         self.info.load(Ordering::SeqCst) & (CLOSING | expired_bit(mode)) != 0
+    }
+
+    /// The info bits in one load, for an op's start: its error check
+    /// ([`Info::closing_or_expired`]) and the shortcut's hang-up test
+    /// ([`Info::hup`]) from the same word.
+    #[inline]
+    pub(crate) fn info(&self) -> Info {
+        // SeqCst: as `closing_or_expired` and `hup`.
+        Info(self.info.load(Ordering::SeqCst))
     }
 
     /// [`closing_or_expired`](Self::closing_or_expired), or dead: the

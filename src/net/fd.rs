@@ -26,6 +26,14 @@
 //! The shortcut is for ops that may wait: a non-blocking op always tries
 //! its syscall.
 //!
+//! ## One load decides a stream op's way
+//! A coroutine's stream op loads the PollDesc's info bits once, under its
+//! lock: closing, a deadline of its direction expired (the hint), a std
+//! timeout set for its direction, a hang-up seen, non-blocking mode (all
+//! in `sm::poll_desc`). With the first three clear (the common case) it
+//! needs no error check and no per-op deadline, and the last two decide
+//! the shortcut; otherwise it goes the general way, out of line.
+//!
 //! ## Closing keeps the number
 //! [`NetFd::close`] is Go's `Close`: later ops fail with [`ErrClosed`](super::ErrClosed),
 //! parked ops wake with it, and once the last op in flight has returned the
@@ -48,7 +56,6 @@ use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +64,7 @@ use super::sys;
 use crate::netpoll::{err_timeout, PollDesc};
 use crate::runtime::worker::{current_ctx, WorkerCtx};
 use crate::runtime::{current_shared, Shared};
-use crate::sm::poll_desc::Mode;
+use crate::sm::poll_desc::{Info, Mode};
 
 /// Longest a plain thread blocks in poll(2) before re-checking for a close
 /// or a deadline set by another thread.
@@ -75,9 +82,6 @@ pub(crate) struct NetFd<S: AsRawFd> {
     shared: Arc<Shared>,
     pd: NonNull<PollDesc>,
     mu: FdMutex,
-    /// Set by the user's `set_nonblocking(true)`: ops fail with WouldBlock
-    /// instead of waiting.
-    nonblocking: AtomicBool,
 }
 
 // SAFETY: the PollDesc pointer refers to type-stable memory owned by
@@ -214,7 +218,6 @@ impl<S: AsRawFd> NetFd<S> {
             shared,
             pd,
             mu: FdMutex::default(),
-            nonblocking: AtomicBool::new(false),
         })
     }
 
@@ -287,7 +290,8 @@ impl<S: AsRawFd> NetFd<S> {
 
     pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         let _r = self.get()?;
-        self.nonblocking.store(on, Ordering::Relaxed);
+        // Kept in the PollDesc's info bits, which a stream op loads anyway.
+        self.pd().state.set_nonblocking(on);
         Ok(())
     }
 
@@ -340,7 +344,7 @@ impl<S: AsRawFd> NetFd<S> {
     /// would wait fails instead.
     #[inline(always)]
     fn fail_if_nonblocking(&self) -> io::Result<()> {
-        if self.nonblocking.load(Ordering::Relaxed) {
+        if self.pd().state.nonblocking() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(())
@@ -465,8 +469,12 @@ impl<S: AsRawFd> NetFd<S> {
 
     /// [`stream_io`](Self::stream_io) in a coroutine. Inline, the common
     /// op in straight-line code: the shortcut's wait (if taken), one
-    /// syscall, done; a syscall that fails (EAGAIN, EINTR, an error) goes
-    /// on out of line ([`stream_io_co_rest`](Self::stream_io_co_rest)).
+    /// syscall, done. One load of the PollDesc's info bits decides it: an
+    /// op on a descriptor that is closing, has seen a deadline expire or
+    /// has a std timeout set goes the general way
+    /// ([`stream_io_co_timed`](Self::stream_io_co_timed)); a syscall that
+    /// fails (EAGAIN, EINTR, an error) goes on out of line
+    /// ([`stream_io_co_rest`](Self::stream_io_co_rest)).
     #[inline(always)]
     fn stream_io_co(
         &self,
@@ -477,35 +485,16 @@ impl<S: AsRawFd> NetFd<S> {
     ) -> io::Result<usize> {
         let _g = self.lock(mode)?;
         let pd = self.pd();
-        // One load for the error check and the shortcut's `hup` test.
         let info = pd.state.info();
-        pd.check_err_in(info, mode)?;
-        let mut op = CoOp::new(pd, mode);
-        // The shortcut needs an op that may wait: a non-blocking op always
-        // tries its syscall (its descriptor may be registered with no
-        // poller, so no readiness would ever be recorded for it).
-        // The last op was short: nothing new unless READY came.
-        // (`&`, not `&&`: one branch, which also keeps the compiler from
-        // taking the wait for a rarely taken path and calling the switch
-        // out of line.)
-        let shortcut =
-            (len != 0) & pd.drained(mode) & !info.hup() & !self.nonblocking.load(Ordering::Relaxed);
-        if shortcut {
-            self.co_wait(ctx, &mut op)?;
+        if info.closing_expired_or_timeout(mode) {
+            return self.stream_io_co_timed(ctx, mode, len, sys, info);
+        }
+        // No timeout was set when the op started: its first wait needs no
+        // per-op deadline.
+        if self.shortcut(mode, len, info) {
+            pd.wait_stream(&self.shared, ctx, mode)?;
         } else {
-            // The cooperative tick, for an op that may complete without
-            // parking. The shortcut ticks only if it finds a READY pending
-            // (`PollDesc::wait_stream`); when it parks, the worker refills
-            // the budget on resuming it, so a tick before it would be lost.
-            // (Under the lock: if the tick yields, the op keeps its turn.)
-            crate::runtime::worker::coop_tick_in(ctx);
-            if mode == Mode::Read {
-                // Writes leave a pending READY in place: consuming it only
-                // sharpens the write shortcut, which then at worst makes one
-                // extra syscall, and a READY left pending spares the poller a
-                // CAS on every writability edge.
-                pd.state.consume_ready(mode);
-            }
+            self.before_syscall(ctx, mode);
         }
         let r = sys(self.fd);
         if r >= 0 {
@@ -515,17 +504,78 @@ impl<S: AsRawFd> NetFd<S> {
             pd.set_drained(mode, n > 0 && n < len);
             return Ok(n);
         }
-        self.stream_io_co_rest(ctx, &mut op, len, sys)
+        self.stream_io_co_rest(ctx, CoOp::new(pd, mode), len, sys)
     }
 
-    /// The rest of [`stream_io_co`](Self::stream_io_co), with the lock
-    /// held, after a syscall that failed: EINTR tries again, EAGAIN waits
-    /// (or fails with WouldBlock in non-blocking mode) and tries again.
+    /// Whether a stream op may take the shortcut (module docs): the last
+    /// op was short, so nothing new came unless a READY did. Only for an
+    /// op that may wait: a non-blocking op always tries its syscall (its
+    /// descriptor may be registered with no poller, so no readiness would
+    /// ever be recorded for it).
+    #[inline(always)]
+    fn shortcut(&self, mode: Mode, len: usize, info: Info) -> bool {
+        // `&`, not `&&`: fewer branches, and the wait that follows is then
+        // not taken for a rarely run path (which the compiler would call
+        // out of line, switch and all).
+        (len != 0) & self.pd().drained(mode) & !info.hup_or_nonblocking()
+    }
+
+    /// A stream op that does not take the shortcut, before its syscall.
+    #[inline(always)]
+    fn before_syscall(&self, ctx: &WorkerCtx, mode: Mode) {
+        // The cooperative tick, for an op that may complete without
+        // parking. The shortcut ticks only if it finds a READY pending
+        // (`PollDesc::wait_stream`); when it parks, the worker refills the
+        // budget on resuming it, so a tick before it would be lost. (Under
+        // the lock: if the tick yields, the op keeps its turn.)
+        crate::runtime::worker::coop_tick_in(ctx);
+        if mode == Mode::Read {
+            // Writes leave a pending READY in place: consuming it only
+            // sharpens the write shortcut, which then at worst makes one
+            // extra syscall, and a READY left pending spares the poller a
+            // CAS on every writability edge.
+            self.pd().state.consume_ready(mode);
+        }
+    }
+
+    /// [`stream_io_co`](Self::stream_io_co) on a descriptor that is
+    /// closing, has seen a deadline of `mode` expire or has a timeout set
+    /// (`info`, as the op found it): the error check, and a per-op deadline
+    /// from the op's first wait.
+    #[inline(never)]
+    fn stream_io_co_timed(
+        &self,
+        ctx: &WorkerCtx,
+        mode: Mode,
+        len: usize,
+        sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
+        info: Info,
+    ) -> io::Result<usize> {
+        let pd = self.pd();
+        pd.check_err_in(info, mode)?;
+        let mut op = CoOp::new(pd, mode);
+        if self.shortcut(mode, len, info) {
+            self.co_wait(ctx, &mut op)?;
+        } else {
+            self.before_syscall(ctx, mode);
+        }
+        let r = sys(self.fd);
+        if r >= 0 {
+            let n = r as usize;
+            pd.set_drained(mode, n > 0 && n < len);
+            return Ok(n);
+        }
+        self.stream_io_co_rest(ctx, op, len, sys)
+    }
+
+    /// The rest of a stream op in a coroutine, with the lock held, after a
+    /// syscall that failed: EINTR tries again, EAGAIN waits (or fails with
+    /// WouldBlock in non-blocking mode) and tries again.
     #[inline(never)]
     fn stream_io_co_rest(
         &self,
         ctx: &WorkerCtx,
-        op: &mut CoOp<'_>,
+        mut op: CoOp<'_>,
         len: usize,
         sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
@@ -538,7 +588,7 @@ impl<S: AsRawFd> NetFd<S> {
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
                     self.fail_if_nonblocking()?;
-                    self.co_wait_out(ctx, op)?;
+                    self.co_wait(ctx, &mut op)?;
                 }
                 _ => {
                     pd.set_drained(mode, false);
@@ -613,8 +663,7 @@ impl<S: AsRawFd> NetFd<S> {
         let ctx = current_ctx().expect("gopark: a coroutine's write lost its worker");
         let pd = self.pd();
         let mut op = CoOp::new(pd, MODE);
-        let mut full =
-            first.is_none() && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
+        let mut full = first.is_none() && !pd.state.nonblocking() && !pd.state.hup();
         loop {
             let r = match first.take() {
                 Some(r) => r,
@@ -715,13 +764,6 @@ impl<S: AsRawFd> NetFd<S> {
             };
         }
         op.pd.wait_stream(&self.shared, ctx, op.mode)
-    }
-
-    /// [`co_wait`](Self::co_wait) out of line, for the paths that wait
-    /// after EAGAIN.
-    #[inline(never)]
-    fn co_wait_out(&self, ctx: &WorkerCtx, op: &mut CoOp<'_>) -> io::Result<()> {
-        self.co_wait(ctx, op)
     }
 
     /// [`stream_io`](Self::stream_io) on a plain thread (no shortcut).

@@ -483,7 +483,12 @@ impl PollDesc {
         let ns = dur.map_or(0, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
         });
+        // Under the lock: the word and its bit in `state` change together
+        // (concurrent setters leave the last one's value and bit).
+        let _l = self.timer_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.dl(mode).timeout.store(ns, Ordering::Relaxed);
+        // After the store: an op that finds the bit set sees the timeout.
+        self.state.set_timeout_bit(mode, ns != 0);
     }
 
     /// The timeout set with [`set_timeout`](Self::set_timeout).

@@ -71,6 +71,17 @@
 //! of the direction had expired when the bit was read; one that finds the
 //! bit reads the deadline words. For race 3 a deadline expiry is a store of
 //! the bit followed by `unblock`, exactly as `closing`.
+//!
+//! Three settings ride along, so that a stream op reads everything it
+//! decides on at its start in the one load it makes anyway
+//! (`PdState::info`): `timeout_r`/`timeout_w` (a std timeout is set for the
+//! direction: the op's waits need a per-op deadline) and `nonblocking` (the
+//! user's `set_nonblocking(true)`: an op that would wait fails instead).
+//! Their setters (`PdState::set_timeout_bit`, `PdState::set_nonblocking`)
+//! store them with a read-modify-write (the other bits change
+//! concurrently); they may be set and cleared any number of times and take
+//! no part in the races above: an op that runs concurrently with a setter
+//! sees the setting from before or after it, as it would a plain flag.
 
 use crate::loom::{AtomicU32, AtomicUsize, Ordering};
 
@@ -91,6 +102,20 @@ const DEAD: u32 = 4;
 const EXPIRED_R: u32 = 8;
 /// Info bit: a write deadline has expired at some point (a hint).
 const EXPIRED_W: u32 = 16;
+/// Setting: a std timeout is set for reads.
+const TIMEOUT_R: u32 = 32;
+/// Setting: a std timeout is set for writes.
+const TIMEOUT_W: u32 = 64;
+/// Setting: the user's non-blocking mode.
+const NONBLOCKING: u32 = 128;
+
+#[inline]
+fn timeout_bit(mode: Mode) -> u32 {
+    match mode {
+        Mode::Read => TIMEOUT_R,
+        Mode::Write => TIMEOUT_W,
+    }
+}
 
 #[inline]
 fn expired_bit(mode: Mode) -> u32 {
@@ -111,10 +136,18 @@ impl Info {
         self.0 & (CLOSING | expired_bit(mode)) != 0
     }
 
-    /// As [`PdState::hup`] at the time of the load.
+    /// Closing, a deadline of `mode` expired (the hint) or a std timeout
+    /// set for `mode`: all a stream op must look at before it can go its
+    /// common way, in one test.
     #[inline]
-    pub(crate) fn hup(self) -> bool {
-        self.0 & HUP != 0
+    pub(crate) fn closing_expired_or_timeout(self, mode: Mode) -> bool {
+        self.0 & (CLOSING | expired_bit(mode) | timeout_bit(mode)) != 0
+    }
+
+    /// A hang-up seen or non-blocking mode: the stream shortcut is off.
+    #[inline]
+    pub(crate) fn hup_or_nonblocking(self) -> bool {
+        self.0 & (HUP | NONBLOCKING) != 0
     }
 }
 
@@ -155,7 +188,8 @@ pub(crate) struct PdState {
     rg: AtomicUsize,
     /// Write slot (Go's `wg`).
     wg: AtomicUsize,
-    /// `CLOSING | HUP | DEAD | EXPIRED_R | EXPIRED_W`.
+    /// `CLOSING | HUP | DEAD | EXPIRED_R | EXPIRED_W`, and the settings
+    /// `TIMEOUT_R | TIMEOUT_W | NONBLOCKING`.
     info: AtomicU32,
 }
 
@@ -348,9 +382,8 @@ impl PdState {
         self.info.load(Ordering::SeqCst) & (CLOSING | expired_bit(mode)) != 0
     }
 
-    /// The info bits in one load, for an op's start: its error check
-    /// ([`Info::closing_or_expired`]) and the shortcut's hang-up test
-    /// ([`Info::hup`]) from the same word.
+    /// The info bits in one load, for an op's start: its error check and
+    /// what decides its way ([`Info`]) from the same word.
     #[inline]
     pub(crate) fn info(&self) -> Info {
         // SeqCst: as `closing_or_expired` and `hup`.
@@ -401,6 +434,33 @@ impl PdState {
         let _ = self
             .rg
             .compare_exchange(PD_READY, PD_READY, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Records whether a std timeout is set for `mode` (module docs); the
+    /// caller stores the timeout itself first.
+    pub(crate) fn set_timeout_bit(&self, mode: Mode, on: bool) {
+        // SeqCst (Release would do): an op whose load finds the bit set
+        // sees the timeout stored before it.
+        if on {
+            self.info.fetch_or(timeout_bit(mode), Ordering::SeqCst);
+        } else {
+            self.info.fetch_and(!timeout_bit(mode), Ordering::SeqCst);
+        }
+    }
+
+    /// Sets or clears non-blocking mode (module docs).
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        if on {
+            self.info.fetch_or(NONBLOCKING, Ordering::SeqCst);
+        } else {
+            self.info.fetch_and(!NONBLOCKING, Ordering::SeqCst);
+        }
+    }
+
+    /// True in non-blocking mode.
+    #[inline]
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.info.load(Ordering::Relaxed) & NONBLOCKING != 0
     }
 
     /// True once a hang-up / error event was seen.

@@ -491,7 +491,7 @@ impl<S: AsRawFd> NetFd<S> {
         }
         // No timeout was set when the op started: its first wait needs no
         // per-op deadline.
-        if self.shortcut(mode, len, info) {
+        if Self::shortcut(pd, mode, len, info) {
             pd.wait_stream(&self.shared, ctx, mode)?;
         } else {
             self.before_syscall(ctx, mode);
@@ -513,11 +513,11 @@ impl<S: AsRawFd> NetFd<S> {
     /// descriptor may be registered with no poller, so no readiness would
     /// ever be recorded for it).
     #[inline(always)]
-    fn shortcut(&self, mode: Mode, len: usize, info: Info) -> bool {
+    fn shortcut(pd: &PollDesc, mode: Mode, len: usize, info: Info) -> bool {
         // `&`, not `&&`: fewer branches, and the wait that follows is then
         // not taken for a rarely run path (which the compiler would call
         // out of line, switch and all).
-        (len != 0) & self.pd().drained(mode) & !info.hup_or_nonblocking()
+        (len != 0) & pd.drained(mode) & !info.hup_or_nonblocking()
     }
 
     /// A stream op that does not take the shortcut, before its syscall.
@@ -554,7 +554,7 @@ impl<S: AsRawFd> NetFd<S> {
         let pd = self.pd();
         pd.check_err_in(info, mode)?;
         let mut op = CoOp::new(pd, mode);
-        if self.shortcut(mode, len, info) {
+        if Self::shortcut(pd, mode, len, info) {
             self.co_wait(ctx, &mut op)?;
         } else {
             self.before_syscall(ctx, mode);

@@ -160,6 +160,40 @@ pub(crate) enum Mode {
     Write,
 }
 
+/// One direction's slot of a [`PdState`] ([`PdState::slot_of`]): the
+/// transitions of a park that the worker's commit and the parked op's
+/// unwind guard make.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a>(&'a AtomicUsize);
+
+impl Slot<'_> {
+    /// The park's commit step (Go's `netpollblockcommit`), run by the worker
+    /// after the coroutine switched off its stack: WAIT->`task`. False if a
+    /// waker got there first (the coroutine must run again at once).
+    #[inline]
+    pub(crate) fn commit(self, task: usize) -> bool {
+        debug_assert!(task > PD_WAIT);
+        // AcqRel: Release publishes the parked coroutine's writes to whoever
+        // takes the task out in `unblock` (Acquire there).
+        self.0
+            .compare_exchange(PD_WAIT, task, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The unwind clean-up of an op parked as `task` whose coroutine is
+    /// being dropped (see Cancellation in the module docs): task->NIL. True
+    /// if the task was still there: the caller owns that reference again.
+    /// False if a waker took it (and readies it).
+    pub(crate) fn cancel_block(self, task: usize) -> bool {
+        debug_assert!(task > PD_WAIT);
+        // Acquire pairs with `commit`'s Release; SeqCst like every other
+        // transition of the slot.
+        self.0
+            .compare_exchange(task, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+}
+
 /// Result of [`PdState::prepare_block`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Prepare {
@@ -269,16 +303,18 @@ impl PdState {
         }
     }
 
-    /// The park's commit step (Go's `netpollblockcommit`), run by the worker
-    /// after the coroutine switched off its stack: WAIT->`task`. False if a
-    /// waker got there first (the coroutine must run again at once).
+    /// `mode`'s slot, for the park of the op that owns it: its commit and
+    /// its unwind guard then carry one pointer, not the PdState and the
+    /// direction.
+    #[inline]
+    pub(crate) fn slot_of(&self, mode: Mode) -> Slot<'_> {
+        Slot(self.slot(mode))
+    }
+
+    /// [`Slot::commit`] of `mode`'s slot.
+    #[cfg(test)]
     pub(crate) fn commit(&self, mode: Mode, task: usize) -> bool {
-        debug_assert!(task > PD_WAIT);
-        // AcqRel: Release publishes the parked coroutine's writes to whoever
-        // takes the task out in `unblock` (Acquire there).
-        self.slot(mode)
-            .compare_exchange(PD_WAIT, task, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        self.slot_of(mode).commit(task)
     }
 
     /// Second half of `netpollblock`, after the park (or after deciding not
@@ -314,17 +350,10 @@ impl PdState {
         Ok(false)
     }
 
-    /// The unwind clean-up of an op parked as `task` whose coroutine is
-    /// being dropped (see Cancellation in the module docs): task->NIL. True
-    /// if the task was still there: the caller owns that reference again.
-    /// False if a waker took it (and readies it).
+    /// [`Slot::cancel_block`] of `mode`'s slot.
+    #[cfg(all(test, loom))]
     pub(crate) fn cancel_block(&self, mode: Mode, task: usize) -> bool {
-        debug_assert!(task > PD_WAIT);
-        // Acquire pairs with `commit`'s Release; SeqCst like every other
-        // transition of the slot.
-        self.slot(mode)
-            .compare_exchange(task, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        self.slot_of(mode).cancel_block(task)
     }
 
     /// Go's `netpollunblock`: READY stays; NIL stays unless `ioready`;

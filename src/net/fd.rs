@@ -628,32 +628,35 @@ impl<S: AsRawFd> NetFd<S> {
     fn write_all_co(&self, ctx: &WorkerCtx, buf: &[u8]) -> io::Result<()> {
         const MODE: Mode = Mode::Write;
         crate::runtime::worker::coop_tick_in(ctx);
-        let _g = self.lock(MODE)?;
+        let g = self.lock(MODE)?;
         let pd = self.pd();
-        pd.check_err(MODE)?;
-        // The common case inline: no shortcut (the last write was not
-        // short), and the whole buffer goes out in one send. The rest, which
-        // may wait, is out of line, so that this path saves and spills
-        // fewer registers.
-        if !pd.drained(MODE) {
+        // The common case inline: no error bit, no shortcut (the last write
+        // was not short), and the whole buffer goes out in one send. The
+        // rest, which may wait, is out of line and takes the lock over, so
+        // that this path saves and spills fewer registers and calls nothing
+        // that could unwind while it holds the lock (no landing pad keeps
+        // the guard in memory).
+        if !pd.state.closing_or_expired(MODE) & !pd.drained(MODE) {
             let r = sys::sys_send_raw(self.fd, buf);
             // -errno (a failure) is never a length.
             if r as usize == buf.len() {
+                drop(g);
                 return Ok(());
             }
-            return self.write_all_co_rest(buf, Some(sys::libc_result(r)));
+            return self.write_all_co_rest(g, buf, Some(sys::libc_result(r)));
         }
-        self.write_all_co_rest(buf, None)
+        self.write_all_co_rest(g, buf, None)
     }
 
     /// The rest of [`write_all_co`](Self::write_all_co), with the lock
-    /// held: `first` is the result of the send it made (which did not
-    /// write the whole buffer), `None` if it made none (the shortcut: the
-    /// last write was short). It looks the worker context up again, so
-    /// that the inline path need not keep it.
+    /// `_g` held: `first` is the result of the send it made (which did not
+    /// write the whole buffer), `None` if it made none (an error bit was
+    /// set, or the shortcut: the last write was short). It looks the worker
+    /// context up again, so that the inline path need not keep it.
     #[inline(never)]
     fn write_all_co_rest(
         &self,
+        _g: Locked<'_, S>,
         mut buf: &[u8],
         mut first: Option<libc::ssize_t>,
     ) -> io::Result<()> {
@@ -662,8 +665,12 @@ impl<S: AsRawFd> NetFd<S> {
         // (a coroutine never changes workers).
         let ctx = current_ctx().expect("gopark: a coroutine's write lost its worker");
         let pd = self.pd();
+        if first.is_none() {
+            pd.check_err(MODE)?;
+        }
         let mut op = CoOp::new(pd, MODE);
-        let mut full = first.is_none() && !pd.state.nonblocking() && !pd.state.hup();
+        let mut full =
+            first.is_none() && pd.drained(MODE) && !pd.state.nonblocking() && !pd.state.hup();
         loop {
             let r = match first.take() {
                 Some(r) => r,

@@ -739,4 +739,29 @@ mod tests {
         pd.reset();
         assert!(!pd.hup() && !pd.closing());
     }
+
+    /// The settings (timeouts, non-blocking) ride in the info word: they
+    /// decide a stream op's way and leave the other bits alone.
+    #[test]
+    fn settings_bits() {
+        let pd = PdState::new();
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Read));
+        pd.set_timeout_bit(Mode::Read, true);
+        assert!(pd.info().closing_expired_or_timeout(Mode::Read));
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Write));
+        pd.set_nonblocking(true);
+        assert!(pd.nonblocking() && pd.info().hup_or_nonblocking());
+        assert!(!pd.hup() && !pd.closing());
+        pd.set_timeout_bit(Mode::Read, false);
+        pd.set_nonblocking(false);
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Read));
+        assert!(!pd.info().hup_or_nonblocking());
+        pd.set_hup();
+        assert!(pd.info().hup_or_nonblocking());
+        pd.set_expired(Mode::Write);
+        assert!(pd.info().closing_expired_or_timeout(Mode::Write));
+        pd.reset();
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Write));
+        assert!(!pd.info().hup_or_nonblocking());
+    }
 }

@@ -32,7 +32,9 @@
 //! timeout set for its direction, a hang-up seen, non-blocking mode (all
 //! in `sm::poll_desc`). With the first three clear (the common case) it
 //! needs no error check and no per-op deadline, and the last two decide
-//! the shortcut; otherwise it goes the general way, out of line.
+//! the shortcut; otherwise it goes the general way, out of line. (So a std
+//! timeout set while an op is under way bounds the ops that start after
+//! it, not that one; an absolute deadline, Go's, is checked by every wait.)
 //!
 //! ## Closing keeps the number
 //! [`NetFd::close`] is Go's `Close`: later ops fail with [`ErrClosed`](super::ErrClosed),

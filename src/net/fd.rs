@@ -26,6 +26,16 @@
 //! The shortcut is for ops that may wait: a non-blocking op always tries
 //! its syscall.
 //!
+//! ## One load decides a stream op's way
+//! A coroutine's stream op loads the PollDesc's info bits once, under its
+//! lock: closing, a deadline of its direction expired (the hint), a std
+//! timeout set for its direction, a hang-up seen, non-blocking mode (all
+//! in `sm::poll_desc`). With the first three clear (the common case) it
+//! needs no error check and no per-op deadline, and the last two decide
+//! the shortcut; otherwise it goes the general way, out of line. (So a std
+//! timeout set while an op is under way bounds the ops that start after
+//! it, not that one; an absolute deadline, Go's, is checked by every wait.)
+//!
 //! ## Closing keeps the number
 //! [`NetFd::close`] is Go's `Close`: later ops fail with [`ErrClosed`](super::ErrClosed),
 //! parked ops wake with it, and once the last op in flight has returned the
@@ -48,7 +58,6 @@ use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +66,7 @@ use super::sys;
 use crate::netpoll::{err_timeout, PollDesc};
 use crate::runtime::worker::{current_ctx, WorkerCtx};
 use crate::runtime::{current_shared, Shared};
-use crate::sm::poll_desc::Mode;
+use crate::sm::poll_desc::{Info, Mode};
 
 /// Longest a plain thread blocks in poll(2) before re-checking for a close
 /// or a deadline set by another thread.
@@ -75,9 +84,6 @@ pub(crate) struct NetFd<S: AsRawFd> {
     shared: Arc<Shared>,
     pd: NonNull<PollDesc>,
     mu: FdMutex,
-    /// Set by the user's `set_nonblocking(true)`: ops fail with WouldBlock
-    /// instead of waiting.
-    nonblocking: AtomicBool,
 }
 
 // SAFETY: the PollDesc pointer refers to type-stable memory owned by
@@ -214,7 +220,6 @@ impl<S: AsRawFd> NetFd<S> {
             shared,
             pd,
             mu: FdMutex::default(),
-            nonblocking: AtomicBool::new(false),
         })
     }
 
@@ -287,7 +292,8 @@ impl<S: AsRawFd> NetFd<S> {
 
     pub(crate) fn set_nonblocking(&self, on: bool) -> io::Result<()> {
         let _r = self.get()?;
-        self.nonblocking.store(on, Ordering::Relaxed);
+        // Kept in the PollDesc's info bits, which a stream op loads anyway.
+        self.pd().state.set_nonblocking(on);
         Ok(())
     }
 
@@ -340,7 +346,7 @@ impl<S: AsRawFd> NetFd<S> {
     /// would wait fails instead.
     #[inline(always)]
     fn fail_if_nonblocking(&self) -> io::Result<()> {
-        if self.nonblocking.load(Ordering::Relaxed) {
+        if self.pd().state.nonblocking() {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(())
@@ -463,7 +469,14 @@ impl<S: AsRawFd> NetFd<S> {
         }
     }
 
-    /// [`stream_io`](Self::stream_io) in a coroutine.
+    /// [`stream_io`](Self::stream_io) in a coroutine. Inline, the common
+    /// op in straight-line code: the shortcut's wait (if taken), one
+    /// syscall, done. One load of the PollDesc's info bits decides it: an
+    /// op on a descriptor that is closing, has seen a deadline expire or
+    /// has a std timeout set goes the general way
+    /// ([`stream_io_co_timed`](Self::stream_io_co_timed)); a syscall that
+    /// fails (EAGAIN, EINTR, an error) goes on out of line
+    /// ([`stream_io_co_rest`](Self::stream_io_co_rest)).
     #[inline(always)]
     fn stream_io_co(
         &self,
@@ -474,56 +487,121 @@ impl<S: AsRawFd> NetFd<S> {
     ) -> io::Result<usize> {
         let _g = self.lock(mode)?;
         let pd = self.pd();
-        pd.check_err(mode)?;
-        let mut op = CoOp::new(pd, mode);
-        // The shortcut needs an op that may wait: a non-blocking op always
-        // tries its syscall (its descriptor may be registered with no
-        // poller, so no readiness would ever be recorded for it).
-        // The last op was short: nothing new unless READY came.
-        let mut wait = len != 0
-            && pd.drained(mode)
-            && !self.nonblocking.load(Ordering::Relaxed)
-            && !pd.state.hup();
-        if !wait {
-            // The cooperative tick, for an op that may complete without
-            // parking. The shortcut ticks only if it finds a READY pending
-            // (`PollDesc::wait_stream`); when it parks, the worker refills
-            // the budget on resuming it, so a tick before it would be lost.
-            // (Under the lock: if the tick yields, the op keeps its turn.)
-            crate::runtime::worker::coop_tick_in(ctx);
-            if mode == Mode::Read {
-                // Writes leave a pending READY in place: consuming it only
-                // sharpens the write shortcut, which then at worst makes one
-                // extra syscall, and a READY left pending spares the poller a
-                // CAS on every writability edge.
-                pd.state.consume_ready(mode);
-            }
+        let info = pd.state.info();
+        if info.closing_expired_or_timeout(mode) {
+            return self.stream_io_co_timed(ctx, mode, len, sys, info);
         }
-        // One call site of the (inlined) wait, for the shortcut and EAGAIN.
+        // No timeout was set when the op started: its first wait needs no
+        // per-op deadline.
+        if Self::shortcut(pd, mode, len, info) {
+            pd.wait_stream(&self.shared, ctx, mode)?;
+        } else {
+            self.before_syscall(ctx, mode);
+        }
+        let r = sys(self.fd);
+        if r >= 0 {
+            let n = r as usize;
+            // No look at `hup` here: the shortcut checks it when it is used
+            // (it is sticky), which covers one seen by now.
+            pd.set_drained(mode, n > 0 && n < len);
+            return Ok(n);
+        }
+        self.stream_io_co_rest(ctx, CoOp::new(pd, mode), len, sys)
+    }
+
+    /// Whether a stream op may take the shortcut (module docs): the last
+    /// op was short, so nothing new came unless a READY did. Only for an
+    /// op that may wait: a non-blocking op always tries its syscall (its
+    /// descriptor may be registered with no poller, so no readiness would
+    /// ever be recorded for it).
+    #[inline(always)]
+    fn shortcut(pd: &PollDesc, mode: Mode, len: usize, info: Info) -> bool {
+        // `&`, not `&&`: fewer branches, and the wait that follows is then
+        // not taken for a rarely run path (which the compiler would call
+        // out of line, switch and all).
+        (len != 0) & pd.drained(mode) & !info.hup_or_nonblocking()
+    }
+
+    /// A stream op that does not take the shortcut, before its syscall.
+    #[inline(always)]
+    fn before_syscall(&self, ctx: &WorkerCtx, mode: Mode) {
+        // The cooperative tick, for an op that may complete without
+        // parking. The shortcut ticks only if it finds a READY pending
+        // (`PollDesc::wait_stream`); when it parks, the worker refills the
+        // budget on resuming it, so a tick before it would be lost. (Under
+        // the lock: if the tick yields, the op keeps its turn.)
+        crate::runtime::worker::coop_tick_in(ctx);
+        if mode == Mode::Read {
+            // Writes leave a pending READY in place: consuming it only
+            // sharpens the write shortcut, which then at worst makes one
+            // extra syscall, and a READY left pending spares the poller a
+            // CAS on every writability edge.
+            self.pd().state.consume_ready(mode);
+        }
+    }
+
+    /// [`stream_io_co`](Self::stream_io_co) on a descriptor that is
+    /// closing, has seen a deadline of `mode` expire or has a timeout set
+    /// (`info`, as the op found it): the error check, and a per-op deadline
+    /// from the op's first wait.
+    #[inline(never)]
+    fn stream_io_co_timed(
+        &self,
+        ctx: &WorkerCtx,
+        mode: Mode,
+        len: usize,
+        sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
+        info: Info,
+    ) -> io::Result<usize> {
+        let pd = self.pd();
+        pd.check_err_in(info, mode)?;
+        let mut op = CoOp::new(pd, mode);
+        if Self::shortcut(pd, mode, len, info) {
+            self.co_wait(ctx, &mut op)?;
+        } else {
+            self.before_syscall(ctx, mode);
+        }
+        let r = sys(self.fd);
+        if r >= 0 {
+            let n = r as usize;
+            pd.set_drained(mode, n > 0 && n < len);
+            return Ok(n);
+        }
+        self.stream_io_co_rest(ctx, op, len, sys)
+    }
+
+    /// The rest of a stream op in a coroutine, with the lock held, after a
+    /// syscall that failed: EINTR tries again, EAGAIN waits (or fails with
+    /// WouldBlock in non-blocking mode) and tries again.
+    #[inline(never)]
+    fn stream_io_co_rest(
+        &self,
+        ctx: &WorkerCtx,
+        mut op: CoOp<'_>,
+        len: usize,
+        sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
+    ) -> io::Result<usize> {
+        let pd = op.pd;
+        let mode = op.mode;
         loop {
-            if wait {
-                self.co_wait(ctx, &mut op)?;
-            }
-            let r = sys(self.fd);
-            if r >= 0 {
-                let n = r as usize;
-                // No look at `hup` here: the shortcut checks it when it is used
-                // (it is sticky), which covers one seen by now.
-                pd.set_drained(mode, n > 0 && n < len);
-                return Ok(n);
-            }
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
-                Some(libc::EINTR) => wait = false,
+                Some(libc::EINTR) => {}
                 Some(libc::EAGAIN) => {
                     pd.set_drained(mode, false);
                     self.fail_if_nonblocking()?;
-                    wait = true;
+                    self.co_wait(ctx, &mut op)?;
                 }
                 _ => {
                     pd.set_drained(mode, false);
                     return Err(e);
                 }
+            }
+            let r = sys(self.fd);
+            if r >= 0 {
+                let n = r as usize;
+                pd.set_drained(mode, n > 0 && n < len);
+                return Ok(n);
             }
         }
     }
@@ -552,32 +630,35 @@ impl<S: AsRawFd> NetFd<S> {
     fn write_all_co(&self, ctx: &WorkerCtx, buf: &[u8]) -> io::Result<()> {
         const MODE: Mode = Mode::Write;
         crate::runtime::worker::coop_tick_in(ctx);
-        let _g = self.lock(MODE)?;
+        let g = self.lock(MODE)?;
         let pd = self.pd();
-        pd.check_err(MODE)?;
-        // The common case inline: no shortcut (the last write was not
-        // short), and the whole buffer goes out in one send. The rest, which
-        // may wait, is out of line, so that this path saves and spills
-        // fewer registers.
-        if !pd.drained(MODE) {
+        // The common case inline: no error bit, no shortcut (the last write
+        // was not short), and the whole buffer goes out in one send. The
+        // rest, which may wait, is out of line and takes the lock over, so
+        // that this path saves and spills fewer registers and calls nothing
+        // that could unwind while it holds the lock (no landing pad keeps
+        // the guard in memory).
+        if !pd.state.closing_or_expired(MODE) & !pd.drained(MODE) {
             let r = sys::sys_send_raw(self.fd, buf);
             // -errno (a failure) is never a length.
             if r as usize == buf.len() {
+                drop(g);
                 return Ok(());
             }
-            return self.write_all_co_rest(buf, Some(sys::libc_result(r)));
+            return self.write_all_co_rest(g, buf, Some(sys::libc_result(r)));
         }
-        self.write_all_co_rest(buf, None)
+        self.write_all_co_rest(g, buf, None)
     }
 
     /// The rest of [`write_all_co`](Self::write_all_co), with the lock
-    /// held: `first` is the result of the send it made (which did not
-    /// write the whole buffer), `None` if it made none (the shortcut: the
-    /// last write was short). It looks the worker context up again, so
-    /// that the inline path need not keep it.
+    /// `_g` held: `first` is the result of the send it made (which did not
+    /// write the whole buffer), `None` if it made none (an error bit was
+    /// set, or the shortcut: the last write was short). It looks the worker
+    /// context up again, so that the inline path need not keep it.
     #[inline(never)]
     fn write_all_co_rest(
         &self,
+        _g: Locked<'_, S>,
         mut buf: &[u8],
         mut first: Option<libc::ssize_t>,
     ) -> io::Result<()> {
@@ -586,9 +667,12 @@ impl<S: AsRawFd> NetFd<S> {
         // (a coroutine never changes workers).
         let ctx = current_ctx().expect("gopark: a coroutine's write lost its worker");
         let pd = self.pd();
+        if first.is_none() {
+            pd.check_err(MODE)?;
+        }
         let mut op = CoOp::new(pd, MODE);
         let mut full =
-            first.is_none() && !self.nonblocking.load(Ordering::Relaxed) && !pd.state.hup();
+            first.is_none() && pd.drained(MODE) && !pd.state.nonblocking() && !pd.state.hup();
         loop {
             let r = match first.take() {
                 Some(r) => r,

@@ -79,29 +79,33 @@ use crate::coroutine::{self, park_commit_owned, Task, CANCEL_NONE};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
-use crate::sm::poll_desc::{Mode, PdState, Prepare};
+use crate::sm::poll_desc::{Info, Mode, PdState, Prepare, Slot};
 use crate::wait::{CoroutineState, Wait, WaitRecord};
 
 use super::TAG_SHIFT;
 
 /// The error of an op on a closed descriptor (Go's `ErrNetClosing`): kind
 /// `NotConnected`, carrying [`ErrClosed`](crate::net::ErrClosed).
+#[cold]
 pub(crate) fn err_closed() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, crate::net::ErrClosed)
 }
 
 /// The error of a coroutine's op that would have to wait for readiness on
 /// a descriptor whose runtime has shut down (nobody polls it any more).
+#[cold]
 pub(crate) fn err_runtime_gone() -> io::Error {
     io::Error::other("the runtime this socket was registered with has shut down")
 }
 
 /// The error of an op that would wait while its runtime is shutting down.
+#[cold]
 pub(crate) fn err_shutting_down() -> io::Error {
     io::Error::other("the runtime is shutting down; socket operations no longer wait")
 }
 
 /// The error of an op whose deadline expired (Go's `ErrDeadlineExceeded`).
+#[cold]
 pub(crate) fn err_timeout() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
 }
@@ -414,6 +418,17 @@ impl PollDesc {
         self.err(mode)
     }
 
+    /// [`check_err`](Self::check_err) on info bits the caller loaded
+    /// ([`PdState::info`](crate::sm::poll_desc::PdState::info)), so that it
+    /// can test them for more (the shortcut's `hup`) without a second load.
+    #[inline(always)]
+    pub(crate) fn check_err_in(&self, info: Info, mode: Mode) -> io::Result<()> {
+        if !info.closing_or_expired(mode) {
+            return Ok(());
+        }
+        self.err(mode)
+    }
+
     /// The error [`check_err`](Self::check_err) found (closing first).
     #[cold]
     #[inline(never)]
@@ -472,7 +487,12 @@ impl PollDesc {
         let ns = dur.map_or(0, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
         });
+        // Under the lock: the word and its bit in `state` change together
+        // (concurrent setters leave the last one's value and bit).
+        let _l = self.timer_lock.lock().unwrap_or_else(|e| e.into_inner());
         self.dl(mode).timeout.store(ns, Ordering::Relaxed);
+        // After the store: an op that finds the bit set sees the timeout.
+        self.state.set_timeout_bit(mode, ns != 0);
     }
 
     /// The timeout set with [`set_timeout`](Self::set_timeout).
@@ -738,13 +758,15 @@ impl PollDesc {
         if self.reg_key.load(Ordering::Relaxed) != ctx as *const WorkerCtx as usize {
             self.register_for(shared, ctx)?;
         }
+        // The running task, looked up once for the cancel check and the park.
+        let task: &Task = ctx.current_task();
         loop {
             // Runtime shutdown cancelled this coroutine, and its destructors
             // are running: nobody polls the network any more, fail at once.
-            if ctx.current_task().cancel.load(Ordering::Relaxed) != CANCEL_NONE {
+            if task.cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, mode, tick_ready) {
+            if self.netpollblock(ctx, task, mode, tick_ready) {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -776,7 +798,7 @@ impl PollDesc {
     /// `tick_ready`: one pending was consumed without a park spends a unit
     /// of the cooperative budget.
     #[inline(always)]
-    fn netpollblock(&self, ctx: &WorkerCtx, mode: Mode, tick_ready: bool) -> bool {
+    fn netpollblock(&self, ctx: &WorkerCtx, task: &Task, mode: Mode, tick_ready: bool) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             if tick_ready {
                 crate::runtime::worker::coop_tick_in(ctx);
@@ -785,20 +807,17 @@ impl PollDesc {
         }
         // Re-check errors after publishing WAIT (race 3, sm::poll_desc).
         if self.check_wait(mode).is_ok() {
-            let state = &self.state;
+            let slot = self.state.slot_of(mode);
             // Armed across the park: if the coroutine is unwound while parked
             // (it is dropped with its runtime), take the task back out of the
             // slot (Cancellation in sm::poll_desc).
-            let me = Arc::as_ptr(ctx.current_task()) as usize;
-            let guard = Unpark {
-                state,
-                mode,
-                task: me,
-            };
+            // As `Arc::as_ptr`, and as the commit's `Arc::into_raw`.
+            let me = task as *const Task as usize;
+            let guard = Unpark { slot, task: me };
             park_commit_owned(ctx, self.polling_wait(mode), move |task, _| {
                 // The worker's reference becomes the slot's.
                 let raw = Arc::into_raw(task) as usize;
-                if state.commit(mode, raw) {
+                if slot.commit(raw) {
                     Ok(())
                 } else {
                     // SAFETY: the commit failed, so the reference `into_raw`
@@ -826,15 +845,14 @@ impl PollDesc {
 /// The unwind guard of a parked op (see `netpollblock`); disarmed with
 /// `mem::forget` when the park returns normally.
 struct Unpark<'a> {
-    state: &'a PdState,
-    mode: Mode,
+    slot: Slot<'a>,
     /// The parked task as the commit publishes it (`Arc::into_raw`).
     task: usize,
 }
 
 impl Drop for Unpark<'_> {
     fn drop(&mut self) {
-        if self.state.cancel_block(self.mode, self.task) {
+        if self.slot.cancel_block(self.task) {
             // SAFETY: the slot held the count the commit made with
             // `Arc::into_raw` (same pointer as `Arc::as_ptr` of the task);
             // the successful CAS took it out, so it is ours to drop.

@@ -71,6 +71,17 @@
 //! of the direction had expired when the bit was read; one that finds the
 //! bit reads the deadline words. For race 3 a deadline expiry is a store of
 //! the bit followed by `unblock`, exactly as `closing`.
+//!
+//! Three settings ride along, so that a stream op reads everything it
+//! decides on at its start in the one load it makes anyway
+//! (`PdState::info`): `timeout_r`/`timeout_w` (a std timeout is set for the
+//! direction: the op's waits need a per-op deadline) and `nonblocking` (the
+//! user's `set_nonblocking(true)`: an op that would wait fails instead).
+//! Their setters (`PdState::set_timeout_bit`, `PdState::set_nonblocking`)
+//! store them with a read-modify-write (the other bits change
+//! concurrently); they may be set and cleared any number of times and take
+//! no part in the races above: an op that runs concurrently with a setter
+//! sees the setting from before or after it, as it would a plain flag.
 
 use crate::loom::{AtomicU32, AtomicUsize, Ordering};
 
@@ -91,12 +102,52 @@ const DEAD: u32 = 4;
 const EXPIRED_R: u32 = 8;
 /// Info bit: a write deadline has expired at some point (a hint).
 const EXPIRED_W: u32 = 16;
+/// Setting: a std timeout is set for reads.
+const TIMEOUT_R: u32 = 32;
+/// Setting: a std timeout is set for writes.
+const TIMEOUT_W: u32 = 64;
+/// Setting: the user's non-blocking mode.
+const NONBLOCKING: u32 = 128;
+
+#[inline]
+fn timeout_bit(mode: Mode) -> u32 {
+    match mode {
+        Mode::Read => TIMEOUT_R,
+        Mode::Write => TIMEOUT_W,
+    }
+}
 
 #[inline]
 fn expired_bit(mode: Mode) -> u32 {
     match mode {
         Mode::Read => EXPIRED_R,
         Mode::Write => EXPIRED_W,
+    }
+}
+
+/// The info bits as one load found them ([`PdState::info`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Info(u32);
+
+impl Info {
+    /// As [`PdState::closing_or_expired`] at the time of the load.
+    #[inline]
+    pub(crate) fn closing_or_expired(self, mode: Mode) -> bool {
+        self.0 & (CLOSING | expired_bit(mode)) != 0
+    }
+
+    /// Closing, a deadline of `mode` expired (the hint) or a std timeout
+    /// set for `mode`: all a stream op must look at before it can go its
+    /// common way, in one test.
+    #[inline]
+    pub(crate) fn closing_expired_or_timeout(self, mode: Mode) -> bool {
+        self.0 & (CLOSING | expired_bit(mode) | timeout_bit(mode)) != 0
+    }
+
+    /// A hang-up seen or non-blocking mode: the stream shortcut is off.
+    #[inline]
+    pub(crate) fn hup_or_nonblocking(self) -> bool {
+        self.0 & (HUP | NONBLOCKING) != 0
     }
 }
 
@@ -107,6 +158,40 @@ pub(crate) enum Mode {
     Read,
     /// Writes, connects, sends.
     Write,
+}
+
+/// One direction's slot of a [`PdState`] ([`PdState::slot_of`]): the
+/// transitions of a park that the worker's commit and the parked op's
+/// unwind guard make.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot<'a>(&'a AtomicUsize);
+
+impl Slot<'_> {
+    /// The park's commit step (Go's `netpollblockcommit`), run by the worker
+    /// after the coroutine switched off its stack: WAIT->`task`. False if a
+    /// waker got there first (the coroutine must run again at once).
+    #[inline]
+    pub(crate) fn commit(self, task: usize) -> bool {
+        debug_assert!(task > PD_WAIT);
+        // AcqRel: Release publishes the parked coroutine's writes to whoever
+        // takes the task out in `unblock` (Acquire there).
+        self.0
+            .compare_exchange(PD_WAIT, task, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// The unwind clean-up of an op parked as `task` whose coroutine is
+    /// being dropped (see Cancellation in the module docs): task->NIL. True
+    /// if the task was still there: the caller owns that reference again.
+    /// False if a waker took it (and readies it).
+    pub(crate) fn cancel_block(self, task: usize) -> bool {
+        debug_assert!(task > PD_WAIT);
+        // Acquire pairs with `commit`'s Release; SeqCst like every other
+        // transition of the slot.
+        self.0
+            .compare_exchange(task, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
 }
 
 /// Result of [`PdState::prepare_block`].
@@ -137,7 +222,8 @@ pub(crate) struct PdState {
     rg: AtomicUsize,
     /// Write slot (Go's `wg`).
     wg: AtomicUsize,
-    /// `CLOSING | HUP | DEAD | EXPIRED_R | EXPIRED_W`.
+    /// `CLOSING | HUP | DEAD | EXPIRED_R | EXPIRED_W`, and the settings
+    /// `TIMEOUT_R | TIMEOUT_W | NONBLOCKING`.
     info: AtomicU32,
 }
 
@@ -217,16 +303,18 @@ impl PdState {
         }
     }
 
-    /// The park's commit step (Go's `netpollblockcommit`), run by the worker
-    /// after the coroutine switched off its stack: WAIT->`task`. False if a
-    /// waker got there first (the coroutine must run again at once).
+    /// `mode`'s slot, for the park of the op that owns it: its commit and
+    /// its unwind guard then carry one pointer, not the PdState and the
+    /// direction.
+    #[inline]
+    pub(crate) fn slot_of(&self, mode: Mode) -> Slot<'_> {
+        Slot(self.slot(mode))
+    }
+
+    /// [`Slot::commit`] of `mode`'s slot.
+    #[cfg(test)]
     pub(crate) fn commit(&self, mode: Mode, task: usize) -> bool {
-        debug_assert!(task > PD_WAIT);
-        // AcqRel: Release publishes the parked coroutine's writes to whoever
-        // takes the task out in `unblock` (Acquire there).
-        self.slot(mode)
-            .compare_exchange(PD_WAIT, task, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        self.slot_of(mode).commit(task)
     }
 
     /// Second half of `netpollblock`, after the park (or after deciding not
@@ -262,17 +350,10 @@ impl PdState {
         Ok(false)
     }
 
-    /// The unwind clean-up of an op parked as `task` whose coroutine is
-    /// being dropped (see Cancellation in the module docs): task->NIL. True
-    /// if the task was still there: the caller owns that reference again.
-    /// False if a waker took it (and readies it).
+    /// [`Slot::cancel_block`] of `mode`'s slot.
+    #[cfg(all(test, loom))]
     pub(crate) fn cancel_block(&self, mode: Mode, task: usize) -> bool {
-        debug_assert!(task > PD_WAIT);
-        // Acquire pairs with `commit`'s Release; SeqCst like every other
-        // transition of the slot.
-        self.slot(mode)
-            .compare_exchange(task, PD_NIL, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
+        self.slot_of(mode).cancel_block(task)
     }
 
     /// Go's `netpollunblock`: READY stays; NIL stays unless `ioready`;
@@ -330,6 +411,14 @@ impl PdState {
         self.info.load(Ordering::SeqCst) & (CLOSING | expired_bit(mode)) != 0
     }
 
+    /// The info bits in one load, for an op's start: its error check and
+    /// what decides its way ([`Info`]) from the same word.
+    #[inline]
+    pub(crate) fn info(&self) -> Info {
+        // SeqCst: as `closing_or_expired` and `hup`.
+        Info(self.info.load(Ordering::SeqCst))
+    }
+
     /// [`closing_or_expired`](Self::closing_or_expired), or dead: the
     /// check of an op that would park.
     #[inline]
@@ -374,6 +463,33 @@ impl PdState {
         let _ = self
             .rg
             .compare_exchange(PD_READY, PD_READY, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Records whether a std timeout is set for `mode` (module docs); the
+    /// caller stores the timeout itself first.
+    pub(crate) fn set_timeout_bit(&self, mode: Mode, on: bool) {
+        // SeqCst (Release would do): an op whose load finds the bit set
+        // sees the timeout stored before it.
+        if on {
+            self.info.fetch_or(timeout_bit(mode), Ordering::SeqCst);
+        } else {
+            self.info.fetch_and(!timeout_bit(mode), Ordering::SeqCst);
+        }
+    }
+
+    /// Sets or clears non-blocking mode (module docs).
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        if on {
+            self.info.fetch_or(NONBLOCKING, Ordering::SeqCst);
+        } else {
+            self.info.fetch_and(!NONBLOCKING, Ordering::SeqCst);
+        }
+    }
+
+    /// True in non-blocking mode.
+    #[inline]
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.info.load(Ordering::Relaxed) & NONBLOCKING != 0
     }
 
     /// True once a hang-up / error event was seen.
@@ -622,5 +738,30 @@ mod tests {
         assert!(pd.hup() && pd.closing());
         pd.reset();
         assert!(!pd.hup() && !pd.closing());
+    }
+
+    /// The settings (timeouts, non-blocking) ride in the info word: they
+    /// decide a stream op's way and leave the other bits alone.
+    #[test]
+    fn settings_bits() {
+        let pd = PdState::new();
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Read));
+        pd.set_timeout_bit(Mode::Read, true);
+        assert!(pd.info().closing_expired_or_timeout(Mode::Read));
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Write));
+        pd.set_nonblocking(true);
+        assert!(pd.nonblocking() && pd.info().hup_or_nonblocking());
+        assert!(!pd.hup() && !pd.closing());
+        pd.set_timeout_bit(Mode::Read, false);
+        pd.set_nonblocking(false);
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Read));
+        assert!(!pd.info().hup_or_nonblocking());
+        pd.set_hup();
+        assert!(pd.info().hup_or_nonblocking());
+        pd.set_expired(Mode::Write);
+        assert!(pd.info().closing_expired_or_timeout(Mode::Write));
+        pd.reset();
+        assert!(!pd.info().closing_expired_or_timeout(Mode::Write));
+        assert!(!pd.info().hup_or_nonblocking());
     }
 }

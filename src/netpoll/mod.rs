@@ -5,8 +5,9 @@
 //!
 //! Contract with the scheduler (Go's netpoll.go backend contract, per shard):
 //! - [`Poller::poll`] waits on shard `w` up to `timeout` (`None`: forever,
-//!   zero: just look) and appends the coroutines that became runnable to
-//!   `out`; the scheduler decides where they run (almost always on `w`).
+//!   zero: just look) and hands the coroutines it unblocked to a
+//!   [`PollSink`] (on a worker, its run queue as the poll finds them); the
+//!   scheduler decides where they run (almost always on `w`).
 //! - [`Poller::wake`] makes a blocked `poll` of shard `w` return soon;
 //!   duplicate wakes before the poller runs collapse into one write.
 //! - [`Poller::has_fds`] is cheap and tells a busy worker whether a
@@ -56,6 +57,30 @@ const EVENTS: usize = 128;
 /// epoll data: PollDesc address in the low 48 bits, tag in the high 16.
 pub(crate) const TAG_SHIFT: u32 = 48;
 const PTR_MASK: u64 = (1 << TAG_SHIFT) - 1;
+
+/// Where [`Poller::poll`] delivers the coroutines a poll made runnable
+/// (the worker's run queue, through `runtime::worker`; a `Vec` in tests).
+pub(crate) trait PollSink {
+    /// Called once per poll that returned events, before its pushes: at
+    /// most `n` pushes follow.
+    fn reserve(&mut self, n: usize);
+
+    /// Takes one coroutine the poll unblocked (the wait slot's reference).
+    ///
+    /// # Safety
+    /// Called at most `n` times after a `reserve(n)`.
+    unsafe fn push(&mut self, task: Arc<Task>);
+}
+
+impl PollSink for Vec<Arc<Task>> {
+    fn reserve(&mut self, n: usize) {
+        Vec::reserve(self, n);
+    }
+
+    unsafe fn push(&mut self, task: Arc<Task>) {
+        Vec::push(self, task);
+    }
+}
 
 /// PollDesc storage: every PollDesc ever allocated (freed with the poller)
 /// and the free ones (Go's `pollCache`).
@@ -395,9 +420,11 @@ impl Poller {
         }
     }
 
-    /// Waits for events on shard `shard` (see the module docs). Only the
-    /// shard's own worker calls it.
-    pub(crate) fn poll(&self, shard: usize, timeout: Option<Duration>, out: &mut Vec<Arc<Task>>) {
+    /// Waits for events on shard `shard` (see the module docs) and hands
+    /// the coroutines they unblock to `out`. Only the shard's own worker
+    /// calls it.
+    #[inline]
+    pub(crate) fn poll(&self, shard: usize, timeout: Option<Duration>, out: &mut impl PollSink) {
         // Uninitialised: the kernel writes the first `n` entries, and only
         // those are read (no 1.5 KiB memset per poll).
         let mut events = [const { std::mem::MaybeUninit::<libc::epoll_event>::uninit() }; EVENTS];
@@ -415,11 +442,12 @@ impl Poller {
                 return;
             }
         };
+        if n == 0 {
+            return;
+        }
         // Room for the two directions of every event, so that each task is
-        // one store (see below), not a push with a capacity check.
+        // one store into the sink (see `PollSink::push`).
         out.reserve(2 * n);
-        let buf = out.as_mut_ptr();
-        let mut len = out.len();
         let mut woken = false;
         for ev in &events[..n] {
             // SAFETY: the kernel initialised the first `n` entries.
@@ -438,17 +466,11 @@ impl Poller {
                 continue; // an event for a closed descriptor
             }
             pd.netpollready(ev.events, |t| {
-                // SAFETY: `len` stays below the capacity reserved above (at
-                // most two tasks per event), and the slot past the Vec's
-                // length is uninitialised memory of the Vec's buffer.
-                unsafe { buf.add(len).write(t) };
-                len += 1;
+                // SAFETY: at most two tasks per event (one per direction),
+                // and `2 * n` reserved above.
+                unsafe { out.push(t) };
             });
         }
-        // SAFETY: the first `len` elements are initialised: the Vec's own,
-        // then those written above. (Nothing in the loop can unwind: if it
-        // did, the tasks written past the length would leak, not be read.)
-        unsafe { out.set_len(len) };
         // Only a blocking poll consumes a wake (as Go's netpoll): a wake is
         // meant for the sleep that follows the worker's
         // `SleepState::prepare`, and a non-blocking poll (the fairness look

@@ -255,7 +255,8 @@ pub(crate) struct WorkerCtx {
     said: Cell<Resume>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
-    polled: RefCell<Vec<Arc<Task>>>,
+    /// Stale wake-ups a poll returned, dropped after it (see `Readier`).
+    stale: RefCell<Vec<Arc<Task>>>,
 }
 
 impl WorkerCtx {
@@ -281,7 +282,7 @@ impl WorkerCtx {
             told: Cell::new(false),
             said: Cell::new(Resume::Run),
             due: RefCell::new(Vec::new()),
-            polled: RefCell::new(Vec::new()),
+            stale: RefCell::new(Vec::new()),
         }
     }
 
@@ -523,54 +524,37 @@ impl WorkerCtx {
 
     /// Polls this worker's poller shard and readies what it returns.
     fn netpoll(&self, timeout: Option<Duration>) -> usize {
-        // Borrowed across the poll and the readying: neither touches
-        // `polled` (see `ready_polled`).
-        let mut buf = self.polled.borrow_mut();
-        self.shared.poller.poll(self.index, timeout, &mut buf);
-        let n = buf.len();
+        let n = self.poll_ready(timeout);
         let m = &self.shared_part().metrics;
         m.netpoll_calls.inc();
         m.netpoll_events.add(n as u64);
-        self.ready_polled(&mut buf);
         n
     }
 
-    /// Readies the coroutines a poll of this worker's shard returned, as
-    /// one batch (Go's `injectglist`): each leaves WAITING with the CAS
-    /// `ready` makes, and those living here go to the back of the run
-    /// queue in the order the poll found them, instead of one `ready` each (a thread-local lookup, the runtime
-    /// check, and a `runnext` swap that demotes the previous one to the
-    /// run queue). No other worker is woken: a started coroutine runs only
-    /// here. A coroutine of another worker or runtime (a descriptor waited
-    /// on from there, see the netpoll module docs) is routed home, which
-    /// does not touch `polled` (the callers keep `buf` borrowed from it).
-    fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
-        if buf.is_empty() {
-            return;
+    /// Polls this worker's poller shard (blocking up to `timeout`) and
+    /// readies the coroutines the poll returns as it finds them, as one
+    /// batch (Go's `injectglist`; see [`Readier`]). Returns how many the
+    /// poll returned (stale wake-ups included).
+    #[inline(never)]
+    fn poll_ready(&self, timeout: Option<Duration>) -> usize {
+        let mut sink = Readier {
+            me: self.me.as_ptr(),
+            ctx: self,
+            // SAFETY: nothing but the filler touches the run queue until the
+            // sink is dropped: the poll calls only the sink and the
+            // PollDescs' unblocking (atomics), and the sink's other paths
+            // (`send_home`, `keep_stale`) touch no run queue of this worker
+            // and run no user code (see `Readier`).
+            fill: unsafe { self.runq.filler() },
+            other: 0,
+        };
+        self.shared.poller.poll(self.index, timeout, &mut sink);
+        let polled = sink.fill.pushed() + sink.other;
+        drop(sink);
+        if sink_had_stale(self) {
+            drop_stale(self);
         }
-        let q = &self.runq;
-        let n = buf.len();
-        // SAFETY: the vector forgets its `n` tasks, which the loop below
-        // moves out, each exactly once. A panic in the loop (a double
-        // wake-up) leaks the ones not moved out yet, never drops one twice.
-        // (`drain` does the same with a guard, and a call to its drop per
-        // batch.)
-        unsafe { buf.set_len(0) };
-        for i in 0..n {
-            // SAFETY: `i < n`: a slot the vector held, read once (above).
-            let t = unsafe { std::ptr::read(buf.as_ptr().add(i)) };
-            if !crate::coroutine::make_runnable(&t) {
-                continue;
-            }
-            if t.home.load(Ordering::Relaxed) == self.index && Arc::ptr_eq(&t.shared, &self.shared)
-            {
-                q.push_back(t);
-            } else {
-                // Not this worker's: `ready_runnable` hands it to its home's
-                // inbox and leaves this run queue alone.
-                ready_away(t);
-            }
-        }
+        polled
     }
 
     /// Steals unstarted coroutines from other workers (Go's `stealWork`),
@@ -758,13 +742,11 @@ impl WorkerCtx {
                 (Some(t), Some(s)) => Some(t.min(s)),
                 (t, s) => t.or(s),
             };
-            // Borrowed across the poll and the readying, as in `netpoll`.
-            let mut buf = self.polled.borrow_mut();
             // The sleep is the worker's idle time: one clock read more per
             // sleep, after a blocking epoll_wait.
             me.metrics.idle.sleep(now);
             me.metrics.runq.set(0); // nothing to run, or it would not sleep
-            sh.poller.poll(self.index, timeout, &mut buf);
+            let polled = self.poll_ready(timeout);
             let woke = sh.now();
             me.metrics.idle.wake(woke);
             me.monitor.set_clock(woke);
@@ -777,9 +759,7 @@ impl WorkerCtx {
                 0
             });
             me.metrics.netpoll_calls.inc();
-            me.metrics.netpoll_events.add(buf.len() as u64);
-            self.ready_polled(&mut buf);
-            drop(buf);
+            me.metrics.netpoll_events.add(polled as u64);
             self.publish_runq();
         }
         sh.monitor.worker_woke();
@@ -808,6 +788,7 @@ impl WorkerCtx {
         }
         if task.home.load(Ordering::Relaxed) == NO_HOME {
             task.home.store(self.index, Ordering::Relaxed);
+            task.home_worker.store(self.me.as_ptr(), Ordering::Relaxed);
             // SAFETY: this worker owns its registry.
             let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
             // SAFETY: the task is now owned by this worker, which is the only
@@ -1113,14 +1094,27 @@ pub(crate) fn drop_payload(p: Option<Box<dyn Any + Send>>) {
 /// Routes a runnable (started) coroutine to its home worker: `runnext` when
 /// called on that worker, else its inbox, waking it.
 pub(crate) fn ready_runnable(task: Arc<Task>) {
-    let home = task.home.load(Ordering::Relaxed);
-    debug_assert_ne!(home, NO_HOME, "ready of a coroutine that never ran");
+    debug_assert_ne!(
+        task.home.load(Ordering::Relaxed),
+        NO_HOME,
+        "ready of a coroutine that never ran"
+    );
     if let Some(ctx) = worker_here() {
-        if ctx.index == home && Arc::ptr_eq(&ctx.shared, &task.shared) {
+        if task.home_worker.load(Ordering::Relaxed) == ctx.me.as_ptr() {
             ctx.put_runnext(task);
             return;
         }
     }
+    send_home(task);
+}
+
+/// Hands a runnable coroutine that does not live on the calling worker (or
+/// is readied off the workers) to its home worker's inbox and wakes that
+/// worker. Touches no run queue and runs no user code (`Readier` relies on
+/// it): the coroutine's reference moves to the inbox.
+#[inline(never)]
+fn send_home(task: Arc<Task>) {
+    let home = task.home.load(Ordering::Relaxed);
     let shared = task.shared.clone();
     shared.workers[home].inbox.push(task);
     shared.wake_worker(home);
@@ -1129,12 +1123,79 @@ pub(crate) fn ready_runnable(task: Arc<Task>) {
     count_handoff(&shared);
 }
 
-/// [`ready_runnable`] for a coroutine that does not live on the calling
-/// worker (of its runtime): off the poll loop's path.
+/// Where a poll of a worker's shard delivers the coroutines it unblocked
+/// (`WorkerCtx::poll_ready`): each leaves WAITING with the CAS `ready`
+/// makes; those living on this worker go to the back of its run queue in
+/// the order the poll found them, each one store into room reserved per
+/// poll (no `runnext` swap, no thread-local lookup, no queue reloads).
+/// No other worker is woken: a started coroutine runs only here. One of
+/// another worker or runtime (a descriptor waited on from there, see the
+/// netpoll module docs) is routed home (`send_home`).
+///
+/// While it lives, the run queue's filler holds the queue (see
+/// `RunQueue::filler`), so nothing here may reach a run queue method or
+/// user code (which could ready a coroutine on this worker): a stale
+/// wake-up's reference, whose drop may be the task's last and run the
+/// destructors of what it holds, is kept in `WorkerCtx::stale` and dropped
+/// after the filler.
+///
+/// The fields the pushes use stay in registers: the cold paths take none
+/// of their addresses, and only they count (`other`).
+struct Readier<'a> {
+    /// This worker's shared part (`WorkerCtx::me`): a coroutine lives here
+    /// if its `home_worker` is this address.
+    me: *mut super::WorkerShared,
+    ctx: &'a WorkerCtx,
+    fill: runq::Filler<'a>,
+    /// Coroutines the poll returned that did not go into `fill`.
+    other: usize,
+}
+
+impl crate::netpoll::PollSink for Readier<'_> {
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        self.fill.reserve(n);
+    }
+
+    #[inline]
+    unsafe fn push(&mut self, t: Arc<Task>) {
+        if crate::coroutine::make_runnable(&t) {
+            if t.home_worker.load(Ordering::Relaxed) == self.me {
+                // SAFETY: at most as many pushes as reserved (the caller's
+                // contract, passed on).
+                unsafe { self.fill.push(t) };
+                return;
+            }
+            send_home(t);
+        } else {
+            keep_stale(self.ctx, t);
+        }
+        self.other += 1;
+    }
+}
+
+/// A stale wake-up of `Readier` (see there), dropped after the poll.
 #[cold]
 #[inline(never)]
-fn ready_away(task: Arc<Task>) {
-    ready_runnable(task);
+fn keep_stale(ctx: &WorkerCtx, t: Arc<Task>) {
+    ctx.stale.borrow_mut().push(t);
+}
+
+/// True if a poll left stale wake-ups to drop (one load).
+#[inline]
+fn sink_had_stale(ctx: &WorkerCtx) -> bool {
+    // SAFETY: a plain read of the length; no borrow of `stale` is live
+    // (only `keep_stale` borrows it, for its push).
+    !unsafe { &*ctx.stale.as_ptr() }.is_empty()
+}
+
+/// Drops the stale wake-ups a poll left (their drops may run user code:
+/// after the poll's filler is gone).
+#[cold]
+#[inline(never)]
+fn drop_stale(ctx: &WorkerCtx) {
+    let stale = std::mem::take(&mut *ctx.stale.borrow_mut());
+    drop(stale);
 }
 
 /// Counts a coroutine handed to another worker, if the caller is a worker

@@ -407,12 +407,12 @@ impl WorkerCtx {
     fn find_runnable(&self) -> Option<Arc<Task>> {
         let me = self.shared_part();
         loop {
-            if self.shared.shutdown.load(Ordering::Acquire) {
-                return None;
-            }
             let tick = self.tick.get() - 1;
             self.tick.set(tick);
-            self.run_timers();
+            // Also the check for the shutdown (see `run_timers`).
+            if !self.run_timers() {
+                return None;
+            }
 
             if tick == 0 {
                 self.tick.set(FAIRNESS_TICK);
@@ -502,17 +502,33 @@ impl WorkerCtx {
         self.shared_part().metrics.runq.set(n as u64);
     }
 
-    /// Fires due timers (cheap when none is due: one atomic load).
-    fn run_timers(&self) {
-        let timers = &self.shared_part().timers;
-        let next = timers.next();
+    /// Fires due timers; false when the runtime shuts down. One atomic load
+    /// and a compare when no timer is armed: the shutdown shows in the same
+    /// word (`Timers::stop`, done before the flag is set), so the flag is
+    /// looked at only when that word is not `u64::MAX`.
+    #[inline(always)]
+    fn run_timers(&self) -> bool {
+        let next = self.shared_part().timers.next();
         if next == u64::MAX {
-            return;
+            return true;
         }
+        self.run_timers_armed(next)
+    }
+
+    /// [`run_timers`](Self::run_timers) with a timer armed or the shutdown
+    /// begun.
+    #[inline(never)]
+    fn run_timers_armed(&self, next: u64) -> bool {
+        // Acquire: pairs with the flag's store, after which the workers
+        // leave their loops (`Runtime::drop`).
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            return false;
+        }
+        let timers = &self.shared_part().timers;
         let now = self.shared.now();
         self.shared_part().monitor.set_clock(now);
         if next > now {
-            return;
+            return true;
         }
         let mut due = std::mem::take(&mut *self.due.borrow_mut());
         timers.take_due(now, &mut due);
@@ -520,6 +536,7 @@ impl WorkerCtx {
             a.fire();
         }
         *self.due.borrow_mut() = due;
+        true
     }
 
     /// Polls this worker's poller shard and readies what it returns.

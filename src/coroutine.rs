@@ -200,10 +200,13 @@ pub(crate) struct Task {
     /// Index of the worker the coroutine lives on, `NO_HOME` before it starts.
     /// Written once by the worker that first resumes it.
     pub(crate) home: AtomicUsize,
-    /// The home worker's shared part (`&shared.workers[home]`), null before
-    /// the coroutine starts; written with `home`. One compare tells a
-    /// worker whether a coroutine lives on it (an address names one worker
-    /// of one runtime: `shared` keeps that runtime's workers alive).
+    /// The home worker's shared part (`&shared.workers[home]`) while the
+    /// coroutine can be resumed: null before its first run and again once
+    /// it has lost its stack (finished or leaked); written by the home
+    /// worker. One compare tells a worker whether a coroutine lives on it
+    /// (an address names one worker of one runtime: `shared` keeps that
+    /// runtime's workers alive), and whether `execute` may resume it at
+    /// once.
     pub(crate) home_worker: AtomicPtr<WorkerShared>,
     /// RUNNABLE / RUNNING / WAITING / SCANNING (module docs).
     pub(crate) status: AtomicU8,

@@ -77,6 +77,18 @@ impl<T> QuickPop<T> for crossbeam_queue::ArrayQueue<T> {
     }
 }
 
+/// A flag of `WorkerCtx::flags`: the worker is spinning (Go's spinning M:
+/// looking for work to steal, counted in `Shared::nspinning`).
+const SPINNING: u8 = 1;
+/// A flag of `WorkerCtx::flags`, set once a resume may have more to say
+/// than `Resume::Run`: when the worker enters its shutdown (before any
+/// coroutine of it can be cancelled: only the shutdown requests and
+/// delivers cancellations), or when a commit's panic is left in a task
+/// (`pending_panic`). Until then
+/// [`resume_input`](WorkerCtx::resume_input) looks at no task, and no task
+/// of this worker can have swallowed a cancellation.
+const CAREFUL: u8 = 2;
+
 /// How often (in scheduling rounds) the fairness checks run (Go: 61).
 const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
@@ -227,18 +239,14 @@ pub(crate) struct WorkerCtx {
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
-    spinning: Cell<bool>,
+    /// [`SPINNING`] and [`CAREFUL`], in one byte so that `execute` tests
+    /// both with one compare.
+    flags: Cell<u8>,
     /// More than one worker in the runtime (see `idle`).
     multi: bool,
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
-    /// Set once a resume may have more to say than `Resume::Run`: when the
-    /// worker enters its shutdown (before any coroutine of it can be
-    /// cancelled: only the shutdown requests and delivers cancellations),
-    /// or when a commit's panic is left in a task (`pending_panic`). Until
-    /// then [`resume_input`](WorkerCtx::resume_input) looks at no task.
-    careful: Cell<bool>,
     rng: Cell<u32>,
     /// The coroutine that yielded last, queued behind the others: when its
     /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
@@ -272,10 +280,9 @@ impl WorkerCtx {
             runq: RunQueue::with_capacity(256),
             tick: Cell::new(FAIRNESS_TICK),
             budget: Cell::new(COOP_BUDGET),
-            spinning: Cell::new(false),
+            flags: Cell::new(0),
             multi,
             shutting_down: Cell::new(false),
-            careful: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
             handoffs: Cell::new(0),
@@ -390,6 +397,33 @@ impl WorkerCtx {
         // SAFETY: a plain read of a field written only on this thread, by
         // `execute`, which is not running at the same time as the caller.
         unsafe { (*self.current.get()).is_some() }
+    }
+
+    #[inline]
+    fn spinning(&self) -> bool {
+        self.flags.get() & SPINNING != 0
+    }
+
+    #[inline]
+    fn set_spinning(&self) {
+        self.flags.set(self.flags.get() | SPINNING);
+    }
+
+    /// Clears `SPINNING`; true if it was set.
+    #[inline]
+    fn take_spinning(&self) -> bool {
+        let f = self.flags.get();
+        self.flags.set(f & !SPINNING);
+        f & SPINNING != 0
+    }
+
+    #[inline]
+    fn careful(&self) -> bool {
+        self.flags.get() & CAREFUL != 0
+    }
+
+    fn set_careful(&self) {
+        self.flags.set(self.flags.get() | CAREFUL);
     }
 
     pub(crate) fn next_rand(&self) -> u32 {
@@ -584,12 +618,12 @@ impl WorkerCtx {
         if n == 1 {
             return None;
         }
-        if !self.spinning.get() {
+        if !self.spinning() {
             let busy = n - self.shared.nidle.load(Ordering::SeqCst);
             if 2 * self.shared.nspinning.load(Ordering::SeqCst) >= busy {
                 return None;
             }
-            self.spinning.set(true);
+            self.set_spinning();
             self.shared.nspinning.fetch_add(1, Ordering::SeqCst);
         }
         let me = self.shared_part();
@@ -641,8 +675,7 @@ impl WorkerCtx {
     /// if this was the last spinner, wake another worker in case there is
     /// more work.
     fn reset_spinning(&self) {
-        if self.spinning.replace(false) && self.shared.nspinning.fetch_sub(1, Ordering::SeqCst) == 1
-        {
+        if self.take_spinning() && self.shared.nspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.shared.wakep();
         }
     }
@@ -700,7 +733,7 @@ impl WorkerCtx {
     fn idle(&self) {
         let sh = &*self.shared;
         let me = self.shared_part();
-        if self.spinning.replace(false) {
+        if self.take_spinning() {
             let last = sh.nspinning.fetch_sub(1, Ordering::SeqCst) == 1;
             // Go: the last spinner re-checks everything after dropping the
             // spinning state, or a wakep that saw it spinning would be lost.
@@ -784,7 +817,7 @@ impl WorkerCtx {
         if listed {
             sh.remove_idle(self.index);
             if me.woken_spinning.swap(false, Ordering::SeqCst) {
-                self.spinning.set(true);
+                self.set_spinning();
             }
         }
     }
@@ -800,49 +833,15 @@ impl WorkerCtx {
     /// per resume), and into the shutdown's, which is cold.
     #[inline(always)]
     fn execute(&self, mut task: Arc<Task>) {
-        if self.spinning.get() {
-            self.reset_spinning();
-        }
-        if task.home.load(Ordering::Relaxed) == NO_HOME {
-            task.home.store(self.index, Ordering::Relaxed);
-            task.home_worker.store(self.me.as_ptr(), Ordering::Relaxed);
-            // SAFETY: this worker owns its registry.
-            let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
-            // SAFETY: the task is now owned by this worker, which is the only
-            // one that touches `local` from here on (coroutine module docs).
-            let local = unsafe { task.local() };
-            local.slot = slot;
-            self.shared_part().metrics.started.inc();
-            // It lives here now: move its charge (placed on another worker,
-            // then stolen or taken from the global queue).
-            if local.charge != self.index {
-                if let Some(w) = self.shared.workers.get(local.charge) {
-                    w.load.sub(1);
-                }
-                self.shared_part().load.add(1);
-                local.charge = self.index;
-            }
-            // Spawned on a cold stack: build it now, on this worker's warmest
-            // stack of that size (`stack::bind`; a pool pop, and the push of
-            // the cold one, when it trades).
-            if let Some(start) = local.unstarted.take() {
-                let (co, limit) = start();
-                task.stack_limit.store(limit, Ordering::Relaxed);
-                local.co = Some(co);
-            }
-        }
-        // SAFETY: owner-only field of a task this worker owns.
-        if unsafe { task.local().co.is_none() } {
-            // Only a coroutine leaked at shutdown can be readied after it
-            // lost its stack (a waker that found it in a wait slot).
-            assert_ne!(
-                task.cancel.load(Ordering::Relaxed),
-                CANCEL_NONE,
-                "gopark: resumed a finished coroutine"
-            );
+        // One compare each for the common resume: a worker neither spinning
+        // nor careful, and a started coroutine that has its stack (its
+        // `home_worker` is set from its first run until it finishes or is
+        // leaked, see `finish` and `leak`).
+        if (self.flags.get() != 0 || task.home_worker.load(Ordering::Relaxed).is_null())
+            && !self.prepare_resume(&task)
+        {
             return;
         }
-        self.tell(self.resume_input(&task));
         let me = self.shared_part();
         let monitor = &me.monitor;
         loop {
@@ -864,7 +863,7 @@ impl WorkerCtx {
             match r {
                 Ok(CoroutineResult::Yield(None)) => {
                     task.status.store(RUNNABLE, Ordering::Relaxed);
-                    if swallowed(&task) {
+                    if self.careful() && swallowed(&task) {
                         self.leak(task, LEAK_SWALLOWED);
                         return;
                     }
@@ -894,7 +893,7 @@ impl WorkerCtx {
                         Ok(Ok(())) => {
                             // SAFETY: `raw` is the task this worker runs, in
                             // its registry (see `registered`).
-                            if swallowed(unsafe { &*raw }) {
+                            if self.careful() && swallowed(unsafe { &*raw }) {
                                 // Published or not, it is never resumed
                                 // again; a waker that readies it later finds
                                 // no stack.
@@ -905,7 +904,7 @@ impl WorkerCtx {
                             me.metrics.parks.inc();
                             return;
                         }
-                        Ok(Err(task)) if swallowed(&task) => {
+                        Ok(Err(task)) if self.careful() && swallowed(&task) => {
                             self.leak(task, LEAK_SWALLOWED);
                             return;
                         }
@@ -927,7 +926,7 @@ impl WorkerCtx {
                                 // when it runs.
                                 // SAFETY: owner-only field, task not running.
                                 unsafe { task.local().pending_panic = Some(p) };
-                                self.careful.set(true);
+                                self.set_careful();
                                 return;
                             }
                             self.tell(Resume::Panic(p));
@@ -947,12 +946,67 @@ impl WorkerCtx {
         }
     }
 
+    /// The uncommon start of `execute`: leaves the spinning state, sets up
+    /// a coroutine's first run, refuses one that has lost its stack, and
+    /// tells a careful worker's coroutine what it must (see
+    /// `resume_input`). False if the coroutine must not be resumed.
+    #[cold]
+    #[inline(never)]
+    fn prepare_resume(&self, task: &Arc<Task>) -> bool {
+        if self.spinning() {
+            self.reset_spinning();
+        }
+        if task.home.load(Ordering::Relaxed) == NO_HOME {
+            task.home.store(self.index, Ordering::Relaxed);
+            // SAFETY: this worker owns its registry.
+            let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
+            // SAFETY: the task is now owned by this worker, which is the only
+            // one that touches `local` from here on (coroutine module docs).
+            let local = unsafe { task.local() };
+            local.slot = slot;
+            self.shared_part().metrics.started.inc();
+            // It lives here now: move its charge (placed on another worker,
+            // then stolen or taken from the global queue).
+            if local.charge != self.index {
+                if let Some(w) = self.shared.workers.get(local.charge) {
+                    w.load.sub(1);
+                }
+                self.shared_part().load.add(1);
+                local.charge = self.index;
+            }
+            // Spawned on a cold stack: build it now, on this worker's warmest
+            // stack of that size (`stack::bind`; a pool pop, and the push of
+            // the cold one, when it trades).
+            if let Some(start) = local.unstarted.take() {
+                let (co, limit) = start();
+                task.stack_limit.store(limit, Ordering::Relaxed);
+                local.co = Some(co);
+            }
+            if local.co.is_some() {
+                task.home_worker.store(self.me.as_ptr(), Ordering::Relaxed);
+            }
+        }
+        // SAFETY: owner-only field of a task this worker owns.
+        if unsafe { task.local().co.is_none() } {
+            // Only a coroutine leaked at shutdown can be readied after it
+            // lost its stack (a waker that found it in a wait slot).
+            assert_ne!(
+                task.cancel.load(Ordering::Relaxed),
+                CANCEL_NONE,
+                "gopark: resumed a finished coroutine"
+            );
+            return false;
+        }
+        self.tell(self.resume_input(task));
+        true
+    }
+
     /// What to tell `task` when it is resumed: a panic of its commit to
     /// re-raise, a cancellation to unwind from (once), or carry on; the
     /// last without looking at the task until the worker is `careful`.
     #[inline(always)]
     fn resume_input(&self, task: &Arc<Task>) -> Resume {
-        if !self.careful.get() {
+        if !self.careful() {
             return Resume::Run;
         }
         self.resume_input_careful(task)
@@ -1000,6 +1054,8 @@ impl WorkerCtx {
             Some(co) if co.done() => stack::free(co.into_stack()),
             other => drop(other),
         }
+        // No stack: `execute` must look before it resumes (see there).
+        task.home_worker.store(ptr::null_mut(), Ordering::Relaxed);
         let slot = local.slot;
         // After `monitor.leave` (in `execute`): see the monitor's docs.
         // SAFETY: this worker owns its registry.
@@ -1040,6 +1096,8 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
+        // No stack: `execute` must look before it resumes (see there).
+        task.home_worker.store(ptr::null_mut(), Ordering::Relaxed);
         // SAFETY: this worker owns its registry.
         if unsafe { self.shared_part().registry.remove(local.slot) } {
             self.shared_part().load.sub(1);
@@ -1089,7 +1147,8 @@ unsafe fn registered(task: *const Task) -> Arc<Task> {
     }
 }
 
-/// True if `task` caught and dropped its shutdown unwind.
+/// True if `task` caught and dropped its shutdown unwind (only ever on a
+/// `CAREFUL` worker: only it delivers cancellations).
 fn swallowed(task: &Task) -> bool {
     task.cancel.load(Ordering::Relaxed) == CANCEL_SWALLOWED
 }

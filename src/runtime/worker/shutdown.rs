@@ -63,7 +63,7 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
-        self.careful.set(true);
+        self.set_careful();
         // From here on `next` means armed timers again (`Timers::stop`).
         self.shared_part().timers.unstop();
         let live = registry::read(&self.shared_part().registry).tasks();

@@ -778,7 +778,13 @@ impl WorkerCtx {
         let has_work = sh.shutdown.load(Ordering::SeqCst)
             || (listed && me.woken_spinning.load(Ordering::SeqCst))
             || !me.inbox.is_empty()
-            || sh.has_visible_work_of(Some(self.index))
+            || if listed {
+                sh.has_visible_work_of(Some(self.index))
+            } else {
+                // `has_visible_work_of` for the only worker (its own spawn
+                // queue is every spawn queue): no loop over the workers.
+                !sh.global.is_empty() || !me.spawnq.is_empty()
+            }
             || armed.is_some_and(|now| next <= now);
         if has_work {
             me.sleep.finish();

@@ -41,7 +41,7 @@ use crate::runtime::Shared;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,8 +50,6 @@ use crate::coroutine::Task;
 use crate::net::sys::syscall6;
 use crate::sm::poll_desc::Mode;
 
-/// epoll data value of the eventfd.
-const WAKE_TOKEN: u64 = 0;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 128;
 /// epoll data: PollDesc address in the low 48 bits, tag in the high 16.
@@ -108,6 +106,11 @@ struct Shard {
 #[derive(Debug)]
 pub(crate) struct Poller {
     shards: Box<[Shard]>,
+    /// The epoll data of every shard's eventfd is this PollDesc's address:
+    /// it is never opened, so its token stays 0 and matches no event, and
+    /// `poll` tells the wake-up apart only among the events that do not
+    /// match (no test per event for it).
+    wake_pd: Box<PollDesc>,
     /// The kernel has `epoll_pwait2` (Linux 5.11+): timed waits have
     /// nanosecond, not millisecond, resolution.
     pwait2: bool,
@@ -138,7 +141,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl Shard {
-    fn new() -> io::Result<Shard> {
+    fn new(wake_token: u64) -> io::Result<Shard> {
         // SAFETY: plain syscall; the result is checked.
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
             .map_err(|e| io::Error::new(e.kind(), format!("epoll_create1 failed: {e}")))?;
@@ -151,7 +154,7 @@ impl Shard {
         let evfd = unsafe { OwnedFd::from_raw_fd(evfd) };
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
-            u64: WAKE_TOKEN,
+            u64: wake_token,
         };
         // SAFETY: both descriptors are valid; `ev` outlives the call.
         cvt(unsafe {
@@ -187,11 +190,18 @@ impl Shard {
 impl Poller {
     /// A poller with one shard per worker (`workers` >= 1).
     pub(crate) fn new(workers: usize) -> io::Result<Poller> {
+        let wake_pd = Box::new(PollDesc::new(0));
+        let wake_token = &*wake_pd as *const PollDesc as u64;
+        assert!(
+            wake_token & !PTR_MASK == 0 && wake_pd.token() != wake_token,
+            "gopark: PollDesc address does not fit the epoll tag layout"
+        );
         let shards = (0..workers.max(1))
-            .map(|_| Shard::new())
+            .map(|_| Shard::new(wake_token))
             .collect::<io::Result<Box<[Shard]>>>()?;
         let mut p = Poller {
             shards,
+            wake_pd,
             pwait2: false,
             cache: Mutex::new(PollCache::default()),
             dead: AtomicBool::new(false),
@@ -453,17 +463,16 @@ impl Poller {
             // SAFETY: the kernel initialised the first `n` entries.
             let ev = unsafe { ev.assume_init_read() };
             let data = ev.u64;
-            if data == WAKE_TOKEN {
-                woken = true;
-                continue;
-            }
             let p = (data & PTR_MASK) as *const PollDesc;
             // SAFETY: the data was built by `register` from a PollDesc of
-            // this poller; PollDesc memory is type-stable for the poller's
-            // life.
+            // this poller, or is the eventfd's, `wake_pd`'s address;
+            // PollDesc memory is type-stable for the poller's life.
             let pd = unsafe { &*p };
             if pd.token() != data {
-                continue; // an event for a closed descriptor
+                // An event for a closed descriptor, or the eventfd's
+                // (`wake_pd` never matches).
+                woken |= ptr::eq(p, &*self.wake_pd);
+                continue;
             }
             pd.netpollready(ev.events, |t| {
                 // SAFETY: at most two tasks per event (one per direction),

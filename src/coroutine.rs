@@ -50,13 +50,13 @@ use std::mem;
 use std::num::NonZeroU64;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::runtime::worker::{self, WorkerCtx};
-use crate::runtime::Shared;
+use crate::runtime::{Shared, WorkerShared};
 use crate::sm::join::JoinCell;
 use crate::sm::park_token::ParkToken;
 use crate::stack::Stack;
@@ -202,6 +202,14 @@ pub(crate) struct Task {
     /// Index of the worker the coroutine lives on, `NO_HOME` before it starts.
     /// Written once by the worker that first resumes it.
     pub(crate) home: AtomicUsize,
+    /// The home worker's shared part (`&shared.workers[home]`) while the
+    /// coroutine can be resumed: null before its first run and again once
+    /// it has lost its stack (finished or leaked); written by the home
+    /// worker. One compare tells a worker whether a coroutine lives on it
+    /// (an address names one worker of one runtime: `shared` keeps that
+    /// runtime's workers alive), and whether `execute` may resume it at
+    /// once.
+    pub(crate) home_worker: AtomicPtr<WorkerShared>,
     /// RUNNABLE / RUNNING / WAITING / SCANNING (module docs).
     pub(crate) status: AtomicU8,
     /// Where the coroutine was spawned (`#[track_caller]` on the spawn
@@ -285,6 +293,7 @@ impl Task {
             stack_limit: AtomicUsize::new(corosensei::stack::Stack::limit(stack).get()),
             shared,
             home: AtomicUsize::new(NO_HOME),
+            home_worker: AtomicPtr::new(ptr::null_mut()),
             status: AtomicU8::new(RUNNABLE),
             spawned_at,
             parent,

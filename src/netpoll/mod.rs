@@ -5,8 +5,9 @@
 //!
 //! Contract with the scheduler (Go's netpoll.go backend contract, per shard):
 //! - [`Poller::poll`] waits on shard `w` up to `timeout` (`None`: forever,
-//!   zero: just look) and appends the coroutines that became runnable to
-//!   `out`; the scheduler decides where they run (almost always on `w`).
+//!   zero: just look) and hands the coroutines it unblocked to a
+//!   [`PollSink`] (on a worker, its run queue as the poll finds them); the
+//!   scheduler decides where they run (almost always on `w`).
 //! - [`Poller::wake`] makes a blocked `poll` of shard `w` return soon;
 //!   duplicate wakes before the poller runs collapse into one write.
 //! - [`Poller::has_fds`] is cheap and tells a busy worker whether a
@@ -40,7 +41,7 @@ use crate::runtime::Shared;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,13 +50,35 @@ use crate::coroutine::Task;
 use crate::net::sys::syscall6;
 use crate::sm::poll_desc::Mode;
 
-/// epoll data value of the eventfd.
-const WAKE_TOKEN: u64 = 0;
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 128;
 /// epoll data: PollDesc address in the low 48 bits, tag in the high 16.
 pub(crate) const TAG_SHIFT: u32 = 48;
 const PTR_MASK: u64 = (1 << TAG_SHIFT) - 1;
+
+/// Where [`Poller::poll`] delivers the coroutines a poll made runnable
+/// (the worker's run queue, through `runtime::worker`; a `Vec` in tests).
+pub(crate) trait PollSink {
+    /// Called once per poll that returned events, before its pushes: at
+    /// most `n` pushes follow.
+    fn reserve(&mut self, n: usize);
+
+    /// Takes one coroutine the poll unblocked (the wait slot's reference).
+    ///
+    /// # Safety
+    /// Called at most `n` times after a `reserve(n)`.
+    unsafe fn push(&mut self, task: Arc<Task>);
+}
+
+impl PollSink for Vec<Arc<Task>> {
+    fn reserve(&mut self, n: usize) {
+        Vec::reserve(self, n);
+    }
+
+    unsafe fn push(&mut self, task: Arc<Task>) {
+        Vec::push(self, task);
+    }
+}
 
 /// PollDesc storage: every PollDesc ever allocated (freed with the poller)
 /// and the free ones (Go's `pollCache`).
@@ -83,6 +106,11 @@ struct Shard {
 #[derive(Debug)]
 pub(crate) struct Poller {
     shards: Box<[Shard]>,
+    /// The epoll data of every shard's eventfd is this PollDesc's address:
+    /// it is never opened, so its token stays 0 and matches no event, and
+    /// `poll` tells the wake-up apart only among the events that do not
+    /// match (no test per event for it).
+    wake_pd: Box<PollDesc>,
     /// The kernel has `epoll_pwait2` (Linux 5.11+): timed waits have
     /// nanosecond, not millisecond, resolution.
     pwait2: bool,
@@ -113,7 +141,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl Shard {
-    fn new() -> io::Result<Shard> {
+    fn new(wake_token: u64) -> io::Result<Shard> {
         // SAFETY: plain syscall; the result is checked.
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
             .map_err(|e| io::Error::new(e.kind(), format!("epoll_create1 failed: {e}")))?;
@@ -126,7 +154,7 @@ impl Shard {
         let evfd = unsafe { OwnedFd::from_raw_fd(evfd) };
         let mut ev = libc::epoll_event {
             events: libc::EPOLLIN as u32,
-            u64: WAKE_TOKEN,
+            u64: wake_token,
         };
         // SAFETY: both descriptors are valid; `ev` outlives the call.
         cvt(unsafe {
@@ -162,11 +190,18 @@ impl Shard {
 impl Poller {
     /// A poller with one shard per worker (`workers` >= 1).
     pub(crate) fn new(workers: usize) -> io::Result<Poller> {
+        let wake_pd = Box::new(PollDesc::new(0));
+        let wake_token = &*wake_pd as *const PollDesc as u64;
+        assert!(
+            wake_token & !PTR_MASK == 0 && wake_pd.token() != wake_token,
+            "gopark: PollDesc address does not fit the epoll tag layout"
+        );
         let shards = (0..workers.max(1))
-            .map(|_| Shard::new())
+            .map(|_| Shard::new(wake_token))
             .collect::<io::Result<Box<[Shard]>>>()?;
         let mut p = Poller {
             shards,
+            wake_pd,
             pwait2: false,
             cache: Mutex::new(PollCache::default()),
             dead: AtomicBool::new(false),
@@ -395,9 +430,11 @@ impl Poller {
         }
     }
 
-    /// Waits for events on shard `shard` (see the module docs). Only the
-    /// shard's own worker calls it.
-    pub(crate) fn poll(&self, shard: usize, timeout: Option<Duration>, out: &mut Vec<Arc<Task>>) {
+    /// Waits for events on shard `shard` (see the module docs) and hands
+    /// the coroutines they unblock to `out`. Only the shard's own worker
+    /// calls it.
+    #[inline]
+    pub(crate) fn poll(&self, shard: usize, timeout: Option<Duration>, out: &mut impl PollSink) {
         // Uninitialised: the kernel writes the first `n` entries, and only
         // those are read (no 1.5 KiB memset per poll).
         let mut events = [const { std::mem::MaybeUninit::<libc::epoll_event>::uninit() }; EVENTS];
@@ -415,40 +452,34 @@ impl Poller {
                 return;
             }
         };
+        if n == 0 {
+            return;
+        }
         // Room for the two directions of every event, so that each task is
-        // one store (see below), not a push with a capacity check.
+        // one store into the sink (see `PollSink::push`).
         out.reserve(2 * n);
-        let buf = out.as_mut_ptr();
-        let mut len = out.len();
         let mut woken = false;
         for ev in &events[..n] {
             // SAFETY: the kernel initialised the first `n` entries.
             let ev = unsafe { ev.assume_init_read() };
             let data = ev.u64;
-            if data == WAKE_TOKEN {
-                woken = true;
-                continue;
-            }
             let p = (data & PTR_MASK) as *const PollDesc;
             // SAFETY: the data was built by `register` from a PollDesc of
-            // this poller; PollDesc memory is type-stable for the poller's
-            // life.
+            // this poller, or is the eventfd's, `wake_pd`'s address;
+            // PollDesc memory is type-stable for the poller's life.
             let pd = unsafe { &*p };
             if pd.token() != data {
-                continue; // an event for a closed descriptor
+                // An event for a closed descriptor, or the eventfd's
+                // (`wake_pd` never matches).
+                woken |= ptr::eq(p, &*self.wake_pd);
+                continue;
             }
             pd.netpollready(ev.events, |t| {
-                // SAFETY: `len` stays below the capacity reserved above (at
-                // most two tasks per event), and the slot past the Vec's
-                // length is uninitialised memory of the Vec's buffer.
-                unsafe { buf.add(len).write(t) };
-                len += 1;
+                // SAFETY: at most two tasks per event (one per direction),
+                // and `2 * n` reserved above.
+                unsafe { out.push(t) };
             });
         }
-        // SAFETY: the first `len` elements are initialised: the Vec's own,
-        // then those written above. (Nothing in the loop can unwind: if it
-        // did, the tasks written past the length would leak, not be read.)
-        unsafe { out.set_len(len) };
         // Only a blocking poll consumes a wake (as Go's netpoll): a wake is
         // meant for the sleep that follows the worker's
         // `SleepState::prepare`, and a non-blocking poll (the fairness look

@@ -1121,6 +1121,12 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        // Before the flag: a worker's loop looks at the flag only when its
+        // timers' `next` is not `u64::MAX`, and one that saw the flag (here
+        // or in its idle check) sees the stop too (see `timer`).
+        for w in self.shared.workers.iter() {
+            w.timers.stop();
+        }
         self.shared.shutdown.store(true, Ordering::SeqCst);
         for w in 0..self.shared.workers.len() {
             self.shared.wake_worker(w);

@@ -7,6 +7,14 @@
 //! timers with one atomic load and no lock; every change of the heap's top
 //! (add, fire, cancel) stores it under the lock.
 //!
+//! The runtime's shutdown shows in the same word: [`Timers::stop`] pins
+//! `next` to 0 (everything looks due) until the worker itself, in its
+//! shutdown, clears that ([`Timers::unstop`]). So the worker loop's check
+//! for due timers is also its check for the shutdown: while no timer is
+//! armed and the runtime runs, one load and one compare per round for
+//! both; any other value takes the slow path, which looks at the shutdown
+//! flag first.
+//!
 //! ## Cancelling
 //! [`Timers::add`] returns a [`Key`]; [`Timers::cancel`] removes that timer
 //! from the heap in O(log n) and drops its action after unlocking, so a
@@ -128,11 +136,22 @@ struct Heap {
     free: Vec<u32>,
     /// Sequence number of the last timer added.
     seq: u64,
+    /// Set by [`Timers::stop`]: `next` stays 0 until [`Timers::unstop`].
+    stopped: bool,
 }
 
 impl Heap {
     fn top(&self) -> u64 {
         self.nodes.first().map_or(u64::MAX, |n| n.when)
+    }
+
+    /// What `Timers::next` holds: the earliest deadline, or 0 while stopped.
+    fn next_word(&self) -> u64 {
+        if self.stopped {
+            0
+        } else {
+            self.top()
+        }
     }
 
     fn push(&mut self, when: u64, action: Action) -> Key {
@@ -252,8 +271,8 @@ impl Heap {
 /// One worker's timers.
 pub(crate) struct Timers {
     heap: Mutex<Heap>,
-    /// Earliest `when` in the heap, `u64::MAX` if empty (stored under the
-    /// heap's lock).
+    /// Earliest `when` in the heap, `u64::MAX` if empty; 0 while stopped
+    /// (module docs). Stored under the heap's lock.
     next: AtomicU64,
 }
 
@@ -303,7 +322,7 @@ impl Timers {
                 // The earliest timer went: a later one (or none) is next. A
                 // sleeping owner is not woken; at worst it wakes early for
                 // nothing and sleeps again.
-                self.next.store(h.top(), Ordering::Release);
+                self.next.store(h.next_word(), Ordering::Release);
             }
             action
         };
@@ -311,7 +330,8 @@ impl Timers {
         true
     }
 
-    /// Earliest deadline, `u64::MAX` if none.
+    /// Earliest deadline, `u64::MAX` if none; 0 while stopped (module
+    /// docs).
     #[inline]
     pub(crate) fn next(&self) -> u64 {
         self.next.load(Ordering::Acquire)
@@ -326,7 +346,7 @@ impl Timers {
             let a = h.remove_at(0);
             out.push(a);
         }
-        self.next.store(h.top(), Ordering::Release);
+        self.next.store(h.next_word(), Ordering::Release);
     }
 
     /// Removes every timer (runtime shutdown).
@@ -335,7 +355,24 @@ impl Timers {
         out.extend(h.slots.iter_mut().filter_map(|s| s.action.take()));
         h.nodes.clear();
         h.release();
-        self.next.store(u64::MAX, Ordering::Release);
+        self.next.store(h.next_word(), Ordering::Release);
+    }
+
+    /// Pins `next` to 0 until [`unstop`](Self::unstop): the runtime's
+    /// shutdown, before it sets the shutdown flag (module docs).
+    pub(crate) fn stop(&self) {
+        let mut h = self.lock();
+        h.stopped = true;
+        self.next.store(0, Ordering::Release);
+    }
+
+    /// Ends [`stop`](Self::stop): `next` is the earliest deadline again.
+    /// Called by the owner as its shutdown begins (the shutdown's scheduler
+    /// tells armed timers by `next`).
+    pub(crate) fn unstop(&self) {
+        let mut h = self.lock();
+        h.stopped = false;
+        self.next.store(h.top(), Ordering::Release);
     }
 
     /// Number of armed timers.
@@ -366,7 +403,7 @@ impl Timers {
         let armed = h.slots.iter().filter(|s| s.action.is_some()).count();
         assert_eq!(armed, h.nodes.len());
         assert_eq!(armed + h.free.len(), h.slots.len());
-        assert_eq!(self.next(), h.top());
+        assert_eq!(self.next(), h.next_word());
     }
 }
 
@@ -393,6 +430,35 @@ mod tests {
         assert_eq!(*log.lock().unwrap(), vec![10, 10, 20]);
         assert_eq!(t.next(), 30);
         assert_eq!(t.len(), 1);
+    }
+
+    /// `stop` pins `next` to 0 through adds, cancels, firings and
+    /// `take_all`; `unstop` restores the earliest deadline.
+    #[test]
+    fn stop_pins_next_to_zero_until_unstop() {
+        let t = Timers::new();
+        let mk = || Action::Call(Box::new(|| {}));
+        let (k, _) = t.add(100, mk());
+        t.stop();
+        assert_eq!(t.next(), 0);
+        assert!(!t.add(50, mk()).1, "no wake-up for an earlier timer");
+        t.add(300, mk());
+        assert_eq!(t.next(), 0);
+        assert!(t.cancel(k));
+        assert_eq!(t.next(), 0);
+        let mut due = Vec::new();
+        t.take_due(60, &mut due);
+        assert_eq!(due.len(), 1);
+        assert_eq!(t.next(), 0);
+        t.check();
+        t.unstop();
+        assert_eq!(t.next(), 300);
+        t.check();
+        t.stop();
+        t.take_all(&mut due);
+        assert_eq!(t.next(), 0);
+        t.unstop();
+        assert_eq!(t.next(), u64::MAX);
     }
 
     #[test]

@@ -77,6 +77,18 @@ impl<T> QuickPop<T> for crossbeam_queue::ArrayQueue<T> {
     }
 }
 
+/// A flag of `WorkerCtx::flags`: the worker is spinning (Go's spinning M:
+/// looking for work to steal, counted in `Shared::nspinning`).
+const SPINNING: u8 = 1;
+/// A flag of `WorkerCtx::flags`, set once a resume may have more to say
+/// than `Resume::Run`: when the worker enters its shutdown (before any
+/// coroutine of it can be cancelled: only the shutdown requests and
+/// delivers cancellations), or when a commit's panic is left in a task
+/// (`pending_panic`). Until then
+/// [`resume_input`](WorkerCtx::resume_input) looks at no task, and no task
+/// of this worker can have swallowed a cancellation.
+const CAREFUL: u8 = 2;
+
 /// How often (in scheduling rounds) the fairness checks run (Go: 61).
 const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
@@ -227,18 +239,14 @@ pub(crate) struct WorkerCtx {
     tick: Cell<u32>,
     /// The running coroutine's cooperative budget (see [`coop_tick`]).
     budget: Cell<u32>,
-    spinning: Cell<bool>,
+    /// [`SPINNING`] and [`CAREFUL`], in one byte so that `execute` tests
+    /// both with one compare.
+    flags: Cell<u8>,
     /// More than one worker in the runtime (see `idle`).
     multi: bool,
     /// Set when the worker enters its shutdown: every coroutine it resumes
     /// from then on is cancelled first.
     shutting_down: Cell<bool>,
-    /// Set once a resume may have more to say than `Resume::Run`: when the
-    /// worker enters its shutdown (before any coroutine of it can be
-    /// cancelled: only the shutdown requests and delivers cancellations),
-    /// or when a commit's panic is left in a task (`pending_panic`). Until
-    /// then [`resume_input`](WorkerCtx::resume_input) looks at no task.
-    careful: Cell<bool>,
     rng: Cell<u32>,
     /// The coroutine that yielded last, queued behind the others: when its
     /// turn comes an unstarted coroutine goes first (see `requeue_yielded`).
@@ -255,7 +263,8 @@ pub(crate) struct WorkerCtx {
     said: Cell<Resume>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
-    polled: RefCell<Vec<Arc<Task>>>,
+    /// Stale wake-ups a poll returned, dropped after it (see `Readier`).
+    stale: RefCell<Vec<Arc<Task>>>,
 }
 
 impl WorkerCtx {
@@ -271,17 +280,16 @@ impl WorkerCtx {
             runq: RunQueue::with_capacity(256),
             tick: Cell::new(FAIRNESS_TICK),
             budget: Cell::new(COOP_BUDGET),
-            spinning: Cell::new(false),
+            flags: Cell::new(0),
             multi,
             shutting_down: Cell::new(false),
-            careful: Cell::new(false),
             rng: Cell::new(0x9E37_79B9 ^ (index as u32).wrapping_mul(0x85EB_CA6B) | 1),
             yielded: Cell::new(ptr::null()),
             handoffs: Cell::new(0),
             told: Cell::new(false),
             said: Cell::new(Resume::Run),
             due: RefCell::new(Vec::new()),
-            polled: RefCell::new(Vec::new()),
+            stale: RefCell::new(Vec::new()),
         }
     }
 
@@ -391,6 +399,33 @@ impl WorkerCtx {
         unsafe { (*self.current.get()).is_some() }
     }
 
+    #[inline]
+    fn spinning(&self) -> bool {
+        self.flags.get() & SPINNING != 0
+    }
+
+    #[inline]
+    fn set_spinning(&self) {
+        self.flags.set(self.flags.get() | SPINNING);
+    }
+
+    /// Clears `SPINNING`; true if it was set.
+    #[inline]
+    fn take_spinning(&self) -> bool {
+        let f = self.flags.get();
+        self.flags.set(f & !SPINNING);
+        f & SPINNING != 0
+    }
+
+    #[inline]
+    fn careful(&self) -> bool {
+        self.flags.get() & CAREFUL != 0
+    }
+
+    fn set_careful(&self) {
+        self.flags.set(self.flags.get() | CAREFUL);
+    }
+
     pub(crate) fn next_rand(&self) -> u32 {
         // xorshift32
         let mut x = self.rng.get();
@@ -406,12 +441,12 @@ impl WorkerCtx {
     fn find_runnable(&self) -> Option<Arc<Task>> {
         let me = self.shared_part();
         loop {
-            if self.shared.shutdown.load(Ordering::Acquire) {
-                return None;
-            }
             let tick = self.tick.get() - 1;
             self.tick.set(tick);
-            self.run_timers();
+            // Also the check for the shutdown (see `run_timers`).
+            if !self.run_timers() {
+                return None;
+            }
 
             if tick == 0 {
                 self.tick.set(FAIRNESS_TICK);
@@ -501,17 +536,33 @@ impl WorkerCtx {
         self.shared_part().metrics.runq.set(n as u64);
     }
 
-    /// Fires due timers (cheap when none is due: one atomic load).
-    fn run_timers(&self) {
-        let timers = &self.shared_part().timers;
-        let next = timers.next();
+    /// Fires due timers; false when the runtime shuts down. One atomic load
+    /// and a compare when no timer is armed: the shutdown shows in the same
+    /// word (`Timers::stop`, done before the flag is set), so the flag is
+    /// looked at only when that word is not `u64::MAX`.
+    #[inline(always)]
+    fn run_timers(&self) -> bool {
+        let next = self.shared_part().timers.next();
         if next == u64::MAX {
-            return;
+            return true;
         }
+        self.run_timers_armed(next)
+    }
+
+    /// [`run_timers`](Self::run_timers) with a timer armed or the shutdown
+    /// begun.
+    #[inline(never)]
+    fn run_timers_armed(&self, next: u64) -> bool {
+        // Acquire: pairs with the flag's store, after which the workers
+        // leave their loops (`Runtime::drop`).
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            return false;
+        }
+        let timers = &self.shared_part().timers;
         let now = self.shared.now();
         self.shared_part().monitor.set_clock(now);
         if next > now {
-            return;
+            return true;
         }
         let mut due = std::mem::take(&mut *self.due.borrow_mut());
         timers.take_due(now, &mut due);
@@ -519,58 +570,42 @@ impl WorkerCtx {
             a.fire();
         }
         *self.due.borrow_mut() = due;
+        true
     }
 
     /// Polls this worker's poller shard and readies what it returns.
     fn netpoll(&self, timeout: Option<Duration>) -> usize {
-        // Borrowed across the poll and the readying: neither touches
-        // `polled` (see `ready_polled`).
-        let mut buf = self.polled.borrow_mut();
-        self.shared.poller.poll(self.index, timeout, &mut buf);
-        let n = buf.len();
+        let n = self.poll_ready(timeout);
         let m = &self.shared_part().metrics;
         m.netpoll_calls.inc();
         m.netpoll_events.add(n as u64);
-        self.ready_polled(&mut buf);
         n
     }
 
-    /// Readies the coroutines a poll of this worker's shard returned, as
-    /// one batch (Go's `injectglist`): each leaves WAITING with the CAS
-    /// `ready` makes, and those living here go to the back of the run
-    /// queue in the order the poll found them, instead of one `ready` each (a thread-local lookup, the runtime
-    /// check, and a `runnext` swap that demotes the previous one to the
-    /// run queue). No other worker is woken: a started coroutine runs only
-    /// here. A coroutine of another worker or runtime (a descriptor waited
-    /// on from there, see the netpoll module docs) is routed home, which
-    /// does not touch `polled` (the callers keep `buf` borrowed from it).
-    fn ready_polled(&self, buf: &mut Vec<Arc<Task>>) {
-        if buf.is_empty() {
-            return;
+    /// Polls this worker's poller shard (blocking up to `timeout`) and
+    /// readies the coroutines the poll returns as it finds them, as one
+    /// batch (Go's `injectglist`; see [`Readier`]). Returns how many the
+    /// poll returned (stale wake-ups included).
+    #[inline(never)]
+    fn poll_ready(&self, timeout: Option<Duration>) -> usize {
+        let mut sink = Readier {
+            me: self.me.as_ptr(),
+            ctx: self,
+            // SAFETY: nothing but the filler touches the run queue until the
+            // sink is dropped: the poll calls only the sink and the
+            // PollDescs' unblocking (atomics), and the sink's other paths
+            // (`send_home`, `keep_stale`) touch no run queue of this worker
+            // and run no user code (see `Readier`).
+            fill: unsafe { self.runq.filler() },
+            other: 0,
+        };
+        self.shared.poller.poll(self.index, timeout, &mut sink);
+        let polled = sink.fill.pushed() + sink.other;
+        drop(sink);
+        if sink_had_stale(self) {
+            drop_stale(self);
         }
-        let q = &self.runq;
-        let n = buf.len();
-        // SAFETY: the vector forgets its `n` tasks, which the loop below
-        // moves out, each exactly once. A panic in the loop (a double
-        // wake-up) leaks the ones not moved out yet, never drops one twice.
-        // (`drain` does the same with a guard, and a call to its drop per
-        // batch.)
-        unsafe { buf.set_len(0) };
-        for i in 0..n {
-            // SAFETY: `i < n`: a slot the vector held, read once (above).
-            let t = unsafe { std::ptr::read(buf.as_ptr().add(i)) };
-            if !crate::coroutine::make_runnable(&t) {
-                continue;
-            }
-            if t.home.load(Ordering::Relaxed) == self.index && Arc::ptr_eq(&t.shared, &self.shared)
-            {
-                q.push_back(t);
-            } else {
-                // Not this worker's: `ready_runnable` hands it to its home's
-                // inbox and leaves this run queue alone.
-                ready_away(t);
-            }
-        }
+        polled
     }
 
     /// Steals unstarted coroutines from other workers (Go's `stealWork`),
@@ -583,12 +618,12 @@ impl WorkerCtx {
         if n == 1 {
             return None;
         }
-        if !self.spinning.get() {
+        if !self.spinning() {
             let busy = n - self.shared.nidle.load(Ordering::SeqCst);
             if 2 * self.shared.nspinning.load(Ordering::SeqCst) >= busy {
                 return None;
             }
-            self.spinning.set(true);
+            self.set_spinning();
             self.shared.nspinning.fetch_add(1, Ordering::SeqCst);
         }
         let me = self.shared_part();
@@ -640,8 +675,7 @@ impl WorkerCtx {
     /// if this was the last spinner, wake another worker in case there is
     /// more work.
     fn reset_spinning(&self) {
-        if self.spinning.replace(false) && self.shared.nspinning.fetch_sub(1, Ordering::SeqCst) == 1
-        {
+        if self.take_spinning() && self.shared.nspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.shared.wakep();
         }
     }
@@ -699,7 +733,7 @@ impl WorkerCtx {
     fn idle(&self) {
         let sh = &*self.shared;
         let me = self.shared_part();
-        if self.spinning.replace(false) {
+        if self.take_spinning() {
             let last = sh.nspinning.fetch_sub(1, Ordering::SeqCst) == 1;
             // Go: the last spinner re-checks everything after dropping the
             // spinning state, or a wakep that saw it spinning would be lost.
@@ -744,7 +778,13 @@ impl WorkerCtx {
         let has_work = sh.shutdown.load(Ordering::SeqCst)
             || (listed && me.woken_spinning.load(Ordering::SeqCst))
             || !me.inbox.is_empty()
-            || sh.has_visible_work_of(Some(self.index))
+            || if listed {
+                sh.has_visible_work_of(Some(self.index))
+            } else {
+                // `has_visible_work_of` for the only worker (its own spawn
+                // queue is every spawn queue): no loop over the workers.
+                !sh.global.is_empty() || !me.spawnq.is_empty()
+            }
             || armed.is_some_and(|now| next <= now);
         if has_work {
             me.sleep.finish();
@@ -758,13 +798,11 @@ impl WorkerCtx {
                 (Some(t), Some(s)) => Some(t.min(s)),
                 (t, s) => t.or(s),
             };
-            // Borrowed across the poll and the readying, as in `netpoll`.
-            let mut buf = self.polled.borrow_mut();
             // The sleep is the worker's idle time: one clock read more per
             // sleep, after a blocking epoll_wait.
             me.metrics.idle.sleep(now);
             me.metrics.runq.set(0); // nothing to run, or it would not sleep
-            sh.poller.poll(self.index, timeout, &mut buf);
+            let polled = self.poll_ready(timeout);
             let woke = sh.now();
             me.metrics.idle.wake(woke);
             me.monitor.set_clock(woke);
@@ -777,9 +815,7 @@ impl WorkerCtx {
                 0
             });
             me.metrics.netpoll_calls.inc();
-            me.metrics.netpoll_events.add(buf.len() as u64);
-            self.ready_polled(&mut buf);
-            drop(buf);
+            me.metrics.netpoll_events.add(polled as u64);
             self.publish_runq();
         }
         sh.monitor.worker_woke();
@@ -787,7 +823,7 @@ impl WorkerCtx {
         if listed {
             sh.remove_idle(self.index);
             if me.woken_spinning.swap(false, Ordering::SeqCst) {
-                self.spinning.set(true);
+                self.set_spinning();
             }
         }
     }
@@ -803,52 +839,15 @@ impl WorkerCtx {
     /// per resume), and into the shutdown's, which is cold.
     #[inline(always)]
     fn execute(&self, mut task: Arc<Task>) {
-        if self.spinning.get() {
-            self.reset_spinning();
-        }
-        if task.home.load(Ordering::Relaxed) == NO_HOME {
-            task.home.store(self.index, Ordering::Relaxed);
-            // SAFETY: this worker owns its registry.
-            let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
-            // SAFETY: the task is now owned by this worker, which is the only
-            // one that touches `local` from here on (coroutine module docs).
-            let local = unsafe { task.local() };
-            local.slot = slot;
-            self.shared_part().metrics.started.inc();
-            // It lives here now: move its charge (placed on another worker,
-            // then stolen or taken from the global queue).
-            if local.charge != self.index {
-                if let Some(w) = self.shared.workers.get(local.charge) {
-                    w.load.sub(1);
-                }
-                self.shared_part().load.add(1);
-                local.charge = self.index;
-            }
-            // Spawned on a cold stack: build it now, on this worker's warmest
-            // stack of that size (`stack::bind`; a pool pop, and the push of
-            // the cold one, when it trades).
-            if let Some(start) = local.unstarted.take() {
-                match start() {
-                    Ok((co, limit)) => {
-                        task.stack_limit.store(limit, Ordering::Relaxed);
-                        local.co = Some(co);
-                    }
-                    Err(e) => return self.fail_start(task, e),
-                }
-            }
-        }
-        // SAFETY: owner-only field of a task this worker owns.
-        if unsafe { task.local().co.is_none() } {
-            // Only a coroutine leaked at shutdown can be readied after it
-            // lost its stack (a waker that found it in a wait slot).
-            assert_ne!(
-                task.cancel.load(Ordering::Relaxed),
-                CANCEL_NONE,
-                "gopark: resumed a finished coroutine"
-            );
+        // One compare each for the common resume: a worker neither spinning
+        // nor careful, and a started coroutine that has its stack (its
+        // `home_worker` is set from its first run until it finishes or is
+        // leaked, see `finish` and `leak`).
+        if (self.flags.get() != 0 || task.home_worker.load(Ordering::Relaxed).is_null())
+            && !self.prepare_resume(&task)
+        {
             return;
         }
-        self.tell(self.resume_input(&task));
         let me = self.shared_part();
         let monitor = &me.monitor;
         loop {
@@ -870,7 +869,7 @@ impl WorkerCtx {
             match r {
                 Ok(CoroutineResult::Yield(None)) => {
                     task.status.store(RUNNABLE, Ordering::Relaxed);
-                    if swallowed(&task) {
+                    if self.careful() && swallowed(&task) {
                         self.leak(task, LEAK_SWALLOWED);
                         return;
                     }
@@ -900,7 +899,7 @@ impl WorkerCtx {
                         Ok(Ok(())) => {
                             // SAFETY: `raw` is the task this worker runs, in
                             // its registry (see `registered`).
-                            if swallowed(unsafe { &*raw }) {
+                            if self.careful() && swallowed(unsafe { &*raw }) {
                                 // Published or not, it is never resumed
                                 // again; a waker that readies it later finds
                                 // no stack.
@@ -911,7 +910,7 @@ impl WorkerCtx {
                             me.metrics.parks.inc();
                             return;
                         }
-                        Ok(Err(task)) if swallowed(&task) => {
+                        Ok(Err(task)) if self.careful() && swallowed(&task) => {
                             self.leak(task, LEAK_SWALLOWED);
                             return;
                         }
@@ -933,7 +932,7 @@ impl WorkerCtx {
                                 // when it runs.
                                 // SAFETY: owner-only field, task not running.
                                 unsafe { task.local().pending_panic = Some(p) };
-                                self.careful.set(true);
+                                self.set_careful();
                                 return;
                             }
                             self.tell(Resume::Panic(p));
@@ -953,12 +952,74 @@ impl WorkerCtx {
         }
     }
 
+    /// The uncommon start of `execute`: leaves the spinning state, sets up
+    /// a coroutine's first run, refuses one that has lost its stack, and
+    /// tells a careful worker's coroutine what it must (see
+    /// `resume_input`). False if the coroutine must not be resumed.
+    #[cold]
+    #[inline(never)]
+    fn prepare_resume(&self, task: &Arc<Task>) -> bool {
+        if self.spinning() {
+            self.reset_spinning();
+        }
+        if task.home.load(Ordering::Relaxed) == NO_HOME {
+            task.home.store(self.index, Ordering::Relaxed);
+            // SAFETY: this worker owns its registry.
+            let slot = unsafe { self.shared_part().registry.insert(task.clone()) };
+            // SAFETY: the task is now owned by this worker, which is the only
+            // one that touches `local` from here on (coroutine module docs).
+            let local = unsafe { task.local() };
+            local.slot = slot;
+            self.shared_part().metrics.started.inc();
+            // It lives here now: move its charge (placed on another worker,
+            // then stolen or taken from the global queue).
+            if local.charge != self.index {
+                if let Some(w) = self.shared.workers.get(local.charge) {
+                    w.load.sub(1);
+                }
+                self.shared_part().load.add(1);
+                local.charge = self.index;
+            }
+            // Spawned on a cold stack: build it now, on this worker's warmest
+            // stack of that size (`stack::bind`; a pool pop, and the push of
+            // the cold one, when it trades).
+            if let Some(start) = local.unstarted.take() {
+                match start() {
+                    Ok((co, limit)) => {
+                        task.stack_limit.store(limit, Ordering::Relaxed);
+                        local.co = Some(co);
+                    }
+                    Err(e) => {
+                        self.fail_start(task.clone(), e);
+                        return false;
+                    }
+                }
+            }
+            if local.co.is_some() {
+                task.home_worker.store(self.me.as_ptr(), Ordering::Relaxed);
+            }
+        }
+        // SAFETY: owner-only field of a task this worker owns.
+        if unsafe { task.local().co.is_none() } {
+            // Only a coroutine leaked at shutdown can be readied after it
+            // lost its stack (a waker that found it in a wait slot).
+            assert_ne!(
+                task.cancel.load(Ordering::Relaxed),
+                CANCEL_NONE,
+                "gopark: resumed a finished coroutine"
+            );
+            return false;
+        }
+        self.tell(self.resume_input(task));
+        true
+    }
+
     /// What to tell `task` when it is resumed: a panic of its commit to
     /// re-raise, a cancellation to unwind from (once), or carry on; the
     /// last without looking at the task until the worker is `careful`.
     #[inline(always)]
     fn resume_input(&self, task: &Arc<Task>) -> Resume {
-        if !self.careful.get() {
+        if !self.careful() {
             return Resume::Run;
         }
         self.resume_input_careful(task)
@@ -1017,6 +1078,8 @@ impl WorkerCtx {
             Some(co) if co.done() => stack::free(co.into_stack()),
             other => drop(other),
         }
+        // No stack: `execute` must look before it resumes (see there).
+        task.home_worker.store(ptr::null_mut(), Ordering::Relaxed);
         let slot = local.slot;
         // After `monitor.leave` (in `execute`): see the monitor's docs.
         // SAFETY: this worker owns its registry.
@@ -1057,6 +1120,8 @@ impl WorkerCtx {
         if let Some(co) = local.co.take() {
             std::mem::forget(co);
         }
+        // No stack: `execute` must look before it resumes (see there).
+        task.home_worker.store(ptr::null_mut(), Ordering::Relaxed);
         // SAFETY: this worker owns its registry.
         if unsafe { self.shared_part().registry.remove(local.slot) } {
             self.shared_part().load.sub(1);
@@ -1106,7 +1171,8 @@ unsafe fn registered(task: *const Task) -> Arc<Task> {
     }
 }
 
-/// True if `task` caught and dropped its shutdown unwind.
+/// True if `task` caught and dropped its shutdown unwind (only ever on a
+/// `CAREFUL` worker: only it delivers cancellations).
 fn swallowed(task: &Task) -> bool {
     task.cancel.load(Ordering::Relaxed) == CANCEL_SWALLOWED
 }
@@ -1128,14 +1194,27 @@ pub(crate) fn drop_payload(p: Option<Box<dyn Any + Send>>) {
 /// Routes a runnable (started) coroutine to its home worker: `runnext` when
 /// called on that worker, else its inbox, waking it.
 pub(crate) fn ready_runnable(task: Arc<Task>) {
-    let home = task.home.load(Ordering::Relaxed);
-    debug_assert_ne!(home, NO_HOME, "ready of a coroutine that never ran");
+    debug_assert_ne!(
+        task.home.load(Ordering::Relaxed),
+        NO_HOME,
+        "ready of a coroutine that never ran"
+    );
     if let Some(ctx) = worker_here() {
-        if ctx.index == home && Arc::ptr_eq(&ctx.shared, &task.shared) {
+        if task.home_worker.load(Ordering::Relaxed) == ctx.me.as_ptr() {
             ctx.put_runnext(task);
             return;
         }
     }
+    send_home(task);
+}
+
+/// Hands a runnable coroutine that does not live on the calling worker (or
+/// is readied off the workers) to its home worker's inbox and wakes that
+/// worker. Touches no run queue and runs no user code (`Readier` relies on
+/// it): the coroutine's reference moves to the inbox.
+#[inline(never)]
+fn send_home(task: Arc<Task>) {
+    let home = task.home.load(Ordering::Relaxed);
     let shared = task.shared.clone();
     shared.workers[home].inbox.push(task);
     shared.wake_worker(home);
@@ -1144,12 +1223,79 @@ pub(crate) fn ready_runnable(task: Arc<Task>) {
     count_handoff(&shared);
 }
 
-/// [`ready_runnable`] for a coroutine that does not live on the calling
-/// worker (of its runtime): off the poll loop's path.
+/// Where a poll of a worker's shard delivers the coroutines it unblocked
+/// (`WorkerCtx::poll_ready`): each leaves WAITING with the CAS `ready`
+/// makes; those living on this worker go to the back of its run queue in
+/// the order the poll found them, each one store into room reserved per
+/// poll (no `runnext` swap, no thread-local lookup, no queue reloads).
+/// No other worker is woken: a started coroutine runs only here. One of
+/// another worker or runtime (a descriptor waited on from there, see the
+/// netpoll module docs) is routed home (`send_home`).
+///
+/// While it lives, the run queue's filler holds the queue (see
+/// `RunQueue::filler`), so nothing here may reach a run queue method or
+/// user code (which could ready a coroutine on this worker): a stale
+/// wake-up's reference, whose drop may be the task's last and run the
+/// destructors of what it holds, is kept in `WorkerCtx::stale` and dropped
+/// after the filler.
+///
+/// The fields the pushes use stay in registers: the cold paths take none
+/// of their addresses, and only they count (`other`).
+struct Readier<'a> {
+    /// This worker's shared part (`WorkerCtx::me`): a coroutine lives here
+    /// if its `home_worker` is this address.
+    me: *mut super::WorkerShared,
+    ctx: &'a WorkerCtx,
+    fill: runq::Filler<'a>,
+    /// Coroutines the poll returned that did not go into `fill`.
+    other: usize,
+}
+
+impl crate::netpoll::PollSink for Readier<'_> {
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        self.fill.reserve(n);
+    }
+
+    #[inline]
+    unsafe fn push(&mut self, t: Arc<Task>) {
+        if crate::coroutine::make_runnable(&t) {
+            if t.home_worker.load(Ordering::Relaxed) == self.me {
+                // SAFETY: at most as many pushes as reserved (the caller's
+                // contract, passed on).
+                unsafe { self.fill.push(t) };
+                return;
+            }
+            send_home(t);
+        } else {
+            keep_stale(self.ctx, t);
+        }
+        self.other += 1;
+    }
+}
+
+/// A stale wake-up of `Readier` (see there), dropped after the poll.
 #[cold]
 #[inline(never)]
-fn ready_away(task: Arc<Task>) {
-    ready_runnable(task);
+fn keep_stale(ctx: &WorkerCtx, t: Arc<Task>) {
+    ctx.stale.borrow_mut().push(t);
+}
+
+/// True if a poll left stale wake-ups to drop (one load).
+#[inline]
+fn sink_had_stale(ctx: &WorkerCtx) -> bool {
+    // SAFETY: a plain read of the length; no borrow of `stale` is live
+    // (only `keep_stale` borrows it, for its push).
+    !unsafe { &*ctx.stale.as_ptr() }.is_empty()
+}
+
+/// Drops the stale wake-ups a poll left (their drops may run user code:
+/// after the poll's filler is gone).
+#[cold]
+#[inline(never)]
+fn drop_stale(ctx: &WorkerCtx) {
+    let stale = std::mem::take(&mut *ctx.stale.borrow_mut());
+    drop(stale);
 }
 
 /// Counts a coroutine handed to another worker, if the caller is a worker

@@ -11,6 +11,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
+use std::ptr;
 use std::sync::Arc;
 
 use crate::coroutine::Task;
@@ -91,6 +92,26 @@ impl RunQueue {
         self.head.set(head);
     }
 
+    /// A writer that queues tasks at the back in a batch (see [`Filler`]).
+    ///
+    /// # Safety
+    /// Until the filler is dropped, no other method of this queue is called:
+    /// the filler keeps the back counter and the buffer's address in its own
+    /// fields, so a push or pop meanwhile would be lost or overwritten, and a
+    /// growth would free the buffer it writes to.
+    #[inline]
+    pub(super) unsafe fn filler(&self) -> Filler<'_> {
+        Filler {
+            q: self,
+            buf: ptr::null_mut(),
+            mask: 0,
+            tail: self.tail.get(),
+            start: self.tail.get(),
+            #[cfg(debug_assertions)]
+            room: 0,
+        }
+    }
+
     #[inline]
     fn is_full(&self) -> bool {
         // SAFETY: as in `pop_front`; only the length is read.
@@ -117,6 +138,86 @@ impl RunQueue {
             i = i.wrapping_add(1);
         }
         *buf = bigger;
+    }
+}
+
+/// Queues tasks at the back of a [`RunQueue`] in a batch: [`reserve`] makes
+/// room for a number of them, each [`push`] is then one store and a counter
+/// in the filler's own fields (no reload of the queue's counters and buffer,
+/// no test for a full ring), and dropping the filler queues them all (an
+/// unwind included: a pushed task is never lost or dropped twice).
+///
+/// [`reserve`]: Filler::reserve
+/// [`push`]: Filler::push
+pub(super) struct Filler<'a> {
+    q: &'a RunQueue,
+    /// The queue's buffer as of the last `reserve` (null before).
+    buf: *mut MaybeUninit<Arc<Task>>,
+    mask: usize,
+    /// The back counter: the queue's, plus the tasks pushed since.
+    tail: usize,
+    /// The back counter when the filler was made.
+    start: usize,
+    /// Pushes left before the next `reserve`.
+    #[cfg(debug_assertions)]
+    room: usize,
+}
+
+impl Filler<'_> {
+    /// Tasks pushed so far.
+    #[inline]
+    pub(super) fn pushed(&self) -> usize {
+        self.tail.wrapping_sub(self.start)
+    }
+
+    /// Makes room for `n` more pushes (the ones left from an earlier
+    /// `reserve` are not counted), growing the queue if needed.
+    #[inline]
+    pub(super) fn reserve(&mut self, n: usize) {
+        // The tasks pushed so far join the queue first: a growth moves
+        // only the queued ones.
+        self.q.tail.set(self.tail);
+        // SAFETY: as in `RunQueue::pop_front` (the filler's contract: no
+        // other method runs meanwhile); only the length is read.
+        while self.q.len() + n > unsafe { (&*self.q.buf.get()).len() } {
+            self.q.grow();
+        }
+        // SAFETY: as above; the pointer is used by `push` until the filler
+        // goes or the next `reserve`, and nothing grows the queue meanwhile.
+        let buf = unsafe { &mut *self.q.buf.get() };
+        self.buf = buf.as_mut_ptr();
+        self.mask = buf.len() - 1;
+        #[cfg(debug_assertions)]
+        {
+            self.room = n;
+        }
+    }
+
+    /// Queues `task` (visible to the queue when the filler is dropped).
+    ///
+    /// # Safety
+    /// Called at most `n` times after a `reserve(n)`.
+    #[inline]
+    pub(super) unsafe fn push(&mut self, task: Arc<Task>) {
+        #[cfg(debug_assertions)]
+        {
+            assert!(self.room > 0, "Filler::push without room");
+            self.room -= 1;
+        }
+        // SAFETY: `reserve` left room for this push (the caller's
+        // contract): the slot at `tail` is outside the queued `head .. tail`
+        // and not yet written by this filler, so uninitialized, and `mask`
+        // keeps it inside the buffer, which `buf` still points to (no growth
+        // since: the filler's contract).
+        unsafe { (*self.buf.add(self.tail & self.mask)).write(task) };
+        self.tail = self.tail.wrapping_add(1);
+    }
+}
+
+impl Drop for Filler<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.q.tail.set(self.tail);
     }
 }
 
@@ -180,6 +281,66 @@ mod tests {
             }
             assert!(q.len() > 8, "the test grows the queue");
             drop(q);
+        }
+        assert_eq!(Arc::strong_count(&shared), base);
+    }
+
+    /// A filler queues its tasks at the back in order, through growths in
+    /// `reserve` (with tasks already pushed by it) and with the counters
+    /// wrapping; what it pushed is queued when it is dropped, an unwind
+    /// included.
+    #[test]
+    fn filler_queues_in_order_through_growth() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let shared = rt.shared().clone();
+        let base = Arc::strong_count(&shared);
+        let mk = || Task::new_arc(None, &stack, shared.clone(), Location::caller(), None);
+        for start in [0, usize::MAX - 5] {
+            let q = RunQueue::with_capacity(2);
+            q.head.set(start);
+            q.tail.set(start);
+            let mut model = VecDeque::new();
+            for round in 0..20 {
+                let t = mk();
+                model.push_back(Arc::as_ptr(&t));
+                q.push_back(t);
+                {
+                    // SAFETY: nothing else touches `q` until `fill` goes.
+                    let mut fill = unsafe { q.filler() };
+                    let before = model.len();
+                    for n in [1, round % 5, 3] {
+                        fill.reserve(n);
+                        for _ in 0..n {
+                            assert_eq!(fill.pushed(), model.len() - before);
+                            let t = mk();
+                            model.push_back(Arc::as_ptr(&t));
+                            // SAFETY: `n` pushes after `reserve(n)`.
+                            unsafe { fill.push(t) };
+                        }
+                    }
+                }
+                assert_eq!(q.len(), model.len());
+                for _ in 0..round % 4 {
+                    let got = q.pop_front().map(|t| Arc::as_ptr(&t));
+                    assert_eq!(got, model.pop_front(), "round {round}");
+                }
+            }
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: as above.
+                let mut fill = unsafe { q.filler() };
+                fill.reserve(1);
+                let t = mk();
+                model.push_back(Arc::as_ptr(&t));
+                // SAFETY: one push after `reserve(1)`.
+                unsafe { fill.push(t) };
+                panic!("unwinding with a filler");
+            }));
+            assert!(r.is_err());
+            while let Some(t) = q.pop_front() {
+                assert_eq!(Some(Arc::as_ptr(&t)), model.pop_front());
+            }
+            assert!(model.is_empty());
         }
         assert_eq!(Arc::strong_count(&shared), base);
     }

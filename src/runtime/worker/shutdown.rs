@@ -3,9 +3,11 @@
 //! ended.
 //!
 //! ## The protocol
-//! 1. `Runtime::drop` sets `Shared::shutdown` and wakes every worker; each
-//!    leaves its scheduling loop at the next round and calls
-//!    [`WorkerCtx::shutdown`].
+//! 1. `Runtime::drop` stops every worker's timers (`Timers::stop`: the
+//!    loop's check for due timers is also its check for the shutdown), sets
+//!    `Shared::shutdown` and wakes every worker; each leaves its scheduling
+//!    loop at the next round and calls [`WorkerCtx::shutdown`], which
+//!    starts by restoring its timers' `next`.
 //! 2. The worker marks each of its live coroutines `CANCEL_REQUESTED` and
 //!    claims the parked ones as a waker would (`Task::claim_parked`, a CAS
 //!    of the status out of WAITING: a real waker racing with it either wins,
@@ -61,7 +63,9 @@ impl WorkerCtx {
     /// Runtime shutdown on this worker (see the module docs).
     pub(super) fn shutdown(&self) {
         self.shutting_down.set(true);
-        self.careful.set(true);
+        self.set_careful();
+        // From here on `next` means armed timers again (`Timers::stop`).
+        self.shared_part().timers.unstop();
         let live = registry::read(&self.shared_part().registry).tasks();
         for t in live {
             let _ = t.cancel.compare_exchange(

@@ -675,11 +675,25 @@ impl PollDesc {
     /// Go's `netpollready` for one event: unblocks the directions and
     /// passes the parked coroutines (at most two) to `out`. Inlined into
     /// the poller's event loop, its one caller.
+    ///
+    /// The common event of a connection, readable and writable with no
+    /// hang-up or error (an edge of either direction reports the other's
+    /// level too), takes one compare for all of its bit tests.
     #[inline(always)]
     pub(crate) fn netpollready(&self, events: u32, mut out: impl FnMut(Arc<Task>)) {
         const R: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const W: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const H: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        const IO: u32 = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+        if events == IO {
+            for mode in [Mode::Read, Mode::Write] {
+                if let Some(p) = self.state.unblock(mode, true) {
+                    // SAFETY: as in `unblock_and_ready`.
+                    out(unsafe { Arc::from_raw(p as *const Task) });
+                }
+            }
+            return;
+        }
         if events & H != 0 {
             self.state.set_hup();
         }

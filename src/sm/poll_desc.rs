@@ -285,9 +285,14 @@ impl PdState {
     #[inline]
     pub(crate) fn prepare_block(&self, mode: Mode) -> Prepare {
         let s = self.slot(mode);
-        // One CAS, the one the current value calls for (a waker may change
-        // it in between: then try again with what the CAS found).
-        let mut v = s.load(Ordering::SeqCst);
+        // The park's case first, NIL->WAIT, with no load before it; a
+        // failed CAS reads the current value like a load (SeqCst: race 3).
+        // Then one CAS, the one the current value calls for (a waker may
+        // change it in between: then try again with what the CAS found).
+        let mut v = match s.compare_exchange(PD_NIL, PD_WAIT, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Prepare::Wait,
+            Err(found) => found,
+        };
         loop {
             let (new, got) = match v {
                 PD_READY => (PD_NIL, Prepare::Ready),

@@ -686,11 +686,16 @@ impl PollDesc {
         const H: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
         const IO: u32 = (libc::EPOLLIN | libc::EPOLLOUT) as u32;
         if events == IO {
-            for mode in [Mode::Read, Mode::Write] {
-                if let Some(p) = self.state.unblock(mode, true) {
-                    // SAFETY: as in `unblock_and_ready`.
-                    out(unsafe { Arc::from_raw(p as *const Task) });
-                }
+            // The read direction's edge usually finds its op parked: the
+            // swap with no load first. The write direction is mostly READY
+            // already (writes leave it pending): the load first.
+            if let Some(p) = self.state.unblock_io(Mode::Read) {
+                // SAFETY: as in `unblock_and_ready`.
+                out(unsafe { Arc::from_raw(p as *const Task) });
+            }
+            if let Some(p) = self.state.unblock(Mode::Write, true) {
+                // SAFETY: as in `unblock_and_ready`.
+                out(unsafe { Arc::from_raw(p as *const Task) });
             }
             return;
         }

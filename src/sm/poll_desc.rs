@@ -32,22 +32,23 @@
 //! 1. *Readiness before the park*: netpollready stored READY; the op's
 //!    `consume_ready`/`prepare_block` CAS READY->NIL takes it and the op
 //!    retries its syscall instead of parking.
-//! 2. *Readiness between WAIT and the commit*: `unblock(io)` CAS WAIT->READY
-//!    and returns no task; the worker's commit CAS WAIT->task fails, the
+//! 2. *Readiness between WAIT and the commit*: `unblock(io)` swaps WAIT for
+//!    READY and returns no task; the worker's commit CAS WAIT->task fails, the
 //!    coroutine resumes at once and `finish_block` sees READY.
 //! 3. *Timeout or close between WAIT and the commit*: `unblock(!io)` CAS
 //!    WAIT->NIL; the commit fails, the coroutine resumes and re-checks errors.
 //!    A deadline or close that lands *before* WAIT is published is caught by
 //!    the error re-check the op does after publishing WAIT: both sides store
 //!    first and load second, SeqCst (Dekker), so one of them sees the other.
-//! 4. *Readiness or timeout after the commit*: `unblock` swaps the task out
-//!    with a CAS, so exactly one waker gets it and readies it once.
+//! 4. *Readiness or timeout after the commit*: `unblock` takes the task out
+//!    with a read-modify-write (a swap to READY for readiness, a CAS to NIL
+//!    otherwise), so exactly one waker gets it and readies it once.
 //!
 //! ## Cancellation
 //! A parked coroutine can be unwound without ever running again (its runtime
 //! is dropped while it waits on a socket that outlives it). Its unwind guard
 //! calls [`cancel_block`], a CAS from its own task back to NIL, racing the
-//! wakers' `unblock` CAS on the same word: exactly one of them takes the task
+//! wakers' `unblock` read-modify-write on the same word: exactly one of them takes the task
 //! out and owns its reference. If the guard wins, nothing stale is left for
 //! the next op ("double wait") or for a recycled PollDesc; if a waker wins,
 //! it readies a coroutine that is being dropped, which its runtime discards.
@@ -361,17 +362,38 @@ impl PdState {
         self.slot_of(mode).cancel_block(task)
     }
 
+    /// [`unblock`](Self::unblock)`(mode, true)` without its first load:
+    /// one swap to READY, whatever the slot holds (READY over READY
+    /// included), for a direction that likely has an op parked, which the
+    /// load would only find out to go on to the swap anyway.
+    #[inline]
+    pub(crate) fn unblock_io(&self, mode: Mode) -> Option<usize> {
+        // SeqCst: as `unblock`.
+        let old = self.slot(mode).swap(PD_READY, Ordering::SeqCst);
+        (old > PD_WAIT).then_some(old)
+    }
+
     /// Go's `netpollunblock`: READY stays; NIL stays unless `ioready`;
     /// otherwise the slot becomes READY (`ioready`) or NIL and the parked
     /// task, if one was there, is returned for the caller to ready.
     pub(crate) fn unblock(&self, mode: Mode, ioready: bool) -> Option<usize> {
         let s = self.slot(mode);
         let mut old = s.load(Ordering::SeqCst);
+        if ioready {
+            if old == PD_READY {
+                return None;
+            }
+            // Whatever the slot holds now (a waker or the op may have
+            // changed it since the load), it ends READY, as a CAS loop
+            // would leave it: one swap, no retry. If it has turned READY
+            // meanwhile, the swap stores READY over READY.
+            return self.unblock_io(mode);
+        }
         loop {
             if old == PD_READY {
                 return None;
             }
-            if old == PD_NIL && !ioready {
+            if old == PD_NIL {
                 // Nothing to wake, but make the check a read-modify-write:
                 // a `prepare_block` CAS ordered after it reads from it and so
                 // sees the caller's closing/deadline store (race 3) even
@@ -384,10 +406,9 @@ impl PdState {
                     }
                 }
             }
-            let new = if ioready { PD_READY } else { PD_NIL };
             // SeqCst: pairs with `prepare_block` (see race 3); Acquire also
             // pairs with `commit`'s Release.
-            match s.compare_exchange(old, new, Ordering::SeqCst, Ordering::SeqCst) {
+            match s.compare_exchange(old, PD_NIL, Ordering::SeqCst, Ordering::SeqCst) {
                 Ok(_) => return (old > PD_WAIT).then_some(old),
                 Err(v) => old = v,
             }

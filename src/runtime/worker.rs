@@ -441,13 +441,15 @@ impl WorkerCtx {
     fn find_runnable(&self) -> Option<Arc<Task>> {
         let me = self.shared_part();
         loop {
-            let tick = self.tick.get() - 1;
-            self.tick.set(tick);
             // Also the check for the shutdown (see `run_timers`).
             if !self.run_timers() {
                 return None;
             }
 
+            // Counted after the call: the new count is then not kept across
+            // it, and the count is a decrement in memory and a branch.
+            let tick = self.tick.get() - 1;
+            self.tick.set(tick);
             if tick == 0 {
                 self.tick.set(FAIRNESS_TICK);
                 // Keep the cached clock fresh on a worker that never idles

@@ -20,6 +20,10 @@ use crate::coroutine::Task;
 /// buffer when used) hold tasks; the others are uninitialized.
 pub(super) struct RunQueue {
     buf: UnsafeCell<Box<[MaybeUninit<Arc<Task>>]>>,
+    /// The buffer's length less one (a power of two less one), kept with
+    /// the buffer (set where it is made or replaced): a pop or push masks
+    /// with it instead of computing it from the length each time.
+    mask: Cell<usize>,
     head: Cell<usize>,
     tail: Cell<usize>,
 }
@@ -28,8 +32,10 @@ impl RunQueue {
     /// An empty queue with room for `cap` tasks (rounded up to a power of
     /// two) before it grows.
     pub(super) fn with_capacity(cap: usize) -> RunQueue {
+        let cap = cap.max(2).next_power_of_two();
         RunQueue {
-            buf: UnsafeCell::new(new_buf(cap.max(2).next_power_of_two())),
+            buf: UnsafeCell::new(new_buf(cap)),
+            mask: Cell::new(cap - 1),
             head: Cell::new(0),
             tail: Cell::new(0),
         }
@@ -52,10 +58,11 @@ impl RunQueue {
         // and none of them calls out while it holds one (module docs), so
         // this shared one is the only reference.
         let buf = unsafe { &*self.buf.get() };
-        let mask = buf.len() - 1;
+        let mask = self.mask.get();
         // SAFETY: `head != tail`: the slot at `head` holds a task (type
         // docs); it is moved out and, `head` moving past it, never read again
-        // before it is written.
+        // before it is written; `mask` (the buffer's length less one, see
+        // the field) keeps it in bounds.
         let task = unsafe { buf.get_unchecked(head & mask).assume_init_read() };
         self.head.set(head.wrapping_add(1));
         Some(task)
@@ -70,7 +77,7 @@ impl RunQueue {
         }
         // SAFETY: as in `pop_front`, this is the only reference into `buf`.
         let buf = unsafe { &mut *self.buf.get() };
-        let mask = buf.len() - 1;
+        let mask = self.mask.get();
         // SAFETY: not full: the slot at `tail` is outside `head .. tail`,
         // uninitialized (nothing to drop), and `mask` keeps it in bounds.
         unsafe { buf.get_unchecked_mut(tail & mask).write(task) };
@@ -85,7 +92,7 @@ impl RunQueue {
         let head = self.head.get().wrapping_sub(1);
         // SAFETY: as in `pop_front`, this is the only reference into `buf`.
         let buf = unsafe { &mut *self.buf.get() };
-        let mask = buf.len() - 1;
+        let mask = self.mask.get();
         // SAFETY: not full: the slot before `head` is outside `head .. tail`,
         // uninitialized, and `mask` keeps it in bounds.
         unsafe { buf.get_unchecked_mut(head & mask).write(task) };
@@ -114,8 +121,7 @@ impl RunQueue {
 
     #[inline]
     fn is_full(&self) -> bool {
-        // SAFETY: as in `pop_front`; only the length is read.
-        self.len() == unsafe { (&*self.buf.get()).len() }
+        self.len() > self.mask.get()
     }
 
     /// Doubles the buffer, keeping every task at its counter.
@@ -137,6 +143,7 @@ impl RunQueue {
             }
             i = i.wrapping_add(1);
         }
+        self.mask.set(new_mask);
         *buf = bigger;
     }
 }

@@ -251,8 +251,12 @@ mod tests {
     /// Pushes at both ends and pops against a `VecDeque`, through several
     /// growths and with the counters wrapping around `usize::MAX`; every
     /// task is dropped exactly once, queued ones with the queue.
-    #[test]
-    fn behaves_like_a_deque() {
+    /// Runs `check` on a small new queue whose counters start at 0 and
+    /// again near `usize::MAX` (so that they wrap), with a maker of tasks
+    /// and a model of the queue; then checks that every task was dropped.
+    fn on_queues(
+        mut check: impl FnMut(&RunQueue, &dyn Fn() -> Arc<Task>, &mut VecDeque<*const Task>),
+    ) {
         let rt = crate::Runtime::builder().workers(1).build().unwrap();
         let stack = crate::stack::reserve(64 * 1024).unwrap();
         let shared = rt.shared().clone();
@@ -263,6 +267,15 @@ mod tests {
             q.head.set(start);
             q.tail.set(start);
             let mut model = VecDeque::new();
+            check(&q, &mk, &mut model);
+            drop(q);
+        }
+        assert_eq!(Arc::strong_count(&shared), base);
+    }
+
+    #[test]
+    fn behaves_like_a_deque() {
+        on_queues(|q, mk, model| {
             let mut rng = 12345u32;
             for n in 0..2000 {
                 rng ^= rng << 13;
@@ -287,9 +300,7 @@ mod tests {
                 assert_eq!(q.len(), model.len());
             }
             assert!(q.len() > 8, "the test grows the queue");
-            drop(q);
-        }
-        assert_eq!(Arc::strong_count(&shared), base);
+        });
     }
 
     /// A filler queues its tasks at the back in order, through growths in
@@ -298,16 +309,7 @@ mod tests {
     /// included.
     #[test]
     fn filler_queues_in_order_through_growth() {
-        let rt = crate::Runtime::builder().workers(1).build().unwrap();
-        let stack = crate::stack::reserve(64 * 1024).unwrap();
-        let shared = rt.shared().clone();
-        let base = Arc::strong_count(&shared);
-        let mk = || Task::new_arc(None, &stack, shared.clone(), Location::caller(), None);
-        for start in [0, usize::MAX - 5] {
-            let q = RunQueue::with_capacity(2);
-            q.head.set(start);
-            q.tail.set(start);
-            let mut model = VecDeque::new();
+        on_queues(|q, mk, model| {
             for round in 0..20 {
                 let t = mk();
                 model.push_back(Arc::as_ptr(&t));
@@ -348,7 +350,6 @@ mod tests {
                 assert_eq!(Some(Arc::as_ptr(&t)), model.pop_front());
             }
             assert!(model.is_empty());
-        }
-        assert_eq!(Arc::strong_count(&shared), base);
+        });
     }
 }

@@ -70,11 +70,16 @@ pub(crate) trait PollSink {
     unsafe fn push(&mut self, task: Arc<Task>);
 }
 
+/// The tests' sink: the poll's coroutines in a `Vec`, in order.
+#[cfg(test)]
 impl PollSink for Vec<Arc<Task>> {
     fn reserve(&mut self, n: usize) {
         Vec::reserve(self, n);
     }
 
+    /// # Safety
+    /// None beyond the trait's: a `Vec` grows as needed, so any number of
+    /// pushes is sound.
     unsafe fn push(&mut self, task: Arc<Task>) {
         Vec::push(self, task);
     }

@@ -1259,6 +1259,10 @@ impl crate::netpoll::PollSink for Readier<'_> {
         self.fill.reserve(n);
     }
 
+    /// # Safety
+    /// The trait's contract: at most `n` pushes after `reserve(n)`, which
+    /// is what `runq::Filler::push` needs (it writes into the room
+    /// `reserve` made, without a bounds check).
     #[inline]
     unsafe fn push(&mut self, t: Arc<Task>) {
         if crate::coroutine::make_runnable(&t) {

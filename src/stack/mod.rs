@@ -183,6 +183,17 @@ impl Stack {
         self.cold = false;
     }
 
+    /// Installs its guard if it has none yet. No code has run on such a
+    /// stack (only cold stacks lack a guard); on error it stays without.
+    #[inline]
+    fn guard(&mut self) -> io::Result<()> {
+        if !self.guarded {
+            slab::install_guard(self.top - self.size - GUARD_SIZE, self.size)?;
+            self.guarded = true;
+        }
+        Ok(())
+    }
+
     /// A free stack from a pool entry's `top` (see [`slab::UNGUARDED`]).
     #[inline]
     fn from_pool(size: usize, top: usize, cold: bool) -> Stack {
@@ -316,10 +327,7 @@ pub(crate) fn round_size(size: usize) -> usize {
 #[cfg(test)]
 pub(crate) fn alloc(size: usize) -> io::Result<Stack> {
     let mut s = reserve(size)?;
-    if !s.guarded {
-        slab::install_guard(s.top - s.size - GUARD_SIZE, s.size)?;
-        s.guarded = true;
-    }
+    s.guard()?;
     s.mark_used();
     Ok(s)
 }
@@ -439,11 +447,7 @@ pub(crate) fn bind(mut stack: Stack) -> io::Result<Stack> {
             };
         }
     }
-    if !stack.guarded {
-        // No code has run on it (only cold stacks lack a guard).
-        slab::install_guard(stack.top - stack.size - GUARD_SIZE, stack.size)?;
-        stack.guarded = true;
-    }
+    stack.guard()?;
     stack.mark_used();
     Ok(stack)
 }

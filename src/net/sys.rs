@@ -336,12 +336,15 @@ pub(crate) unsafe fn syscall6(
     ret
 }
 
-/// A raw system call's result as the libc wrappers return it: -1 with
-/// errno set on failure.
+/// A raw `recvfrom`/`sendto` result as the libc wrappers return it: -1
+/// with errno set on failure.
 #[inline(always)]
 pub(crate) fn libc_result(r: isize) -> libc::ssize_t {
-    // The kernel returns -4095..=-1 for errors.
-    if (-4095..0).contains(&r) {
+    // The kernel returns -4095..=-1 for errors; these calls return a byte
+    // count (at most the buffer's length, so never negative) otherwise:
+    // any negative value is an error, which is one sign test where the
+    // range would be two compares.
+    if r < 0 {
         set_errno(-r as libc::c_int);
         return -1;
     }

@@ -247,9 +247,23 @@ impl<S: AsRawFd> NetFd<S> {
         Ok(Ref { fd: self })
     }
 
+    #[inline]
     fn lock(&self, mode: Mode) -> io::Result<Locked<'_, S>> {
-        self.mu.rwlock(mode, || (self.pd(), &self.shared.epoch))?;
-        Ok(Locked { fd: self, mode })
+        match self.mu.rwlock(mode, || (self.pd(), &self.shared.epoch)) {
+            Ok(()) => Ok(Locked { fd: self, mode }),
+            Err(destroy) => Err(self.lock_failed(destroy)),
+        }
+    }
+
+    /// A lock that failed on a closed descriptor: release it if the
+    /// failed attempt was its last op.
+    #[cold]
+    #[inline(never)]
+    fn lock_failed(&self, destroy: bool) -> io::Error {
+        if destroy {
+            self.destroy();
+        }
+        crate::netpoll::err_closed()
     }
 
     /// Last reference gone after a close: deregister, recycle, and release

@@ -63,7 +63,9 @@ impl FdMutex {
     }
 
     /// Takes the read or write lock (and a reference), queuing behind the
-    /// current holder. Fails once closed.
+    /// current holder. Fails once closed: `Err(true)` if the caller must
+    /// then release the descriptor (the take-back of its fast attempt was
+    /// the last op of a closed descriptor, see `sm::fd_mutex`).
     /// A queued coroutine shows in dumps as an IO wait on the descriptor
     /// of the PollDesc `wait_on` returns (with the epoch of its runtime);
     /// it is called only if the op has to queue, so that the fast path
@@ -73,8 +75,8 @@ impl FdMutex {
         &self,
         mode: Mode,
         wait_on: impl FnOnce() -> (&'a PollDesc, &'a Instant),
-    ) -> io::Result<()> {
-        // Fast path, uncontended: one load and one CAS, inlined into the op.
+    ) -> Result<(), bool> {
+        // Fast path, uncontended: one `fetch_add`, inlined into the op.
         if self.sm.try_lock_fast(mode) {
             return Ok(());
         }
@@ -84,10 +86,17 @@ impl FdMutex {
 
     #[cold]
     #[inline(never)]
-    fn rwlock_slow(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> io::Result<()> {
+    fn rwlock_slow(&self, mode: Mode, pd: &PollDesc, epoch: &Instant) -> Result<(), bool> {
+        // Take the failed fast attempt back, as an unlock (it may owe a
+        // hand-off, or be the last op of a closed descriptor).
+        if self.rwunlock(mode) {
+            return Err(true);
+        }
         loop {
-            if self.sm.try_lock(mode).map_err(closed)? == Lock::Taken {
-                return Ok(());
+            match self.sm.try_lock(mode) {
+                Ok(Lock::Taken) => return Ok(()),
+                Ok(Lock::Busy) => {}
+                Err(Closed) => return Err(false),
             }
             // Contended: queue, then compete again once woken.
             let guard = current_ctx().map(|ctx| Dequeue {
@@ -121,7 +130,8 @@ impl FdMutex {
     #[inline]
     pub(crate) fn rwunlock(&self, mode: Mode) -> bool {
         // One fetch_sub and one test, inlined; the rest (closed, or a
-        // hand-off to a queued op) is out of line.
+        // hand-off to a queued op) is out of line. Also the take-back of a
+        // failed fast attempt (`rwlock_slow`).
         match self.sm.rwunlock_fast(mode) {
             None => false,
             Some(old) => self.unlock_slow(mode, old),
@@ -131,7 +141,7 @@ impl FdMutex {
     #[cold]
     #[inline(never)]
     fn unlock_slow(&self, mode: Mode, old: u64) -> bool {
-        let (destroy, waiters) = fd_mutex::FdMutex::<Waiter>::unlocked(mode, old);
+        let (destroy, waiters) = self.sm.unlocked(mode, old);
         if waiters {
             if let Some(w) = self.sm.handoff(mode) {
                 w.wake();

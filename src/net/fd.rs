@@ -509,18 +509,40 @@ impl<S: AsRawFd> NetFd<S> {
         // per-op deadline.
         if Self::shortcut(pd, mode, len, info) {
             pd.wait_stream(&self.shared, ctx, mode)?;
+            let r = sys(self.fd);
+            // The shortcut found `drained` set, and only the lock's holder
+            // changes it: store only if the op was not short (a sign test
+            // for the failure and the end of stream together, then one
+            // compare).
+            if r > 0 {
+                let n = r as usize;
+                if n >= len {
+                    pd.set_drained(mode, false);
+                }
+                return Ok(n);
+            }
+            if r == 0 {
+                pd.set_drained(mode, false);
+                return Ok(0);
+            }
         } else {
             self.before_syscall(ctx, mode);
-        }
-        let r = sys(self.fd);
-        if r >= 0 {
-            let n = r as usize;
-            // No look at `hup` here: the shortcut checks it when it is used
-            // (it is sticky), which covers one seen by now.
-            pd.set_drained(mode, n > 0 && n < len);
-            return Ok(n);
+            let r = sys(self.fd);
+            if r >= 0 {
+                let n = r as usize;
+                // No look at `hup` here: the shortcut checks it when it is
+                // used (it is sticky), which covers one seen by now.
+                pd.set_drained(mode, Self::short(n, len));
+                return Ok(n);
+            }
         }
         self.stream_io_co_rest(ctx, CoOp::new(pd, mode), len, sys)
+    }
+
+    /// A stream op of `len` bytes that moved `n` was short.
+    #[inline(always)]
+    fn short(n: usize, len: usize) -> bool {
+        n > 0 && n < len
     }
 
     /// Whether a stream op may take the shortcut (module docs): the last
@@ -578,7 +600,7 @@ impl<S: AsRawFd> NetFd<S> {
         let r = sys(self.fd);
         if r >= 0 {
             let n = r as usize;
-            pd.set_drained(mode, n > 0 && n < len);
+            pd.set_drained(mode, Self::short(n, len));
             return Ok(n);
         }
         self.stream_io_co_rest(ctx, op, len, sys)
@@ -614,7 +636,7 @@ impl<S: AsRawFd> NetFd<S> {
             let r = sys(self.fd);
             if r >= 0 {
                 let n = r as usize;
-                pd.set_drained(mode, n > 0 && n < len);
+                pd.set_drained(mode, Self::short(n, len));
                 return Ok(n);
             }
         }

@@ -502,12 +502,19 @@ impl<S: AsRawFd> NetFd<S> {
         let _g = self.lock(mode)?;
         let pd = self.pd();
         let info = pd.state.info();
-        if info.closing_expired_or_timeout(mode) {
+        // One test for the common way (with the shortcut allowed); the
+        // rest is sorted out after it.
+        let shortcut = if info.plain(mode) {
+            (len != 0) & pd.drained(mode)
+        } else if info.closing_expired_or_timeout(mode) {
             return self.stream_io_co_timed(ctx, mode, len, sys, info);
-        }
+        } else {
+            // A hang-up seen or non-blocking mode: no shortcut.
+            false
+        };
         // No timeout was set when the op started: its first wait needs no
         // per-op deadline.
-        if Self::shortcut(pd, mode, len, info) {
+        if shortcut {
             pd.wait_stream(&self.shared, ctx, mode)?;
             let r = sys(self.fd);
             // The shortcut found `drained` set, and only the lock's holder

@@ -150,6 +150,14 @@ impl Info {
     pub(crate) fn hup_or_nonblocking(self) -> bool {
         self.0 & (HUP | NONBLOCKING) != 0
     }
+
+    /// None of [`closing_expired_or_timeout`](Self::closing_expired_or_timeout)
+    /// and [`hup_or_nonblocking`](Self::hup_or_nonblocking): a stream op's
+    /// common way, with the shortcut allowed, from one test.
+    #[inline]
+    pub(crate) fn plain(self, mode: Mode) -> bool {
+        self.0 & (CLOSING | expired_bit(mode) | timeout_bit(mode) | HUP | NONBLOCKING) == 0
+    }
 }
 
 /// Direction of an operation: reads use `rg`, writes use `wg`.

@@ -116,6 +116,31 @@ impl<S: AsRawFd> Drop for Locked<'_, S> {
     }
 }
 
+/// [`Locked`] of a direction known at compile time (`WRITE`): the guard
+/// is one pointer, so that an op that keeps it in memory across a park
+/// (for the unwind of a coroutine dropped while parked) stores one word.
+struct LockedDir<'a, S: AsRawFd, const WRITE: bool> {
+    fd: &'a NetFd<S>,
+}
+
+impl<S: AsRawFd, const WRITE: bool> Drop for LockedDir<'_, S, WRITE> {
+    fn drop(&mut self) {
+        if self.fd.mu.rwunlock(dir(WRITE)) {
+            self.fd.destroy();
+        }
+    }
+}
+
+/// The direction `WRITE` names.
+#[inline(always)]
+const fn dir(write: bool) -> Mode {
+    if write {
+        Mode::Write
+    } else {
+        Mode::Read
+    }
+}
+
 /// A reference for a lock-free op.
 pub(crate) struct Ref<'a, S: AsRawFd> {
     fd: &'a NetFd<S>,
@@ -251,6 +276,18 @@ impl<S: AsRawFd> NetFd<S> {
     fn lock(&self, mode: Mode) -> io::Result<Locked<'_, S>> {
         match self.mu.rwlock(mode, || (self.pd(), &self.shared.epoch)) {
             Ok(()) => Ok(Locked { fd: self, mode }),
+            Err(destroy) => Err(self.lock_failed(destroy)),
+        }
+    }
+
+    /// [`lock`](Self::lock) of a direction known at compile time.
+    #[inline]
+    fn lock_dir<const WRITE: bool>(&self) -> io::Result<LockedDir<'_, S, WRITE>> {
+        match self
+            .mu
+            .rwlock(dir(WRITE), || (self.pd(), &self.shared.epoch))
+        {
+            Ok(()) => Ok(LockedDir { fd: self }),
             Err(destroy) => Err(self.lock_failed(destroy)),
         }
     }
@@ -478,7 +515,10 @@ impl<S: AsRawFd> NetFd<S> {
         mut sys: impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
         match current_ctx() {
-            Some(ctx) => self.stream_io_co(ctx, mode, len, &mut sys),
+            Some(ctx) => match mode {
+                Mode::Read => self.stream_io_co::<false>(ctx, len, &mut sys),
+                Mode::Write => self.stream_io_co::<true>(ctx, len, &mut sys),
+            },
             None => self.stream_io_thread(mode, &mut sys),
         }
     }
@@ -492,14 +532,14 @@ impl<S: AsRawFd> NetFd<S> {
     /// fails (EAGAIN, EINTR, an error) goes on out of line
     /// ([`stream_io_co_rest`](Self::stream_io_co_rest)).
     #[inline(always)]
-    fn stream_io_co(
+    fn stream_io_co<const WRITE: bool>(
         &self,
         ctx: &WorkerCtx,
-        mode: Mode,
         len: usize,
         sys: &mut impl FnMut(RawFd) -> libc::ssize_t,
     ) -> io::Result<usize> {
-        let _g = self.lock(mode)?;
+        let mode = dir(WRITE);
+        let _g = self.lock_dir::<WRITE>()?;
         let pd = self.pd();
         let info = pd.state.info();
         // One test for the common way (with the shortcut allowed); the

@@ -713,7 +713,7 @@ impl<S: AsRawFd> NetFd<S> {
     fn write_all_co(&self, ctx: &WorkerCtx, buf: &[u8]) -> io::Result<()> {
         const MODE: Mode = Mode::Write;
         crate::runtime::worker::coop_tick_in(ctx);
-        let g = self.lock(MODE)?;
+        let g = self.lock_dir::<true>()?;
         let pd = self.pd();
         // The common case inline: no error bit, no shortcut (the last write
         // was not short), and the whole buffer goes out in one send. The
@@ -741,7 +741,7 @@ impl<S: AsRawFd> NetFd<S> {
     #[inline(never)]
     fn write_all_co_rest(
         &self,
-        _g: Locked<'_, S>,
+        _g: LockedDir<'_, S, true>,
         mut buf: &[u8],
         mut first: Option<libc::ssize_t>,
     ) -> io::Result<()> {

@@ -75,7 +75,7 @@ use std::sync::atomic::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::coroutine::{self, park_commit_owned, Task, CANCEL_NONE};
+use crate::coroutine::{self, park_commit_running, Task, CANCEL_NONE};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
@@ -785,7 +785,8 @@ impl PollDesc {
             if task.cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, task, mode, tick_ready) {
+            // SAFETY: `task` is the running task, looked up above.
+            if unsafe { self.netpollblock(ctx, task, mode, tick_ready) } {
                 return Ok(());
             }
             self.check_wait(mode)?;
@@ -816,8 +817,18 @@ impl PollDesc {
     /// Go's `netpollblock`: true if a readiness notification was consumed.
     /// `tick_ready`: one pending was consumed without a park spends a unit
     /// of the cooperative budget.
+    ///
+    /// # Safety
+    /// `task` must be the running task, `ctx.current_task()` (the park
+    /// suspends the coroutine through it).
     #[inline(always)]
-    fn netpollblock(&self, ctx: &WorkerCtx, task: &Task, mode: Mode, tick_ready: bool) -> bool {
+    unsafe fn netpollblock(
+        &self,
+        ctx: &WorkerCtx,
+        task: &Task,
+        mode: Mode,
+        tick_ready: bool,
+    ) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             if tick_ready {
                 crate::runtime::worker::coop_tick_in(ctx);
@@ -833,7 +844,7 @@ impl PollDesc {
             // As `Arc::as_ptr`, and as the commit's `Arc::into_raw`.
             let me = task as *const Task as usize;
             let guard = Unpark { slot, task: me };
-            park_commit_owned(ctx, self.polling_wait(mode), move |task, _| {
+            let commit = move |task: Arc<Task>, _: &WorkerCtx| {
                 // The worker's reference becomes the slot's.
                 let raw = Arc::into_raw(task) as usize;
                 if slot.commit(raw) {
@@ -843,7 +854,10 @@ impl PollDesc {
                     // took was never published: it goes back to the worker.
                     Err(unsafe { Arc::from_raw(raw as *const Task) })
                 }
-            });
+            };
+            // SAFETY: `task` is the running task (this function's
+            // contract).
+            unsafe { park_commit_running(ctx, task, self.polling_wait(mode), commit) };
             std::mem::forget(guard);
             return match self.state.finish_block_as(mode, me) {
                 Ok(ready) => ready,

@@ -583,17 +583,27 @@ pub(crate) fn ready(task: Arc<Task>) {
 /// As [`ready`].
 #[inline]
 pub(crate) fn make_runnable(task: &Task) -> bool {
+    make_runnable_uncontended(task) || ready_contended(task)
+}
+
+/// The first half of [`make_runnable`], its CAS: true if the task is now
+/// the caller's to queue; false, and the caller must go on with
+/// [`ready_contended`].
+#[inline(always)]
+pub(crate) fn make_runnable_uncontended(task: &Task) -> bool {
     task.status
         .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
-        || ready_contended(task)
 }
 
 /// `ready`'s CAS failed: wait out a dumper (SCANNING), or drop a stale
 /// wake-up; true if the task is now ours to run.
+///
+/// # Panics
+/// As [`ready`].
 #[cold]
 #[inline(never)]
-fn ready_contended(task: &Task) -> bool {
+pub(crate) fn ready_contended(task: &Task) -> bool {
     if task.leave_waiting(Ordering::Acquire) == WAITING {
         return true;
     }

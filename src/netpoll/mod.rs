@@ -463,7 +463,6 @@ impl Poller {
         // Room for the two directions of every event, so that each task is
         // one store into the sink (see `PollSink::push`).
         out.reserve(2 * n);
-        let mut woken = false;
         // A pointer walk with the test at the bottom (`n` is not 0): an add,
         // a compare and a branch per event, where the slice iterator took
         // five.
@@ -491,20 +490,28 @@ impl Poller {
                     unsafe { out.push(t) };
                 });
             } else {
-                // An event for a closed descriptor, or the eventfd's
-                // (`wake_pd` never matches).
-                woken |= ptr::eq(p, &*self.wake_pd);
+                self.unmatched_event(shard, p, blocking);
             }
             if at == end {
                 break;
             }
         }
-        // Only a blocking poll consumes a wake (as Go's netpoll): a wake is
-        // meant for the sleep that follows the worker's
-        // `SleepState::prepare`, and a non-blocking poll (the fairness look
-        // of a busy worker) must not swallow one that came early; at worst
-        // a stale wake makes the next blocking poll return at once.
-        if woken && blocking {
+    }
+
+    /// An event whose data matches no PollDesc's token: for a closed
+    /// descriptor (ignored), or the eventfd's (`wake_pd` never matches),
+    /// which a blocking poll consumes. Out of line, so that the poll's loop
+    /// keeps no state for it.
+    ///
+    /// Only a blocking poll consumes a wake (as Go's netpoll): a wake is
+    /// meant for the sleep that follows the worker's
+    /// `SleepState::prepare`, and a non-blocking poll (the fairness look of
+    /// a busy worker) must not swallow one that came early; at worst a
+    /// stale wake makes the next blocking poll return at once.
+    #[cold]
+    #[inline(never)]
+    fn unmatched_event(&self, shard: usize, p: *const PollDesc, blocking: bool) {
+        if blocking && ptr::eq(p, &*self.wake_pd) {
             self.shards[shard].drain_wake();
         }
     }

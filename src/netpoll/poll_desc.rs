@@ -779,9 +779,32 @@ impl PollDesc {
         }
         // The running task, looked up once for the cancel check and the park.
         let task: &Task = ctx.current_task();
+        // Runtime shutdown cancelled this coroutine, and its destructors are
+        // running: nobody polls the network any more, fail at once.
+        if task.cancel.load(Ordering::Relaxed) != CANCEL_NONE {
+            return Err(err_shutting_down());
+        }
+        // The first wait, straight-line: in a loop, the compiler would
+        // compute the park's addresses before it and keep them in the frame
+        // across the switch (stores before it, loads after).
+        // SAFETY: `task` is the running task, looked up above.
+        if unsafe { self.netpollblock(ctx, task, mode, tick_ready) } {
+            return Ok(());
+        }
+        self.wait_again(ctx, mode, tick_ready)
+    }
+
+    /// The rest of [`wait_checked`](Self::wait_checked) after a wait that
+    /// consumed no notification (an error, or a deadline that expired and
+    /// was moved again): out of line.
+    #[cold]
+    #[inline(never)]
+    fn wait_again(&self, ctx: &WorkerCtx, mode: Mode, tick_ready: bool) -> io::Result<()> {
+        let task: &Task = ctx.current_task();
         loop {
-            // Runtime shutdown cancelled this coroutine, and its destructors
-            // are running: nobody polls the network any more, fail at once.
+            self.check_wait(mode)?;
+            // Woken with no notification and no error: a deadline that
+            // expired was moved again. Wait on (as `wait_checked`).
             if task.cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
@@ -789,9 +812,6 @@ impl PollDesc {
             if unsafe { self.netpollblock(ctx, task, mode, tick_ready) } {
                 return Ok(());
             }
-            self.check_wait(mode)?;
-            // Woken with no notification and no error: a deadline that
-            // expired was moved again. Wait on.
         }
     }
 

@@ -1305,19 +1305,51 @@ impl crate::netpoll::PollSink for Readier<'_> {
     /// `reserve` made, without a bounds check).
     #[inline]
     unsafe fn push(&mut self, t: Arc<Task>) {
-        if crate::coroutine::make_runnable(&t) {
-            if t.home_worker.load(Ordering::Relaxed) == self.me {
-                // SAFETY: at most as many pushes as reserved (the caller's
-                // contract, passed on).
-                unsafe { self.fill.push(t) };
+        // The task is never live across a call (which would give it a
+        // stack slot, a store and a load per push): the calls off the common
+        // case take it, and the contended one hands it back.
+        let t = if crate::coroutine::make_runnable_uncontended(&t) {
+            if t.home_worker.load(Ordering::Relaxed) != self.me {
+                send_home(t);
+                self.other += 1;
                 return;
             }
-            send_home(t);
+            t
         } else {
-            keep_stale(self.ctx, t);
-        }
-        self.other += 1;
+            match readier_contended(self.ctx, self.me, t) {
+                Some(t) => t,
+                None => {
+                    self.other += 1;
+                    return;
+                }
+            }
+        };
+        // SAFETY: at most as many pushes as reserved (the caller's
+        // contract, passed on).
+        unsafe { self.fill.push(t) };
     }
+}
+
+/// `Readier::push` when the uncontended CAS failed: the rest of
+/// `make_runnable`. Gives back a task of this worker (`me`) to queue; one
+/// of another worker goes home (`send_home`), a stale wake-up to
+/// `keep_stale`.
+#[cold]
+#[inline(never)]
+fn readier_contended(
+    ctx: &WorkerCtx,
+    me: *mut super::WorkerShared,
+    t: Arc<Task>,
+) -> Option<Arc<Task>> {
+    if !crate::coroutine::ready_contended(&t) {
+        keep_stale(ctx, t);
+        return None;
+    }
+    if t.home_worker.load(Ordering::Relaxed) == me {
+        return Some(t);
+    }
+    send_home(t);
+    None
 }
 
 /// A stale wake-up of `Readier` (see there), dropped after the poll.

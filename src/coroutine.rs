@@ -84,11 +84,57 @@ pub(crate) type Co = corosensei::Coroutine<(), Suspend, (), Stack>;
 pub(crate) type Yielder = corosensei::Yielder<(), Suspend>;
 /// A commit function (Go's `unlockf`): runs on the worker after the switch,
 /// handed the worker's own reference to the parked task (see [`Committed`]).
+/// It catches a panic of the commit itself (see [`CommitWord`]).
 ///
 /// # Safety
 /// `arg` must be the pointer `park_commit` passed along with this function:
 /// it points into the suspended coroutine's frame, valid until it resumes.
-pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> Committed;
+pub(crate) type CommitFn = unsafe fn(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> CommitWord;
+
+/// What a commit function hands back to the worker, in one word (a
+/// register): the [`Committed`] of the commit, or that it panicked, its
+/// payload left in the worker context (`WorkerCtx::commit_panicked`). The
+/// worker then needs no unwind handling of its own around the call, nor
+/// a result in memory: one test for the common case, parked.
+#[must_use]
+pub(crate) struct CommitWord(usize);
+
+impl CommitWord {
+    /// Parked (`Ok(())`).
+    const PARKED: usize = 0;
+    /// The commit panicked: the low bit, which no task address has (an
+    /// `Arc`'s data is aligned).
+    const PANICKED: usize = 1;
+
+    #[inline(always)]
+    fn from_committed(c: Committed) -> CommitWord {
+        match c {
+            Ok(()) => CommitWord(Self::PARKED),
+            Err(task) => CommitWord(Arc::into_raw(task) as usize),
+        }
+    }
+
+    /// True if the coroutine stays parked (the commit took the reference).
+    #[inline(always)]
+    pub(crate) fn parked(&self) -> bool {
+        self.0 == Self::PARKED
+    }
+
+    /// Not parked: the task reference handed back (`Err(task)`), or `None`
+    /// if the commit panicked.
+    #[inline(always)]
+    pub(crate) fn handed_back(self) -> Option<Arc<Task>> {
+        debug_assert!(!self.parked());
+        // A bit test, not a compare with `PANICKED`: the compiler would
+        // merge that with `parked`'s into a switch that tests it first.
+        if self.0 & Self::PANICKED != 0 {
+            return None;
+        }
+        // SAFETY: the word is the `Arc::into_raw` of `from_committed`, taken
+        // back once (`self` is consumed).
+        Some(unsafe { Arc::from_raw(self.0 as *const Task) })
+    }
+}
 
 /// What a commit function did with the task reference it was handed.
 /// `Ok(())`: the coroutine stays parked, and the reference is gone from the
@@ -537,17 +583,27 @@ pub(crate) fn ready(task: Arc<Task>) {
 /// As [`ready`].
 #[inline]
 pub(crate) fn make_runnable(task: &Task) -> bool {
+    make_runnable_uncontended(task) || ready_contended(task)
+}
+
+/// The first half of [`make_runnable`], its CAS: true if the task is now
+/// the caller's to queue; false, and the caller must go on with
+/// [`ready_contended`].
+#[inline(always)]
+pub(crate) fn make_runnable_uncontended(task: &Task) -> bool {
     task.status
         .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
-        || ready_contended(task)
 }
 
 /// `ready`'s CAS failed: wait out a dumper (SCANNING), or drop a stale
 /// wake-up; true if the task is now ours to run.
+///
+/// # Panics
+/// As [`ready`].
 #[cold]
 #[inline(never)]
-fn ready_contended(task: &Task) -> bool {
+pub(crate) fn ready_contended(task: &Task) -> bool {
     if task.leave_waiting(Ordering::Acquire) == WAITING {
         return true;
     }
@@ -588,8 +644,29 @@ pub(crate) fn park_commit_owned<F>(ctx: &WorkerCtx, wait: &Wait<'_>, commit: F)
 where
     F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
 {
-    set_wait(ctx.current_task(), wait);
-    suspend_park(ctx, commit);
+    // SAFETY: the running task.
+    unsafe { park_commit_running(ctx, ctx.current_task(), wait, commit) };
+}
+
+/// [`park_commit_owned`] for a caller that has the running task at hand
+/// (`ctx.current_task()`, looked up before): the park then looks up
+/// neither the task nor, through it, the yielder.
+///
+/// # Safety
+/// `task` must be the running task, `ctx.current_task()`.
+#[inline(always)]
+pub(crate) unsafe fn park_commit_running<F>(
+    ctx: &WorkerCtx,
+    task: &Task,
+    wait: &Wait<'_>,
+    commit: F,
+) where
+    F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
+{
+    debug_assert!(ptr::eq(task, &**ctx.current_task()));
+    set_wait(task, wait);
+    // SAFETY: the caller's contract.
+    unsafe { suspend_park(ctx, task, commit) };
 }
 
 /// A commit of [`park_commit`]'s kind (true: parked) as one that owns the
@@ -622,14 +699,17 @@ fn set_wait(task: &Task, wait: &Wait<'_>) {
 
 /// The park itself, leaving the wait record as it is (a repeated park of
 /// the same wait, see [`park_while`]).
+///
+/// # Safety
+/// `task` must be the running task, `ctx.current_task()`.
 #[inline(always)]
-fn suspend_park<F>(ctx: &WorkerCtx, commit: F)
+unsafe fn suspend_park<F>(ctx: &WorkerCtx, task: &Task, commit: F)
 where
     F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
 {
     /// # Safety
     /// `arg` points to the `ParkFrame<F>` on the suspended coroutine's stack.
-    unsafe fn trampoline<F>(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> Committed
+    unsafe fn trampoline<F>(arg: *mut (), task: Arc<Task>, ctx: &WorkerCtx) -> CommitWord
     where
         F: FnOnce(Arc<Task>, &WorkerCtx) -> Committed,
     {
@@ -638,16 +718,25 @@ where
         // worker runs this once per park (see `ParkFrame::f`), so `f` is
         // still there and is never used again.
         let f = unsafe { mem::ManuallyDrop::take(&mut (*arg.cast::<ParkFrame<F>>()).f) };
-        f(task, ctx)
+        // A panic of the commit is contained here, on the worker (see
+        // `CommitWord`; the worker re-raises it in the coroutine).
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(task, ctx))) {
+            Ok(c) => CommitWord::from_committed(c),
+            Err(p) => {
+                ctx.commit_panicked(p);
+                CommitWord(CommitWord::PANICKED)
+            }
+        }
     }
     let mut frame = ParkFrame {
         commit: trampoline::<F>,
         f: mem::ManuallyDrop::new(commit),
     };
-    let yielder = ctx.current_yielder();
-    // SAFETY: `yielder` is the running coroutine's yielder, alive for as long
-    // as the coroutine (set by the entry function; see worker::current_yielder).
-    let y = unsafe { &*yielder };
+    // SAFETY: `task` is the running task (the callers' contract): only the
+    // `yielder` field is read, through a raw pointer, as in
+    // `WorkerCtx::current_yielder`; it is the running coroutine's yielder,
+    // alive for as long as the coroutine (set by the entry function).
+    let y = unsafe { &*(*task.local.get()).yielder };
     // `ParkFrame` is `repr(C)` with the commit function first: a pointer to
     // the frame points to it (see `Suspend`).
     y.suspend(Some(ptr::NonNull::from(&mut frame).cast::<CommitFn>()));
@@ -935,8 +1024,10 @@ impl Waiter {
 #[inline]
 pub(crate) fn park_while(ctx: &WorkerCtx, wait: &Wait<'_>, waiting: impl Fn() -> bool) {
     while waiting() {
-        set_wait(ctx.current_task(), wait);
-        suspend_park(ctx, by_ref(|_, _| waiting()));
+        let task = ctx.current_task();
+        set_wait(task, wait);
+        // SAFETY: the running task.
+        unsafe { suspend_park(ctx, task, by_ref(|_, _| waiting())) };
     }
 }
 

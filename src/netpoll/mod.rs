@@ -463,34 +463,55 @@ impl Poller {
         // Room for the two directions of every event, so that each task is
         // one store into the sink (see `PollSink::push`).
         out.reserve(2 * n);
-        let mut woken = false;
-        for ev in &events[..n] {
-            // SAFETY: the kernel initialised the first `n` entries.
-            let ev = unsafe { ev.assume_init_read() };
+        // A pointer walk with the test at the bottom (`n` is not 0): an add,
+        // a compare and a branch per event, where the slice iterator took
+        // five.
+        let mut at = events.as_ptr();
+        // SAFETY: `n <= EVENTS` (the kernel writes at most the length it was
+        // given): one past the last written entry, inside or just past
+        // `events`.
+        let end = unsafe { at.add(n) };
+        loop {
+            // SAFETY: `at` points to one of the first `n` entries, which the
+            // kernel initialised.
+            let ev = unsafe { (*at).assume_init_read() };
+            // SAFETY: at most one past the last entry (see `end`).
+            at = unsafe { at.add(1) };
             let data = ev.u64;
             let p = (data & PTR_MASK) as *const PollDesc;
             // SAFETY: the data was built by `register` from a PollDesc of
             // this poller, or is the eventfd's, `wake_pd`'s address;
             // PollDesc memory is type-stable for the poller's life.
             let pd = unsafe { &*p };
-            if pd.token() != data {
-                // An event for a closed descriptor, or the eventfd's
-                // (`wake_pd` never matches).
-                woken |= ptr::eq(p, &*self.wake_pd);
-                continue;
+            if pd.token() == data {
+                pd.netpollready(ev.events, |t| {
+                    // SAFETY: at most two tasks per event (one per
+                    // direction), and `2 * n` reserved above.
+                    unsafe { out.push(t) };
+                });
+            } else {
+                self.unmatched_event(shard, p, blocking);
             }
-            pd.netpollready(ev.events, |t| {
-                // SAFETY: at most two tasks per event (one per direction),
-                // and `2 * n` reserved above.
-                unsafe { out.push(t) };
-            });
+            if at == end {
+                break;
+            }
         }
-        // Only a blocking poll consumes a wake (as Go's netpoll): a wake is
-        // meant for the sleep that follows the worker's
-        // `SleepState::prepare`, and a non-blocking poll (the fairness look
-        // of a busy worker) must not swallow one that came early; at worst
-        // a stale wake makes the next blocking poll return at once.
-        if woken && blocking {
+    }
+
+    /// An event whose data matches no PollDesc's token: for a closed
+    /// descriptor (ignored), or the eventfd's (`wake_pd` never matches),
+    /// which a blocking poll consumes. Out of line, so that the poll's loop
+    /// keeps no state for it.
+    ///
+    /// Only a blocking poll consumes a wake (as Go's netpoll): a wake is
+    /// meant for the sleep that follows the worker's
+    /// `SleepState::prepare`, and a non-blocking poll (the fairness look of
+    /// a busy worker) must not swallow one that came early; at worst a
+    /// stale wake makes the next blocking poll return at once.
+    #[cold]
+    #[inline(never)]
+    fn unmatched_event(&self, shard: usize, p: *const PollDesc, blocking: bool) {
+        if blocking && ptr::eq(p, &*self.wake_pd) {
             self.shards[shard].drain_wake();
         }
     }

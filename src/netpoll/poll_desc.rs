@@ -75,7 +75,7 @@ use std::sync::atomic::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::coroutine::{self, park_commit_owned, Task, CANCEL_NONE};
+use crate::coroutine::{self, park_commit_running, Task, CANCEL_NONE};
 use crate::runtime::timer::{Action, Handle};
 use crate::runtime::worker::WorkerCtx;
 use crate::runtime::Shared;
@@ -779,18 +779,39 @@ impl PollDesc {
         }
         // The running task, looked up once for the cancel check and the park.
         let task: &Task = ctx.current_task();
+        // Runtime shutdown cancelled this coroutine, and its destructors are
+        // running: nobody polls the network any more, fail at once.
+        if task.cancel.load(Ordering::Relaxed) != CANCEL_NONE {
+            return Err(err_shutting_down());
+        }
+        // The first wait, straight-line: in a loop, the compiler would
+        // compute the park's addresses before it and keep them in the frame
+        // across the switch (stores before it, loads after).
+        // SAFETY: `task` is the running task, looked up above.
+        if unsafe { self.netpollblock(ctx, task, mode, tick_ready) } {
+            return Ok(());
+        }
+        self.wait_again(ctx, mode, tick_ready)
+    }
+
+    /// The rest of [`wait_checked`](Self::wait_checked) after a wait that
+    /// consumed no notification (an error, or a deadline that expired and
+    /// was moved again): out of line.
+    #[cold]
+    #[inline(never)]
+    fn wait_again(&self, ctx: &WorkerCtx, mode: Mode, tick_ready: bool) -> io::Result<()> {
+        let task: &Task = ctx.current_task();
         loop {
-            // Runtime shutdown cancelled this coroutine, and its destructors
-            // are running: nobody polls the network any more, fail at once.
+            self.check_wait(mode)?;
+            // Woken with no notification and no error: a deadline that
+            // expired was moved again. Wait on (as `wait_checked`).
             if task.cancel.load(Ordering::Relaxed) != CANCEL_NONE {
                 return Err(err_shutting_down());
             }
-            if self.netpollblock(ctx, task, mode, tick_ready) {
+            // SAFETY: `task` is the running task, looked up above.
+            if unsafe { self.netpollblock(ctx, task, mode, tick_ready) } {
                 return Ok(());
             }
-            self.check_wait(mode)?;
-            // Woken with no notification and no error: a deadline that
-            // expired was moved again. Wait on.
         }
     }
 
@@ -816,8 +837,18 @@ impl PollDesc {
     /// Go's `netpollblock`: true if a readiness notification was consumed.
     /// `tick_ready`: one pending was consumed without a park spends a unit
     /// of the cooperative budget.
+    ///
+    /// # Safety
+    /// `task` must be the running task, `ctx.current_task()` (the park
+    /// suspends the coroutine through it).
     #[inline(always)]
-    fn netpollblock(&self, ctx: &WorkerCtx, task: &Task, mode: Mode, tick_ready: bool) -> bool {
+    unsafe fn netpollblock(
+        &self,
+        ctx: &WorkerCtx,
+        task: &Task,
+        mode: Mode,
+        tick_ready: bool,
+    ) -> bool {
         if self.state.prepare_block(mode) == Prepare::Ready {
             if tick_ready {
                 crate::runtime::worker::coop_tick_in(ctx);
@@ -833,7 +864,7 @@ impl PollDesc {
             // As `Arc::as_ptr`, and as the commit's `Arc::into_raw`.
             let me = task as *const Task as usize;
             let guard = Unpark { slot, task: me };
-            park_commit_owned(ctx, self.polling_wait(mode), move |task, _| {
+            let commit = move |task: Arc<Task>, _: &WorkerCtx| {
                 // The worker's reference becomes the slot's.
                 let raw = Arc::into_raw(task) as usize;
                 if slot.commit(raw) {
@@ -843,7 +874,10 @@ impl PollDesc {
                     // took was never published: it goes back to the worker.
                     Err(unsafe { Arc::from_raw(raw as *const Task) })
                 }
-            });
+            };
+            // SAFETY: `task` is the running task (this function's
+            // contract).
+            unsafe { park_commit_running(ctx, task, self.polling_wait(mode), commit) };
             std::mem::forget(guard);
             return match self.state.finish_block_as(mode, me) {
                 Ok(ready) => ready,

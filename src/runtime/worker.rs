@@ -261,6 +261,9 @@ pub(crate) struct WorkerCtx {
     /// takes it right after the switch.
     told: Cell<bool>,
     said: Cell<Resume>,
+    /// The payload of a park's commit that panicked, from the commit
+    /// function to `execute` (see `CommitWord`).
+    commit_panic: Cell<Option<Box<dyn Any + Send>>>,
     /// Scratch buffers reused across rounds.
     due: RefCell<Vec<Action>>,
     /// Stale wake-ups a poll returned, dropped after it (see `Readier`).
@@ -288,6 +291,7 @@ impl WorkerCtx {
             handoffs: Cell::new(0),
             told: Cell::new(false),
             said: Cell::new(Resume::Run),
+            commit_panic: Cell::new(None),
             due: RefCell::new(Vec::new()),
             stale: RefCell::new(Vec::new()),
         }
@@ -376,6 +380,15 @@ impl WorkerCtx {
         if let Some(old) = self.runnext.replace(Some(task)) {
             self.demote(old);
         }
+    }
+
+    /// True if `runnext` holds a coroutine: a load and a test, where
+    /// `take` also stores `None` back when it is empty.
+    #[inline(always)]
+    fn has_runnext(&self) -> bool {
+        // SAFETY: a plain read; no reference into the cell is live (`Cell`
+        // hands out none) and only this thread touches it.
+        unsafe { (*self.runnext.as_ptr()).is_some() }
     }
 
     /// Queues a coroutine displaced from `runnext`: a started one at the
@@ -481,8 +494,8 @@ impl WorkerCtx {
                 }
             }
 
-            if let Some(t) = self.runnext.take() {
-                return Some(t);
+            if self.has_runnext() {
+                return self.runnext.take();
             }
             if let Some(t) = self.pop_runq() {
                 return Some(t);
@@ -889,35 +902,34 @@ impl WorkerCtx {
                     // `Committed`); `raw` stays valid without it: the task
                     // is in this worker's registry (see `registered`).
                     let raw = Arc::as_ptr(&task);
+                    // The commit function catches the commit's panic (see
+                    // `CommitWord`): no unwind to contain here.
                     // SAFETY: `frame` comes from `suspend_park` in the
                     // coroutine, which is suspended inside it: it points to
                     // the park's live frame, which starts with its commit
                     // function, and the commit gets the frame it came with
                     // (see `Suspend`).
-                    let parked = panic::catch_unwind(AssertUnwindSafe(move || unsafe {
-                        (*frame.as_ptr())(frame.as_ptr().cast(), task, self)
-                    }));
-                    task = match parked {
-                        Ok(Ok(())) => {
-                            // SAFETY: `raw` is the task this worker runs, in
-                            // its registry (see `registered`).
-                            if self.careful() && swallowed(unsafe { &*raw }) {
-                                // Published or not, it is never resumed
-                                // again; a waker that readies it later finds
-                                // no stack.
-                                // SAFETY: as above.
-                                self.leak(unsafe { registered(raw) }, LEAK_SWALLOWED);
-                                return;
-                            }
-                            me.metrics.parks.inc();
+                    let parked = unsafe { (*frame.as_ptr())(frame.as_ptr().cast(), task, self) };
+                    if parked.parked() {
+                        // SAFETY: `raw` is the task this worker runs, in its
+                        // registry (see `registered`).
+                        if self.careful() && swallowed(unsafe { &*raw }) {
+                            // Published or not, it is never resumed again; a
+                            // waker that readies it later finds no stack.
+                            // SAFETY: as above.
+                            self.leak(unsafe { registered(raw) }, LEAK_SWALLOWED);
                             return;
                         }
-                        Ok(Err(task)) if self.careful() && swallowed(&task) => {
+                        me.metrics.parks.inc();
+                        return;
+                    }
+                    task = match parked.handed_back() {
+                        Some(task) if self.careful() && swallowed(&task) => {
                             self.leak(task, LEAK_SWALLOWED);
                             return;
                         }
                         // The event already came: run it again at once.
-                        Ok(Err(task)) => {
+                        Some(task) => {
                             task.take_back();
                             self.tell(self.resume_input(&task));
                             task
@@ -925,21 +937,11 @@ impl WorkerCtx {
                         // The commit panicked, maybe after publishing the
                         // task: claim it back as a waker would, and re-raise
                         // the panic inside the coroutine, at its park.
-                        Err(p) => {
-                            // SAFETY: as above (the commit's reference is in
-                            // the slot, or was dropped by the unwind).
-                            let task = unsafe { registered(raw) };
-                            if !task.claim_parked() {
-                                // A waker readied it first: deliver the panic
-                                // when it runs.
-                                // SAFETY: owner-only field, task not running.
-                                unsafe { task.local().pending_panic = Some(p) };
-                                self.set_careful();
-                                return;
-                            }
-                            self.tell(Resume::Panic(p));
-                            task
-                        }
+                        // SAFETY: `raw` as above.
+                        None => match unsafe { self.commit_panic_back(raw) } {
+                            Some(task) => task,
+                            None => return,
+                        },
                     };
                 }
                 Ok(CoroutineResult::Return(())) => {
@@ -952,6 +954,44 @@ impl WorkerCtx {
                 }
             }
         }
+    }
+
+    /// A park's commit panicked (`CommitWord`; the payload is in
+    /// `commit_panic`): the task, to resume at once with the panic to
+    /// re-raise at its park, or `None` if a waker readied it first (the
+    /// panic is then delivered when it runs).
+    ///
+    /// # Safety
+    /// `raw` must be the task this worker was running, in its registry
+    /// (see `registered`).
+    #[cold]
+    #[inline(never)]
+    unsafe fn commit_panic_back(&self, raw: *const Task) -> Option<Arc<Task>> {
+        let p = self
+            .commit_panic
+            .take()
+            .expect("gopark: a commit's panic payload is missing");
+        // SAFETY: the caller's contract (the commit's reference is in the
+        // slot, or was dropped by the unwind).
+        let task = unsafe { registered(raw) };
+        if !task.claim_parked() {
+            // SAFETY: owner-only field, task not running.
+            unsafe { task.local().pending_panic = Some(p) };
+            self.set_careful();
+            return None;
+        }
+        self.tell(Resume::Panic(p));
+        Some(task)
+    }
+
+    /// Keeps the payload of a park's commit that panicked, for `execute`
+    /// (the commit function caught it, see `CommitWord`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn commit_panicked(&self, p: Box<dyn Any + Send>) {
+        let old = self.commit_panic.replace(Some(p));
+        debug_assert!(old.is_none());
+        drop_payload(old);
     }
 
     /// The uncommon start of `execute`: leaves the spinning state, sets up
@@ -1265,19 +1305,51 @@ impl crate::netpoll::PollSink for Readier<'_> {
     /// `reserve` made, without a bounds check).
     #[inline]
     unsafe fn push(&mut self, t: Arc<Task>) {
-        if crate::coroutine::make_runnable(&t) {
-            if t.home_worker.load(Ordering::Relaxed) == self.me {
-                // SAFETY: at most as many pushes as reserved (the caller's
-                // contract, passed on).
-                unsafe { self.fill.push(t) };
+        // The task is never live across a call (which would give it a
+        // stack slot, a store and a load per push): the calls off the common
+        // case take it, and the contended one hands it back.
+        let t = if crate::coroutine::make_runnable_uncontended(&t) {
+            if t.home_worker.load(Ordering::Relaxed) != self.me {
+                send_home(t);
+                self.other += 1;
                 return;
             }
-            send_home(t);
+            t
         } else {
-            keep_stale(self.ctx, t);
-        }
-        self.other += 1;
+            match readier_contended(self.ctx, self.me, t) {
+                Some(t) => t,
+                None => {
+                    self.other += 1;
+                    return;
+                }
+            }
+        };
+        // SAFETY: at most as many pushes as reserved (the caller's
+        // contract, passed on).
+        unsafe { self.fill.push(t) };
     }
+}
+
+/// `Readier::push` when the uncontended CAS failed: the rest of
+/// `make_runnable`. Gives back a task of this worker (`me`) to queue; one
+/// of another worker goes home (`send_home`), a stale wake-up to
+/// `keep_stale`.
+#[cold]
+#[inline(never)]
+fn readier_contended(
+    ctx: &WorkerCtx,
+    me: *mut super::WorkerShared,
+    t: Arc<Task>,
+) -> Option<Arc<Task>> {
+    if !crate::coroutine::ready_contended(&t) {
+        keep_stale(ctx, t);
+        return None;
+    }
+    if t.home_worker.load(Ordering::Relaxed) == me {
+        return Some(t);
+    }
+    send_home(t);
+    None
 }
 
 /// A stale wake-up of `Readier` (see there), dropped after the poll.

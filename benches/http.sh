@@ -13,7 +13,7 @@
 #
 # Usage: benches/http.sh [--rounds 5] [--secs 5] [--conns "100 1000"]
 #                        [--modes "plain pipeline"] [--depth 16] [--threads 2]
-#                        [--servers "gopark gopark-w1 tokio may"]
+#                        [--servers "gopark gopark-w1 gopark-pin tokio may"]
 #                        [--server-cpus LIST --client-cpus LIST]
 #                        [--tokio-http DIR|BINARY] [--may-http DIR|BINARY]
 #
@@ -21,6 +21,9 @@
 #   gopark     examples/http.rs with the runtime's default workers
 #              (GOPARK_WORKERS or the available parallelism)
 #   gopark-w1  examples/http.rs --workers 1
+#   gopark-pin examples/http.rs --pin: default workers, each pinned to its
+#              own CPU (`RuntimeBuilder::pin_workers`), as may pins its
+#              workers by default
 #   tokio      the same handler on tokio, for comparison: benches/tokio-http
 #              (a cargo project of its own, built here in release on first
 #              use; it includes examples/http.rs and answers with the same
@@ -117,6 +120,7 @@ server_cmd() { # name port -> command (always through env, which execs)
   case $1 in
     gopark) echo "env $gopark_bin --addr 127.0.0.1:$2" ;;
     gopark-w1) echo "env $gopark_bin --addr 127.0.0.1:$2 --workers 1" ;;
+    gopark-pin) echo "env $gopark_bin --addr 127.0.0.1:$2 --pin" ;;
     tokio) echo "env TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2} $tokio_bin 127.0.0.1:$2" ;;
     may) echo "env $may_bin 127.0.0.1:$2" ;;
     *) local nb
@@ -127,7 +131,7 @@ server_cmd() { # name port -> command (always through env, which execs)
   esac
 }
 server_port() {
-  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;;
+  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; gopark-pin) echo 7204 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;;
     *) local nb i=0
        for nb in ${HTTP_BINS:-}; do
          i=$((i + 1)); if [ "${nb%%=*}" = "$1" ]; then echo $((7210 + i)); fi

@@ -8,7 +8,7 @@
 # Parts, in order (names for --only):
 #   echo     benches/echo.sh: 1-worker echo, pinned, against the hand-written
 #            epoll loop, tokio and Go (ANCHORS=DIR; skipped without)
-#   http     benches/http.sh: examples/http.rs (2 workers and 1) against
+#   http     benches/http.sh: examples/http.rs (2 workers, 2 pinned, 1) against
 #            may_minihttp (MAY_HTTP) and tokio (benches/tokio-http), wrk -c100/-c1000,
 #            plain and 16-deep pipelined
 #   instr    benches/instr.sh when present: user-space instructions per echo
@@ -78,7 +78,7 @@ fi
 
 if want http; then
   section http | tee -a "$out/summary.txt"
-  benches/http.sh --rounds "$(r 1 3)" --secs "$(r 2 5)" --servers "gopark gopark-w1 may tokio" \
+  benches/http.sh --rounds "$(r 1 3)" --secs "$(r 2 5)" --servers "gopark gopark-pin gopark-w1 may tokio" \
     2>&1 | tee "$out/http.txt" | sed -n '/^# medians/,$p' | tee -a "$out/summary.txt"
 fi
 

@@ -42,13 +42,14 @@ const MAX_HEADERS: usize = 32;
 const LINGER: Duration = Duration::from_secs(1);
 
 fn usage() -> ! {
-    eprintln!("usage: http [--addr HOST:PORT] [--workers N]");
+    eprintln!("usage: http [--addr HOST:PORT] [--workers N] [--pin]");
     std::process::exit(2);
 }
 
 fn main() -> io::Result<()> {
     let mut addr = "127.0.0.1:8080".to_owned();
     let mut workers = None;
+    let mut pin = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -61,19 +62,21 @@ fn main() -> io::Result<()> {
                         .unwrap_or_else(|| usage()),
                 )
             }
+            "--pin" => pin = true,
             _ => usage(),
         }
     }
-    let mut builder = gopark::Runtime::builder();
+    let mut builder = gopark::Runtime::builder().pin_workers(pin);
     if let Some(n) = workers {
         builder = builder.workers(n);
     }
     let rt = builder.build()?;
     let listener = rt.run(move || TcpListener::bind(&addr))?;
     println!(
-        "http: listening on http://{} ({} workers)",
+        "http: listening on http://{} ({} workers{})",
         listener.local_addr()?,
-        rt.workers()
+        rt.workers(),
+        if pin { ", pinned one to a CPU" } else { "" }
     );
     rt.run(move || serve(listener))
 }

@@ -47,6 +47,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::coroutine::{self, Waiter};
+use crate::runtime::affinity::CpuSet;
 use crate::runtime::worker::{HANDOFF_QUICK_NS, HANDOFF_SPIN, HANDOFF_STREAK, SPIN_HINTS};
 use crate::runtime::{self, worker, Runtime};
 use crate::sync::waiter::{lock, OnDrop};
@@ -78,6 +79,9 @@ pub(crate) struct Pool {
     cap: usize,
     keep_alive: Duration,
     name: String,
+    /// The mask a pool thread takes when the workers are pinned (a pool
+    /// thread started by a pinned worker would inherit its one CPU).
+    affinity: Option<CpuSet>,
 }
 
 struct State {
@@ -108,7 +112,7 @@ impl fmt::Debug for Pool {
 }
 
 impl Pool {
-    fn new(name: String, cap: usize, keep_alive: Duration) -> Arc<Pool> {
+    fn new(name: String, cap: usize, keep_alive: Duration, affinity: Option<CpuSet>) -> Arc<Pool> {
         Arc::new(Pool {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -123,6 +127,7 @@ impl Pool {
             cap: cap.max(1),
             keep_alive,
             name,
+            affinity,
         })
     }
 
@@ -173,6 +178,10 @@ impl Pool {
 
     /// A pool thread's loop.
     fn run(&self) {
+        if let Some(set) = &self.affinity {
+            // Not fatal: the thread then keeps the mask it inherited.
+            let _ = set.apply_to_current_thread();
+        }
         // Waits for a job in a row that ended quickly (see `wait_idle`).
         let mut quick = 0;
         let mut s = lock(&self.state);
@@ -319,8 +328,13 @@ fn contain<R>(f: impl FnOnce() -> R) -> Option<R> {
 pub(crate) struct PoolHandle(Arc<Pool>);
 
 impl PoolHandle {
-    pub(crate) fn new(runtime_name: &str, cap: usize) -> PoolHandle {
-        PoolHandle(Pool::new(runtime_name.to_owned(), cap, KEEP_ALIVE))
+    pub(crate) fn new(runtime_name: &str, cap: usize, affinity: Option<CpuSet>) -> PoolHandle {
+        PoolHandle(Pool::new(
+            runtime_name.to_owned(),
+            cap,
+            KEEP_ALIVE,
+            affinity,
+        ))
     }
 
     /// True while a job runs or waits in the queue (for the deadlock
@@ -635,7 +649,7 @@ mod tests {
     /// threads exit after the keep-alive.
     #[test]
     fn grows_to_the_cap_then_idle_threads_exit() {
-        let pool = Pool::new("t".into(), 3, Duration::from_millis(50));
+        let pool = Pool::new("t".into(), 3, Duration::from_millis(50), None);
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let done = Arc::new(AtomicUsize::new(0));
@@ -669,7 +683,7 @@ mod tests {
     /// variable, and no job is lost (a lost one fails the 10 s wait).
     #[test]
     fn quick_jobs_from_several_submitters_are_all_taken() {
-        let pool = Pool::new("t".into(), 3, Duration::from_secs(3600));
+        let pool = Pool::new("t".into(), 3, Duration::from_secs(3600), None);
         let submitters: Vec<_> = (0..4)
             .map(|k| {
                 let pool = pool.clone();
@@ -705,7 +719,7 @@ mod tests {
     /// waiting out the keep-alive.
     #[test]
     fn shutdown_drains_then_exits() {
-        let pool = Pool::new("t".into(), 1, Duration::from_secs(3600));
+        let pool = Pool::new("t".into(), 1, Duration::from_secs(3600), None);
         let done = Arc::new(AtomicUsize::new(0));
         for _ in 0..3 {
             let d = done.clone();

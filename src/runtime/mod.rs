@@ -24,6 +24,7 @@
 //! never moves, a new one starts on the least-loaded worker
 //! ([`Shared::place`]), and stealing only takes from more loaded workers.
 
+pub(crate) mod affinity;
 pub(crate) mod dump;
 pub(crate) mod metrics;
 pub(crate) mod monitor;
@@ -648,6 +649,7 @@ pub struct RuntimeBuilder {
     unjoined_panic: Option<UnjoinedPanic>,
     deadlock_report: bool,
     dump_signal: Option<i32>,
+    pin_workers: bool,
 }
 
 /// What a runtime does when a coroutine panics and no join observes the
@@ -694,6 +696,41 @@ impl RuntimeBuilder {
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
+        self
+    }
+
+    /// Pins each worker thread to its own CPU (default off): worker `i` to
+    /// the `i`-th CPU of the affinity mask of the thread that builds the
+    /// runtime (`taskset`, a container's cpuset). Building fails with
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) when the mask holds
+    /// fewer CPUs than there are workers.
+    ///
+    /// A started coroutine never leaves its worker; pinned, the worker never
+    /// leaves its CPU either, so a connection's coroutine, its socket's
+    /// softirq-warmed buffers and its stack stay in that CPU's caches, and the
+    /// kernel cannot stack two workers on one CPU while another idles (which
+    /// it does when a load generator or other busy threads share the
+    /// machine: see docs/PERFORMANCE.md for the measurements). The price is
+    /// the kernel's balancing: a pinned worker whose CPU is busy with another
+    /// process cannot move to an idle one, so pin only where the runtime has
+    /// its CPUs to itself (a dedicated machine or an exclusive cpuset).
+    ///
+    /// Threads started from a coroutine (`std::thread::spawn`) inherit its
+    /// worker's one-CPU mask, as on any pinned thread; the runtime's own
+    /// blocking-pool threads and its monitor run on the builder's whole mask.
+    /// A worker that cannot be pinned (its CPU went offline since the
+    /// runtime was built) runs unpinned, with a warning on stderr.
+    ///
+    /// ```
+    /// let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// let rt = gopark::Runtime::builder().workers(1).pin_workers(true).build().unwrap();
+    /// assert_eq!(rt.workers(), 1);
+    /// // More workers than CPUs cannot be pinned one to a CPU.
+    /// let err = gopark::Runtime::builder().workers(cpus + 1).pin_workers(true).build();
+    /// assert_eq!(err.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    pub fn pin_workers(mut self, on: bool) -> Self {
+        self.pin_workers = on;
         self
     }
 
@@ -906,6 +943,12 @@ impl RuntimeBuilder {
                 "a runtime needs at least one worker",
             ));
         }
+        // Before anything starts: a mask too small is the caller's error.
+        let pins = if self.pin_workers {
+            Some(affinity::worker_cpus(n)?)
+        } else {
+            None
+        };
         crate::spawn::install_panic_hook();
         for sig in self.dump_signal.into_iter().chain(dump::signal_from_env()) {
             dump::install_signal(sig)?;
@@ -940,7 +983,11 @@ impl RuntimeBuilder {
             epoch,
             epoch_raw: mono_nanos(),
             next_timer_worker: AtomicUsize::new(0),
-            blocking: crate::blocking::PoolHandle::new(&self.name, self.max_blocking_threads),
+            blocking: crate::blocking::PoolHandle::new(
+                &self.name,
+                self.max_blocking_threads,
+                pins.as_ref().map(|(allowed, _)| *allowed),
+            ),
             monitor: monitor::Monitor::new(
                 self.stall_threshold
                     .unwrap_or_else(monitor::threshold_from_env),
@@ -959,9 +1006,19 @@ impl RuntimeBuilder {
         };
         for i in 0..n {
             let s = shared.clone();
+            let cpu = pins.as_ref().map(|(_, cpus)| cpus[i]);
             let t = thread::Builder::new()
                 .name(format!("{}-worker-{i}", self.name))
-                .spawn(move || worker::run(s, i))?;
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        if let Err(e) = affinity::CpuSet::only(cpu).apply_to_current_thread() {
+                            eprintln!(
+                                "gopark: worker {i} runs unpinned: cannot pin it to CPU {cpu}: {e}"
+                            );
+                        }
+                    }
+                    worker::run(s, i)
+                })?;
             rt.threads.push(t);
         }
         if shared.monitor.enabled() {
@@ -1043,6 +1100,7 @@ impl Runtime {
             stall_threshold: None,
             unjoined_panic: None,
             deadlock_report: true,
+            pin_workers: false,
             dump_signal: None,
         }
     }

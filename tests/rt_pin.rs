@@ -42,7 +42,7 @@ fn pinned_workers_each_run_on_their_own_cpu() {
         .pin_workers(true)
         .build()
         .unwrap();
-    for w in 0..2 {
+    for (w, &cpu) in all.iter().enumerate().take(2) {
         let (mask, cpus_seen) = gopark::Builder::new()
             .worker(w)
             .spawn_on(&rt, || {

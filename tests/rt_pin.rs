@@ -60,9 +60,9 @@ fn pinned_workers_each_run_on_their_own_cpu() {
             .unwrap()
             .join()
             .unwrap();
-        assert_eq!(mask, vec![all[w]], "worker {w}'s mask");
+        assert_eq!(mask, vec![cpu], "worker {w}'s mask");
         assert!(
-            cpus_seen.iter().all(|&c| c == all[w]),
+            cpus_seen.iter().all(|&c| c == cpu),
             "worker {w} ran on {cpus_seen:?}"
         );
     }

@@ -6,7 +6,8 @@
 # CPU time per request (utime+stime from /proc/PID/stat, before/after), the
 # per-thread CPU split (/proc/PID/task/*/stat, % of one CPU over the run),
 # voluntary and involuntary context switches (summed over
-# /proc/PID/task/*/status), and wrk's socket errors and non-2xx responses.
+# /proc/PID/task/*/status), the machine's idle time over the run (% of all
+# CPUs, /proc/stat), and wrk's socket errors and non-2xx responses.
 # At the end: per configuration, the median of each figure and its spread;
 # then each server against the first one listed, as per-round ratios
 # (median, min..max).
@@ -151,6 +152,10 @@ task_ticks() {
            print $1, comm, a[12] + a[13] }' "$f" 2>/dev/null || true
   done
 }
+# Machine-wide idle ticks (idle + iowait, summed over CPUs) from /proc/stat:
+# with the server and wrk sharing the CPUs, idle time during a run is
+# throughput nobody used.
+idle_ticks() { awk '/^cpu / {print $5 + $6; exit}' /proc/stat; }
 ctxt() { # pid -> "voluntary involuntary", summed over threads
   cat /proc/"$1"/task/*/status 2>/dev/null |
     awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}'
@@ -169,7 +174,7 @@ echo "# servers: $servers; conns: $conns; modes: $modes (pipeline = $depth reque
 if [ -n "$scpus" ]; then echo "# pinned: server on CPU $scpus, wrk on CPU $ccpus"; else echo "# not pinned: server and wrk share the CPUs"; fi
 results=$tmp/results.tsv
 : >"$results"
-printf "%-5s %-5s %-8s %-10s %10s %10s %8s %8s  %s\n" round conns mode server "req/s" "CPU us/req" "vol cs" "invol cs" "threads (% of one CPU); errors"
+printf "%-5s %-5s %-8s %-10s %10s %10s %8s %8s %5s  %s\n" round conns mode server "req/s" "CPU us/req" "vol cs" "invol cs" "idle" "threads (% of one CPU); errors"
 for round in $(seq "$rounds"); do
   # Other work on the machine shows here first: a load average above the CPU
   # count means the servers and wrk were sharing the CPUs with it.
@@ -200,12 +205,14 @@ for round in $(seq "$rounds"); do
         task_ticks "$pid" >"$tmp/tasks.0"
         t0=$(ticks "$pid")
         read -r v0 n0 <<<"$(ctxt "$pid")"
+        i0=$(idle_ticks)
         script=() extra=()
         if [ "$mode" = pipeline ]; then script=(-s "$root/benches/pipeline.lua"); extra=(-- "$depth"); fi
         out=$tmp/wrk.$round.$c.$mode.$s
         # shellcheck disable=SC2046
         $(pin "$ccpus") wrk -t"$threads" -c"$c" -d"${secs}s" "${script[@]}" "http://127.0.0.1:$port/" "${extra[@]}" >"$out" 2>&1 || true
         t1=$(ticks "$pid")
+        i1=$(idle_ticks)
         read -r v1 n1 <<<"$(ctxt "$pid")"
         task_ticks "$pid" >"$tmp/tasks.1"
         kill "$pid" 2>/dev/null || true
@@ -217,15 +224,16 @@ for round in $(seq "$rounds"); do
           echo "$s: no requests completed; wrk said:" >&2; cat "$out" >&2; continue
         fi
         cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.2f", (b - a) / hz * 1e6 / n}')
+        idle=$(awk -v a="$i0" -v b="$i1" -v hz="$hz" -v secs="$secs" -v n="$(nproc)" 'BEGIN {printf "%.0f", (b - a) / hz / (secs * n) * 100}')
         split=$(awk -v hz="$hz" -v secs="$secs" '
           NR == FNR {before[$1] = $3; next}
           { d = $3 - before[$1]; if (d > 0) printf "%s %.0f%%, ", $2, d / hz / secs * 100 }' \
           "$tmp/tasks.0" "$tmp/tasks.1" | sed 's/, $//')
         errs=$(awk '/Socket errors/ {sub(/^ *Socket errors: */, ""); printf "socket errors: %s; ", $0}
                     /Non-2xx/ {printf "non-2xx: %s; ", $NF}' "$out" | sed 's/; $//')
-        printf "%-5s %-5s %-8s %-10s %10s %10s %8s %8s  %s%s\n" "$round" "$c" "$mode" "$s" "$rps" "$cpu" \
-          $((v1 - v0)) $((n1 - n0)) "${split:-?}" "${errs:+; $errs}"
-        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$c" "$mode" "$s" "$rps" "$cpu" $((v1 - v0)) $((n1 - n0)) "$round" >>"$results"
+        printf "%-5s %-5s %-8s %-10s %10s %10s %8s %8s %4s%%  %s%s\n" "$round" "$c" "$mode" "$s" "$rps" "$cpu" \
+          $((v1 - v0)) $((n1 - n0)) "$idle" "${split:-?}" "${errs:+; $errs}"
+        printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$c" "$mode" "$s" "$rps" "$cpu" $((v1 - v0)) $((n1 - n0)) "$round" "$idle" >>"$results"
       done
     done
   done
@@ -234,7 +242,7 @@ done
 # Medians and spread (min..max, and (max-min)/median) per configuration.
 echo
 echo "# medians over $rounds rounds (spread: min..max)"
-printf "%-5s %-8s %-10s %10s %17s %7s %10s %13s %9s %9s\n" conns mode server "req/s" "min..max" "spread" "CPU us/req" "min..max" "vol cs" "invol cs"
+printf "%-5s %-8s %-10s %10s %17s %7s %10s %13s %9s %9s %5s\n" conns mode server "req/s" "min..max" "spread" "CPU us/req" "min..max" "vol cs" "invol cs" "idle"
 median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 for c in $conns; do
   for mode in $modes; do
@@ -243,10 +251,10 @@ for c in $conns; do
       [ -n "$(sel 4)" ] || continue
       r_med=$(sel 4 | median); r_min=$(sel 4 | sort -g | head -1); r_max=$(sel 4 | sort -g | tail -1)
       c_med=$(sel 5 | median); c_min=$(sel 5 | sort -g | head -1); c_max=$(sel 5 | sort -g | tail -1)
-      v_med=$(sel 6 | median); n_med=$(sel 7 | median)
+      v_med=$(sel 6 | median); n_med=$(sel 7 | median); i_med=$(sel 9 | median)
       spread=$(awk -v a="$r_min" -v b="$r_max" -v m="$r_med" 'BEGIN {printf "%.0f%%", (b - a) / m * 100}')
-      printf "%-5s %-8s %-10s %10.0f %17s %7s %10.2f %13s %9.0f %9.0f\n" "$c" "$mode" "$s" "$r_med" "$r_min..$r_max" "$spread" \
-        "$c_med" "$c_min..$c_max" "$v_med" "$n_med"
+      printf "%-5s %-8s %-10s %10.0f %17s %7s %10.2f %13s %9.0f %9.0f %4.0f%%\n" "$c" "$mode" "$s" "$r_med" "$r_min..$r_max" "$spread" \
+        "$c_med" "$c_min..$c_max" "$v_med" "$n_med" "$i_med"
     done
   done
 done

@@ -108,7 +108,7 @@ fn assert_hello(r: &Response) {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"Hello, World!");
     assert_eq!(r.header("content-length"), Some("13"));
-    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("server"), Some("gopark"));
     assert_eq!(r.header("connection"), None);
     assert_eq!(r.header("date").unwrap().len(), 29);
 }

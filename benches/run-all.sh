@@ -78,7 +78,7 @@ fi
 
 if want http; then
   section http | tee -a "$out/summary.txt"
-  benches/http.sh --rounds "$(r 1 3)" --secs "$(r 2 5)" --servers "gopark gopark-pin gopark-w1 may tokio" \
+  benches/http.sh --rounds "$(r 1 5)" --secs "$(r 2 5)" --servers "gopark gopark-pin gopark-w1 may tokio" \
     2>&1 | tee "$out/http.txt" | sed -n '/^# medians/,$p' | tee -a "$out/summary.txt"
 fi
 

@@ -7,7 +7,10 @@
 # per-thread CPU split (/proc/PID/task/*/stat, % of one CPU over the run),
 # voluntary and involuntary context switches (summed over
 # /proc/PID/task/*/status), the machine's idle time over the run (% of all
-# CPUs, /proc/stat), and wrk's socket errors and non-2xx responses.
+# CPUs, /proc/stat), and wrk's socket errors and non-2xx responses. Before
+# each server's first run it prints the size of its answer to one `GET /`:
+# wrk parses every response, so the servers compared must answer with about
+# the same bytes (a stale build of the tokio server shows there).
 # At the end: per configuration, the median of each figure and its spread;
 # then each server against the first one listed, as per-round ratios
 # (median, min..max).
@@ -140,6 +143,14 @@ server_port() {
   esac
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The size of the server's answer to one `GET /`: wrk parses every response,
+# so servers compared must send responses of about the same size (a stale
+# comparison binary, or one with other headers, shows here).
+response_bytes() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1" && printf 'GET / HTTP/1.1\r\nHost: bench\r\n\r\n' >&3 &&
+    timeout 0.3 cat <&3) 2>/dev/null | wc -c
+}
+declare -A sized=()
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # One line per thread: tid comm ticks (comm may hold spaces: cut at the last ')').
@@ -201,6 +212,10 @@ for round in $(seq "$rounds"); do
           echo "$s did not start; it said:" >&2; cat "$tmp/server.out" >&2
           kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
           continue
+        fi
+        if [ -z "${sized[$s]:-}" ]; then
+          sized[$s]=1
+          echo "# $s answers GET / with $(response_bytes "$port") bytes"
         fi
         task_ticks "$pid" >"$tmp/tasks.0"
         t0=$(ticks "$pid")

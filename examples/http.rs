@@ -345,8 +345,7 @@ fn parse_decimal(v: &[u8]) -> Option<usize> {
 
 /// `200 OK` on a kept-alive connection, as [`respond`] writes it, up to the
 /// `Date` value.
-const OK_HEAD: &[u8] =
-    b"HTTP/1.1 200 OK\r\nServer: gopark\r\nContent-Length: 13\r\nDate: ";
+const OK_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: gopark\r\nContent-Length: 13\r\nDate: ";
 /// And after it.
 const OK_TAIL: &[u8] = b"\r\n\r\nHello, World!";
 const OK_LEN: usize = OK_HEAD.len() + 29 + OK_TAIL.len();

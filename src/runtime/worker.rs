@@ -93,6 +93,11 @@ const CAREFUL: u8 = 2;
 const FAIRNESS_TICK: u32 = 61;
 /// Rounds of stealing attempts before a spinning worker gives up.
 const STEAL_ROUNDS: usize = 4;
+/// How long a thief leaves an awake worker's only queued coroutine to it
+/// before taking it (Go's `stealRunNextG` waits 3 us for the same reason;
+/// 3 us left 13-15% of the children of a spawn-then-connect-then-wait
+/// loop to the thief here, 20 us none): see [`WorkerCtx::steal`].
+const STEAL_GRACE: Duration = Duration::from_micros(20);
 
 /// The spin before a sleep after quick hand-offs, shared by the workers
 /// (`WorkerCtx::spin_for_handoff`) and the blocking pool's threads
@@ -656,6 +661,18 @@ impl WorkerCtx {
                     continue;
                 }
                 let victim = &vs.spawnq;
+                if victim.len() == 1 && !vs.sleep.is_asleep() {
+                    // Most likely a child its spawner will wait for at once
+                    // (a join, a channel, a connection's other end): the
+                    // victim runs it when the spawner parks, with no
+                    // wake-up between them, where taken here each message
+                    // between the two would cross threads. Leave it a
+                    // moment first.
+                    let t0 = Instant::now();
+                    while victim.len() == 1 && t0.elapsed() < STEAL_GRACE {
+                        std::hint::spin_loop();
+                    }
+                }
                 // The charge of `first` moves when it starts (`execute`).
                 let Some(first) = victim.pop() else { continue };
                 // Take up to half of what is left, as Go's runqsteal does,

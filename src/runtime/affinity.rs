@@ -9,12 +9,6 @@ use std::mem;
 #[derive(Clone, Copy)]
 pub(crate) struct CpuSet(libc::cpu_set_t);
 
-impl std::fmt::Debug for CpuSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.cpus()).finish()
-    }
-}
-
 impl CpuSet {
     /// The calling thread's mask.
     pub(crate) fn of_current_thread() -> io::Result<CpuSet> {

@@ -224,6 +224,81 @@ fn spill_and_trim_give_memory_back_and_keep_guards() {
     assert!(zeroed >= n - slab::DIRTY_MAX, "zeroed {zeroed} of {n}");
 }
 
+/// Trims `size` stacks, every third one kept (so runs of two adjacent
+/// slots, more runs than one batch of the kernel call takes), and checks
+/// that exactly the trimmed ones lost their contents.
+fn trim_discards_exactly_the_trimmed(size: usize) {
+    let stacks: Vec<Stack> = (0..3 * 1200).map(|_| alloc(size).unwrap()).collect();
+    for s in &stacks {
+        // SAFETY: the lowest usable byte and the top byte of a live stack.
+        unsafe {
+            ((s.limit().get() + GUARD_SIZE) as *mut u8).write_volatile(0xAB);
+            ((s.base().get() - 1) as *mut u8).write_volatile(0xCD);
+        }
+    }
+    let mut tops: Vec<usize> = stacks.iter().map(|s| s.base().get()).collect();
+    tops.sort_unstable();
+    let (gone, kept): (Vec<_>, Vec<_>) = tops
+        .iter()
+        .copied()
+        .enumerate()
+        .partition(|(i, _)| i % 3 != 2);
+    let mut trimmed: Vec<usize> = gone.iter().map(|g| g.1).collect();
+    // Owned by this test and running nothing: what `trim` asks of them.
+    slab::trim(size, &mut trimmed);
+    let bytes = |top: usize| {
+        // SAFETY: the stacks are alive, owned by this test.
+        unsafe {
+            (
+                ((top - size) as *const u8).read_volatile(),
+                ((top - 1) as *const u8).read_volatile(),
+            )
+        }
+    };
+    assert!(gone.iter().all(|&(_, t)| bytes(t) == (0, 0)), "trimmed");
+    assert!(
+        kept.iter().all(|&(_, t)| bytes(t) == (0xAB, 0xCD)),
+        "neighbours untouched"
+    );
+}
+
+/// On a kernel whose `process_madvise` takes `MADV_DONTNEED` for the
+/// calling process by `PIDFD_SELF` (6.15+), trims are batched.
+#[test]
+fn trim_discards_exactly_the_trimmed_stacks() {
+    trim_discards_exactly_the_trimmed(96 * 1024); // a size class no other test uses
+                                                  // SAFETY: `utsname` is arrays of bytes, for which zero is valid.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname writes into the valid `u`.
+    assert_eq!(unsafe { libc::uname(&mut u) }, 0);
+    // SAFETY: uname NUL-terminates `release`.
+    let release = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) };
+    let mut v = release.to_str().unwrap().split(['.', '-']);
+    let (major, minor): (u32, u32) = (
+        v.next().unwrap().parse().unwrap(),
+        v.next().unwrap().parse().unwrap(),
+    );
+    if (major, minor) >= (6, 15) {
+        assert_eq!(slab::discard_mode(), "process_madvise");
+    }
+}
+
+/// The same with one `madvise` per run, as on an older kernel (a child
+/// process: the mode is process-wide).
+#[test]
+fn trim_discards_exactly_the_trimmed_stacks_one_call_per_run() {
+    if in_child("trim_discards_exactly_the_trimmed_stacks_one_call_per_run") {
+        slab::force_single_discards();
+        trim_discards_exactly_the_trimmed(96 * 1024);
+        assert_eq!(slab::discard_mode(), "madvise");
+        println!("child ok");
+        return;
+    }
+    let out = child("trim_discards_exactly_the_trimmed_stacks_one_call_per_run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(common::stdout(&out).contains("child ok"));
+}
+
 #[test]
 fn idle_free_stacks_are_scavenged() {
     let size = 76 * 1024; // a size class no other test uses

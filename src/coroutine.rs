@@ -302,6 +302,7 @@ unsafe impl Sync for Task {}
 impl Task {
     /// [`Task::new`] in its `Arc`, built in place: `Arc::new(Task::new(..))`
     /// builds the record on the stack and copies it (twice, through a `Box`).
+    /// The allocation is a finished task's when one is spare ([`Task::recycle`]).
     #[inline]
     pub(crate) fn new_arc(
         name: Option<String>,
@@ -310,18 +311,44 @@ impl Task {
         spawned_at: &'static Location<'static>,
         parent: Option<CoroutineId>,
     ) -> Arc<Task> {
-        let arc = Arc::new(mem::MaybeUninit::<Task>::uninit());
+        let arc = spare::take().unwrap_or_else(|| Arc::new(mem::MaybeUninit::<Task>::uninit()));
         let slot = Arc::into_raw(arc).cast_mut();
-        // SAFETY: the `Arc` was just allocated and never shared: nothing
-        // else reads or writes its value, so writing through its pointer is
-        // sound (what `Arc::get_mut` would check with an atomic operation).
-        // After the write the value is an initialized `Task`, and
-        // `MaybeUninit<Task>` has the size and alignment of `Task`, as
-        // `Arc::from_raw` requires of a pointer from `Arc::<U>::into_raw`.
+        // SAFETY: the `Arc` is unique: just allocated, or a spare, which
+        // `recycle` made from an `Arc` that `get_mut` proved unique (no other
+        // strong or weak reference) and which the spare lists alone held
+        // since; nothing else reads or writes its value, so writing through
+        // its pointer is sound (what `Arc::get_mut` would check with an
+        // atomic operation). After the write the value is an initialized
+        // `Task`, and `MaybeUninit<Task>` has the size and alignment of
+        // `Task`, as `Arc::from_raw` requires of a pointer from
+        // `Arc::<U>::into_raw`.
         unsafe {
             (*slot).write(Task::new(name, stack, shared, spawned_at, parent));
             Arc::from_raw(slot.cast::<Task>())
         }
+    }
+
+    /// Drops `task`; if this was its last reference (none strong or weak
+    /// left), keeps its allocation for a later [`Task::new_arc`] instead of
+    /// freeing it (the module `spare`).
+    #[inline]
+    pub(crate) fn recycle(mut task: Arc<Task>) {
+        if Arc::get_mut(&mut task).is_none() {
+            return;
+        }
+        let p = Arc::into_raw(task).cast_mut();
+        // SAFETY: `get_mut` proved the `Arc` unique, so nothing else can
+        // reach the task: dropping it in place is its last use. The
+        // allocation then holds a dropped task, which `MaybeUninit<Task>`
+        // (same size and alignment) describes, so rebuilding the `Arc` as
+        // that type is sound, and dropping it later frees without dropping
+        // the task again. If the task's drop panics, the allocation is
+        // leaked, never reused.
+        let spare = unsafe {
+            ptr::drop_in_place(p);
+            Arc::from_raw(p.cast::<mem::MaybeUninit<Task>>())
+        };
+        spare::put(spare);
     }
 
     #[inline]
@@ -475,6 +502,136 @@ impl Task {
         // suspended inside `park_commit`/`park_while` while it is parked.
         let record = unsafe { (*self.wait.get()).as_ref() }?;
         Some(f(record))
+    }
+}
+
+/// Spare task records: the allocations of finished tasks, kept for new ones
+/// (Go's `gfput`/`gfget`). A skynet tree spawns a million coroutines, and
+/// on two workers most of them finish on the worker that did not spawn
+/// them: with every record freed there, into the other worker's malloc
+/// arena, the two workers took turns at that arena's lock (a tenth of a
+/// tree's time in futex calls). Each thread keeps up to [`LOCAL_MAX`]
+/// records; beyond that it moves [`BATCH`] to a global list (at most
+/// [`GLOBAL_MAX`] records, the rest are freed), and a thread with none takes
+/// a batch from there before it allocates.
+mod spare {
+    use std::cell::RefCell;
+    use std::mem::MaybeUninit;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use super::Task;
+
+    /// An allocation of a task record, holding no task.
+    pub(super) type Spare = Arc<MaybeUninit<Task>>;
+
+    const LOCAL_MAX: usize = 64;
+    const BATCH: usize = 32;
+    const GLOBAL_MAX: usize = 16 * 1024;
+
+    thread_local! {
+        static LOCAL: RefCell<Vec<Spare>> = const { RefCell::new(Vec::new()) };
+    }
+
+    static GLOBAL: Global<Spare> = Global(Mutex::new(Vec::new()));
+
+    /// The global list: batches of [`BATCH`].
+    pub(super) struct Global<S>(Mutex<Vec<Vec<S>>>);
+
+    impl<S> Global<S> {
+        fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<S>>> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// A spare record, if this thread or the global list has one.
+    #[inline]
+    pub(super) fn take() -> Option<Spare> {
+        LOCAL
+            .try_with(|l| take_from(&mut *l.try_borrow_mut().ok()?, &GLOBAL))
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `spare` for a later [`take`] (or frees it if the lists are
+    /// full or this thread is exiting).
+    #[inline]
+    pub(super) fn put(spare: Spare) {
+        let _ = LOCAL.try_with(|l| {
+            if let Ok(mut l) = l.try_borrow_mut() {
+                put_into(&mut l, &GLOBAL, spare);
+            }
+        });
+    }
+
+    /// [`take`] from the lists `local` and `global`.
+    pub(super) fn take_from<S>(local: &mut Vec<S>, global: &Global<S>) -> Option<S> {
+        if let Some(s) = local.pop() {
+            return Some(s);
+        }
+        let batch = global.lock().pop()?;
+        *local = batch;
+        local.pop()
+    }
+
+    /// [`put`] into the lists `local` and `global`.
+    pub(super) fn put_into<S>(local: &mut Vec<S>, global: &Global<S>, spare: S) {
+        if local.len() >= LOCAL_MAX {
+            let batch: Vec<S> = local.drain(..BATCH).collect();
+            let mut g = global.lock();
+            if g.len() * BATCH < GLOBAL_MAX {
+                g.push(batch);
+            } else {
+                drop(g);
+                drop(batch);
+            }
+        }
+        if local.capacity() == 0 {
+            local.reserve_exact(LOCAL_MAX);
+        }
+        local.push(spare);
+    }
+
+    /// Records this thread holds (tests).
+    #[cfg(test)]
+    pub(super) fn local_len() -> usize {
+        LOCAL.with(|l| l.borrow().len())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Beyond `LOCAL_MAX` a thread passes the oldest `BATCH` on, the
+        /// global list keeps at most `GLOBAL_MAX` (the rest is freed), and
+        /// a thread with none takes a whole batch at once.
+        #[test]
+        fn surplus_moves_in_batches_and_is_bounded() {
+            let global = Global(Mutex::new(Vec::new()));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let n = GLOBAL_MAX + LOCAL_MAX + 10 * BATCH;
+            let items: Vec<Arc<usize>> = (0..n).map(Arc::new).collect();
+            for it in &items {
+                put_into(&mut a, &global, it.clone());
+            }
+            assert_eq!(a.len(), LOCAL_MAX - BATCH + 1 + (n - LOCAL_MAX - 1) % BATCH);
+            assert_eq!(global.lock().len() * BATCH, GLOBAL_MAX, "bounded");
+            assert!(global.lock().iter().all(|b| b.len() == BATCH));
+            // The batches beyond the bound were freed: only `items` holds them.
+            let held = items.iter().filter(|i| Arc::strong_count(i) == 2).count();
+            assert_eq!(held, a.len() + GLOBAL_MAX);
+            // Thread b has none: it takes the newest batch, then works it.
+            let newest = global.lock().last().unwrap().clone();
+            let first = take_from(&mut b, &global).unwrap();
+            assert!(Arc::ptr_eq(&first, newest.last().unwrap()));
+            assert_eq!(b.len(), BATCH - 1);
+            assert_eq!(global.lock().len() * BATCH, GLOBAL_MAX - BATCH);
+            // a's own come back newest first.
+            let last = items.last().unwrap();
+            assert!(Arc::ptr_eq(&take_from(&mut a, &global).unwrap(), last));
+            // Empty everywhere: nothing.
+            let (mut c, empty) = (Vec::<u8>::new(), Global(Mutex::new(Vec::new())));
+            assert!(take_from(&mut c, &empty).is_none());
+        }
     }
 }
 
@@ -1089,6 +1246,63 @@ mod tests {
         assert!(next.id.as_u64() > t.id.as_u64());
         assert_eq!(Arc::strong_count(&shared), before + 2);
         drop((t, next));
+        assert_eq!(Arc::strong_count(&shared), before);
+    }
+
+    /// A finished task's allocation holds a new task, built fresh, after
+    /// the old one was dropped (its runtime let go of); shared records are
+    /// never reused.
+    #[test]
+    fn recycle_reuses_only_unique_records_and_drops_the_old_task() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let at = Location::caller();
+        let shared = rt.shared().clone();
+        let before = Arc::strong_count(&shared);
+        // Run on a thread of its own: its spare list is this test's alone.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let t = Task::new_arc(Some("old".into()), &stack, shared.clone(), at, None);
+                t.status.store(WAITING, Ordering::Relaxed);
+                t.home.store(3, Ordering::Relaxed);
+                let old = Arc::as_ptr(&t);
+                let old_id = t.id;
+                let kept = spare::local_len();
+                Task::recycle(t);
+                assert_eq!(spare::local_len(), kept + 1, "kept as a spare");
+                assert_eq!(
+                    Arc::strong_count(&shared),
+                    before,
+                    "the old task was dropped"
+                );
+                let n = Task::new_arc(Some("new".into()), &stack, shared.clone(), at, None);
+                assert_eq!(spare::local_len(), kept, "the spare was taken");
+                assert_eq!(Arc::as_ptr(&n), old, "the spare allocation was reused");
+                assert_eq!(n.name.as_deref(), Some("new"));
+                assert!(n.id.as_u64() > old_id.as_u64());
+                assert_eq!(n.status.load(Ordering::Relaxed), RUNNABLE);
+                assert_eq!(n.home.load(Ordering::Relaxed), NO_HOME);
+                assert!(!n.join.is_done());
+                assert_eq!((Arc::strong_count(&n), Arc::weak_count(&n)), (1, 0));
+
+                // Another strong reference: only this one is dropped.
+                let other = n.clone();
+                Task::recycle(n);
+                assert_eq!(spare::local_len(), kept, "not kept");
+                assert_eq!(other.name.as_deref(), Some("new"), "still alive");
+                let m = Task::new_arc(None, &stack, shared.clone(), at, None);
+                assert_ne!(Arc::as_ptr(&m), Arc::as_ptr(&other));
+                // A weak reference: not reused either, and it sees the end.
+                let weak = Arc::downgrade(&other);
+                let kept = spare::local_len();
+                Task::recycle(other);
+                assert_eq!(spare::local_len(), kept, "not kept");
+                assert!(weak.upgrade().is_none());
+                let k = Task::new_arc(None, &stack, shared.clone(), at, None);
+                assert_ne!(k.as_ref() as *const Task, weak.as_ptr());
+                drop((m, k));
+            });
+        });
         assert_eq!(Arc::strong_count(&shared), before);
     }
 }

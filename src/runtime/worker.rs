@@ -1167,6 +1167,8 @@ impl WorkerCtx {
             crate::spawn::unjoined_panic(&task, &*p);
             drop_payload(Some(p));
         }
+        // Usually the last reference of a detached coroutine.
+        Task::recycle(task);
     }
 
     /// Stops running `task` for good without unwinding it: its stack is

@@ -333,7 +333,9 @@ impl Task {
     /// freeing it (the module `spare`).
     #[inline]
     pub(crate) fn recycle(mut task: Arc<Task>) {
-        if Arc::get_mut(&mut task).is_none() {
+        // A load first: in the common case of another holder (a join
+        // handle), this saves `get_mut`'s atomic read-modify-write.
+        if Arc::strong_count(&task) != 1 || Arc::get_mut(&mut task).is_none() {
             return;
         }
         let p = Arc::into_raw(task).cast_mut();
@@ -517,6 +519,7 @@ impl Task {
 mod spare {
     use std::cell::RefCell;
     use std::mem::MaybeUninit;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
 
     use super::Task;
@@ -532,14 +535,31 @@ mod spare {
         static LOCAL: RefCell<Vec<Spare>> = const { RefCell::new(Vec::new()) };
     }
 
-    static GLOBAL: Global<Spare> = Global(Mutex::new(Vec::new()));
+    static GLOBAL: Global<Spare> = Global::new();
 
-    /// The global list: batches of [`BATCH`].
-    pub(super) struct Global<S>(Mutex<Vec<Vec<S>>>);
+    /// The global list: batches of [`BATCH`], and their number, which a
+    /// thread with no spare reads before it takes the lock (a spawn whose
+    /// records are freed elsewhere, by its joiner, finds the list empty
+    /// every time).
+    pub(super) struct Global<S>(Mutex<Vec<Vec<S>>>, AtomicUsize);
 
     impl<S> Global<S> {
+        pub(super) const fn new() -> Self {
+            Global(Mutex::new(Vec::new()), AtomicUsize::new(0))
+        }
+
         fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<S>>> {
             self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+
+        fn pop(&self) -> Option<Vec<S>> {
+            if self.1.load(Ordering::Relaxed) == 0 {
+                return None;
+            }
+            let mut g = self.lock();
+            let b = g.pop();
+            self.1.store(g.len(), Ordering::Relaxed);
+            b
         }
     }
 
@@ -568,8 +588,7 @@ mod spare {
         if let Some(s) = local.pop() {
             return Some(s);
         }
-        let batch = global.lock().pop()?;
-        *local = batch;
+        *local = global.pop()?;
         local.pop()
     }
 
@@ -580,6 +599,7 @@ mod spare {
             let mut g = global.lock();
             if g.len() * BATCH < GLOBAL_MAX {
                 g.push(batch);
+                global.1.store(g.len(), Ordering::Relaxed);
             } else {
                 drop(g);
                 drop(batch);
@@ -606,7 +626,7 @@ mod spare {
         /// a thread with none takes a whole batch at once.
         #[test]
         fn surplus_moves_in_batches_and_is_bounded() {
-            let global = Global(Mutex::new(Vec::new()));
+            let global = Global::new();
             let (mut a, mut b) = (Vec::new(), Vec::new());
             let n = GLOBAL_MAX + LOCAL_MAX + 10 * BATCH;
             let items: Vec<Arc<usize>> = (0..n).map(Arc::new).collect();
@@ -629,7 +649,7 @@ mod spare {
             let last = items.last().unwrap();
             assert!(Arc::ptr_eq(&take_from(&mut a, &global).unwrap(), last));
             // Empty everywhere: nothing.
-            let (mut c, empty) = (Vec::<u8>::new(), Global(Mutex::new(Vec::new())));
+            let (mut c, empty) = (Vec::<u8>::new(), Global::new());
             assert!(take_from(&mut c, &empty).is_none());
         }
     }

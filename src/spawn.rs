@@ -61,7 +61,11 @@ impl<T> JoinHandle<T> {
                 None => coroutine::block_on(&wait, |w| task.join.register(w)),
             }
         }
-        match task.join.take_panic() {
+        let outcome = task.join.take_panic();
+        // Usually the last reference (the worker let go of the coroutine
+        // when it completed it): keep the record for the next spawn here.
+        coroutine::Task::recycle(task);
+        match outcome {
             Some(Ok(v)) => {
                 // SAFETY: an `Ok` outcome is the `Box<T>` the entry function
                 // of this handle's coroutine stored (`make_co`), unsized to

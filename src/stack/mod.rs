@@ -40,7 +40,9 @@
 //! - The global pool keeps at most [`slab::DIRTY_MAX`] stacks per size class as
 //!   they are ("dirty", possibly resident down to their deepest use). Beyond
 //!   that the older half is given back to the kernel with `MADV_DONTNEED`
-//!   (adjacent slots coalesced into one call) and kept as clean address space;
+//!   (adjacent slots coalesced into one range, up to 1,024 ranges per
+//!   `process_madvise` call: see `slab::discard`) and kept as clean address
+//!   space;
 //!   so are stacks that stayed unused in the global pool for
 //!   [`slab::SCAVENGE_AFTER`] (checked whenever stacks enter the pool, and by
 //!   [`scavenge`], which an idle worker may call). We cannot cheaply tell how

@@ -284,3 +284,86 @@ fn a_detached_result_whose_drop_parks_is_dropped_in_its_coroutine() {
     );
     assert!(common::stdout(&out).contains("child ok"));
 }
+
+/// Finished coroutines' records are reused for new ones: under churn on two
+/// workers (detached children, children joined by coroutines and by plain
+/// threads, while another thread dumps), every coroutine sees its own name
+/// and id before and after it parks, no id is given twice, and a dump never
+/// shows one id under two names.
+#[test]
+fn reused_task_records_never_mix_two_coroutines() {
+    use std::collections::{HashMap, HashSet};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+
+    let rt = rt(2);
+    let ids = Arc::new(Mutex::new(HashSet::new()));
+    let stop = AtomicBool::new(false);
+    let child = move |serial: usize, ids: Arc<Mutex<HashSet<u64>>>| {
+        move || {
+            let name = format!("c-{serial}");
+            let me = gopark::current().unwrap();
+            assert_eq!(me.name(), Some(name.as_str()));
+            gopark::yield_now();
+            gopark::time::sleep(std::time::Duration::from_micros(50));
+            let again = gopark::current().unwrap();
+            assert_eq!(again.id(), me.id());
+            assert_eq!(again.name(), Some(name.as_str()));
+            assert!(
+                ids.lock().unwrap().insert(me.id().as_u64()),
+                "an id given twice"
+            );
+            serial
+        }
+    };
+    std::thread::scope(|scope| {
+        let dumper = scope.spawn(|| {
+            let mut names: HashMap<u64, String> = HashMap::new();
+            while !stop.load(Ordering::Relaxed) {
+                for c in rt.coroutines() {
+                    if let Some(n) = c.name().filter(|n| n.starts_with("c-")) {
+                        let known = names.entry(c.id().as_u64()).or_insert_with(|| n.into());
+                        assert_eq!(known, n, "one id under two names");
+                    }
+                }
+            }
+            names.len()
+        });
+        for round in 0..20 {
+            let ids = ids.clone();
+            let handles: Vec<_> = rt.run(move || {
+                let mut hs = Vec::new();
+                for i in 0..300 {
+                    let serial = round * 300 + i;
+                    let h = gopark::Builder::new()
+                        .name(format!("c-{serial}"))
+                        .spawn(child(serial, ids.clone()))
+                        .unwrap();
+                    if i % 3 != 0 {
+                        hs.push((serial, h));
+                    } // else detached
+                }
+                hs
+            });
+            let (by_thread, by_co): (Vec<_>, Vec<_>) =
+                handles.into_iter().partition(|(serial, _)| serial % 2 == 0);
+            let thread = std::thread::spawn(move || {
+                for (serial, h) in by_thread {
+                    assert_eq!(h.join().unwrap(), serial);
+                }
+            });
+            rt.run(move || {
+                for (serial, h) in by_co {
+                    assert_eq!(h.join().unwrap(), serial);
+                }
+            });
+            thread.join().unwrap();
+        }
+        // The detached ones of the last round may still run.
+        while ids.lock().unwrap().len() < 20 * 300 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(dumper.join().unwrap() > 0, "the dumps saw the coroutines");
+    });
+}

@@ -588,7 +588,8 @@ mod spare {
         if let Some(s) = local.pop() {
             return Some(s);
         }
-        *local = global.pop()?;
+        // Appended, not swapped in: the thread's list keeps its capacity.
+        local.append(&mut global.pop()?);
         local.pop()
     }
 

@@ -356,12 +356,15 @@ fn now_ms() -> u64 {
 pub(super) fn trim(size: usize, tops: &mut [usize]) {
     tops.sort_unstable();
     let slot = size + GUARD_SIZE;
-    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut runs: Vec<libc::iovec> = Vec::new();
     for &top in tops.iter() {
         let start = top - slot;
         match runs.last_mut() {
-            Some((_, e)) if *e == start => *e = top,
-            _ => runs.push((start, top)),
+            Some(r) if r.iov_base as usize + r.iov_len == start => r.iov_len += slot,
+            _ => runs.push(libc::iovec {
+                iov_base: start as *mut libc::c_void,
+                iov_len: slot,
+            }),
         }
     }
     discard(&runs);
@@ -382,7 +385,7 @@ const PIDFD_SELF_THREAD: libc::c_int = -10000;
 /// Ranges per `process_madvise` call (the kernel's `UIO_MAXIOV`).
 const DISCARD_BATCH: usize = 1024;
 
-/// `MADV_DONTNEED`s the ranges `[start, end)`. Each `madvise` that unmaps
+/// `MADV_DONTNEED`s the ranges `runs`. Each `madvise` that unmaps
 /// resident pages flushes them from the TLBs of every CPU this process runs
 /// on, with an interrupt to each of them: on this class of VM about 14 us
 /// per call while another worker runs, so a trim of 16k scattered stacks
@@ -390,11 +393,11 @@ const DISCARD_BATCH: usize = 1024;
 /// calling process) takes up to 1,024 ranges and flushes once per batch:
 /// 3.8 ms for the same trim. Kernels that refuse it get one `madvise` per
 /// range.
-fn discard(runs: &[(usize, usize)]) {
+fn discard(runs: &[libc::iovec]) {
     for batch in runs.chunks(DISCARD_BATCH) {
         if DISCARD_MODE.load(Ordering::Relaxed) == DISCARD_SINGLE || !discard_batch(batch) {
-            for &(s, e) in batch {
-                dontneed(s, e);
+            for r in batch {
+                dontneed(r);
             }
         }
     }
@@ -402,25 +405,18 @@ fn discard(runs: &[(usize, usize)]) {
 
 /// One `process_madvise(MADV_DONTNEED)` over `batch`; false if the kernel
 /// refused it (then it is not tried again) or did only part of it.
-fn discard_batch(batch: &[(usize, usize)]) -> bool {
-    let iov: Vec<libc::iovec> = batch
-        .iter()
-        .map(|&(s, e)| libc::iovec {
-            iov_base: s as *mut libc::c_void,
-            iov_len: e - s,
-        })
-        .collect();
-    let total: usize = iov.iter().map(|v| v.iov_len).sum();
+fn discard_batch(batch: &[libc::iovec]) -> bool {
+    let total: usize = batch.iter().map(|v| v.iov_len).sum();
     // SAFETY: every range covers whole slots of free stacks owned by the
     // caller (in no pool, used by no coroutine), as for `dontneed`; the
-    // pidfd names this process, and `iov` is a valid array of `iov.len()`
-    // entries that the kernel only reads.
+    // pidfd names this process, and `batch` is a valid array of
+    // `batch.len()` entries that the kernel only reads.
     let r = unsafe {
         libc::syscall(
             libc::SYS_process_madvise,
             PIDFD_SELF_THREAD,
-            iov.as_ptr(),
-            iov.len(),
+            batch.as_ptr(),
+            batch.len(),
             libc::MADV_DONTNEED,
             0,
         )
@@ -455,11 +451,11 @@ pub(super) fn force_single_discards() {
     DISCARD_MODE.store(DISCARD_SINGLE, Ordering::Relaxed);
 }
 
-fn dontneed(start: usize, end: usize) {
-    // SAFETY: [start, end) covers whole slots of free stacks owned by the
+fn dontneed(range: &libc::iovec) {
+    // SAFETY: the range covers whole slots of free stacks owned by the
     // caller (in no pool, used by no coroutine); discarding their contents
     // affects nothing live.
-    let r = unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    let r = unsafe { libc::madvise(range.iov_base, range.iov_len, libc::MADV_DONTNEED) };
     debug_assert_eq!(
         r,
         0,

@@ -561,6 +561,19 @@ mod spare {
             self.1.store(g.len(), Ordering::Relaxed);
             b
         }
+
+        /// Keeps `batch` unless the list holds [`GLOBAL_MAX`] records
+        /// (then it is dropped, after the lock).
+        fn push(&self, batch: Vec<S>) {
+            let mut g = self.lock();
+            if g.len() * BATCH < GLOBAL_MAX {
+                g.push(batch);
+                self.1.store(g.len(), Ordering::Relaxed);
+                return;
+            }
+            drop(g);
+            drop(batch);
+        }
     }
 
     /// A spare record, if this thread or the global list has one.
@@ -596,15 +609,7 @@ mod spare {
     /// [`put`] into the lists `local` and `global`.
     pub(super) fn put_into<S>(local: &mut Vec<S>, global: &Global<S>, spare: S) {
         if local.len() >= LOCAL_MAX {
-            let batch: Vec<S> = local.drain(..BATCH).collect();
-            let mut g = global.lock();
-            if g.len() * BATCH < GLOBAL_MAX {
-                g.push(batch);
-                global.1.store(g.len(), Ordering::Relaxed);
-            } else {
-                drop(g);
-                drop(batch);
-            }
+            global.push(local.drain(..BATCH).collect());
         }
         if local.capacity() == 0 {
             local.reserve_exact(LOCAL_MAX);
@@ -1237,16 +1242,29 @@ where
 mod tests {
     use super::*;
 
+    /// What building a task record needs: a runtime (kept alive by the
+    /// caller), a reserved stack, a spawn site, the runtime's shared part
+    /// and its reference count before any task holds it.
+    fn fixture() -> (
+        crate::Runtime,
+        Stack,
+        &'static Location<'static>,
+        Arc<Shared>,
+        usize,
+    ) {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let stack = crate::stack::reserve(64 * 1024).unwrap();
+        let shared = rt.shared().clone();
+        let before = Arc::strong_count(&shared);
+        (rt, stack, Location::caller(), shared, before)
+    }
+
     /// `Task::new_arc` writes the record into a fresh `Arc` through a raw
     /// pointer: the result must be the record `Task::new` builds, in an
     /// `Arc` that is unique and drops it (and only it) once.
     #[test]
     fn new_arc_builds_the_record_in_a_unique_arc() {
-        let rt = crate::Runtime::builder().workers(1).build().unwrap();
-        let stack = crate::stack::reserve(64 * 1024).unwrap();
-        let at = Location::caller();
-        let shared = rt.shared().clone();
-        let before = Arc::strong_count(&shared);
+        let (_rt, stack, at, shared, before) = fixture();
         let parent = Some(CoroutineId::next());
         let t = Task::new_arc(Some("n".into()), &stack, shared.clone(), at, parent);
         assert_eq!(Arc::strong_count(&t), 1);
@@ -1275,11 +1293,7 @@ mod tests {
     /// never reused.
     #[test]
     fn recycle_reuses_only_unique_records_and_drops_the_old_task() {
-        let rt = crate::Runtime::builder().workers(1).build().unwrap();
-        let stack = crate::stack::reserve(64 * 1024).unwrap();
-        let at = Location::caller();
-        let shared = rt.shared().clone();
-        let before = Arc::strong_count(&shared);
+        let (_rt, stack, at, shared, before) = fixture();
         // Run on a thread of its own: its spare list is this test's alone.
         std::thread::scope(|s| {
             s.spawn(|| {

@@ -17,7 +17,7 @@
 #
 # Usage: benches/http.sh [--rounds 5] [--secs 5] [--conns "100 1000"]
 #                        [--modes "plain pipeline"] [--depth 16] [--threads 2]
-#                        [--servers "gopark gopark-w1 gopark-pin tokio may"]
+#                        [--servers "gopark gopark-w1 gopark-pin tokio may may-unpinned"]
 #                        [--server-cpus LIST --client-cpus LIST]
 #                        [--tokio-http DIR|BINARY] [--may-http DIR|BINARY]
 #
@@ -43,6 +43,11 @@
 #              127.0.0.1:8080 whatever its arguments (it is still given the
 #              address); MAY_PORT changes the port the harness uses. may runs
 #              one worker thread per CPU. Without it, skipped with a note.
+#   may-unpinned  the same example with may's worker pinning off (may pins
+#              by default, gopark does not): built from a patched copy of
+#              the checkout that --may-http names (or that holds the binary
+#              it names, under target/release/examples); MAY_WORKERS sets
+#              its worker count.
 #
 # HTTP_BINS="name=PATH ..." adds other builds of examples/http.rs (default
 # workers) as servers of those names, to be listed in --servers: e.g. the
@@ -116,6 +121,33 @@ if [[ " $servers " == *" may "* ]]; then
   if [ -z "$may_bin" ]; then servers=$(echo " $servers " | sed 's/ may / /; s/^ *//; s/ *$//'); fi
 fi
 
+# may-unpinned: the same example built from a copy of the checkout with
+# may's worker pinning off, the listen address taken from its arguments and
+# the worker count from MAY_WORKERS (when set): may_minihttp placed as
+# gopark places its workers by default.
+mayu_bin=""
+if [[ " $servers " == *" may-unpinned "* ]]; then
+  mayu_src=$may_src
+  if [ -f "$mayu_src" ]; then mayu_src=${mayu_src%/target/release/examples/hello-world}; fi
+  if [ -f "$mayu_src/Cargo.toml" ] && [ -f "$mayu_src/examples/hello-world.rs" ]; then
+    copy=$target/may-unpinned-src
+    rm -rf "$copy" && mkdir -p "$copy"
+    tar -C "$mayu_src" --exclude=./target -cf - . | tar -C "$copy" -xf -
+    sed -i 's#HttpServer(HelloWorld).start("127.0.0.1:8080")#{ may::config().set_worker_pin(false); if let Ok(n) = std::env::var("MAY_WORKERS") { may::config().set_workers(n.parse().expect("MAY_WORKERS: a number")); } HttpServer(HelloWorld).start(std::env::args().nth(2).unwrap_or_else(|| "127.0.0.1:8080".to_string())) }#' \
+      "$copy/examples/hello-world.rs"
+    if ! grep -q set_worker_pin "$copy/examples/hello-world.rs"; then
+      echo "note: skipping may-unpinned: $mayu_src/examples/hello-world.rs does not start its server as expected" >&2
+    else
+      (cd "$copy" && CARGO_TARGET_DIR=$target/may-unpinned cargo build --release -q --example hello-world) \
+        && mayu_bin=$target/may-unpinned/release/examples/hello-world \
+        || echo "note: skipping may-unpinned: could not build the patched copy of $mayu_src" >&2
+    fi
+  else
+    echo "note: skipping may-unpinned: needs may_minihttp's checkout (--may-http DIR, or the example's binary inside it)" >&2
+  fi
+  if [ -z "$mayu_bin" ]; then servers=$(echo " $servers " | sed 's/ may-unpinned / /; s/^ *//; s/ *$//'); fi
+fi
+
 # 1000 connections need more descriptors than the usual 1024 (wrk and server
 # inherit this limit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -127,6 +159,7 @@ server_cmd() { # name port -> command (always through env, which execs)
     gopark-pin) echo "env $gopark_bin --addr 127.0.0.1:$2 --pin" ;;
     tokio) echo "env TOKIO_WORKER_THREADS=${TOKIO_THREADS:-2} $tokio_bin 127.0.0.1:$2" ;;
     may) echo "env $may_bin 127.0.0.1:$2" ;;
+    may-unpinned) echo "env $mayu_bin --addr 127.0.0.1:$2" ;;
     *) local nb
        for nb in ${HTTP_BINS:-}; do
          if [ "${nb%%=*}" = "$1" ]; then echo "env ${nb#*=} --addr 127.0.0.1:$2"; return; fi
@@ -135,7 +168,7 @@ server_cmd() { # name port -> command (always through env, which execs)
   esac
 }
 server_port() {
-  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; gopark-pin) echo 7204 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;;
+  case $1 in gopark) echo 7201 ;; gopark-w1) echo 7202 ;; gopark-pin) echo 7204 ;; tokio) echo 7203 ;; may) echo "${MAY_PORT:-8080}" ;; may-unpinned) echo 7205 ;;
     *) local nb i=0
        for nb in ${HTTP_BINS:-}; do
          i=$((i + 1)); if [ "${nb%%=*}" = "$1" ]; then echo $((7210 + i)); fi

@@ -185,27 +185,38 @@ pub(crate) const CANCEL_DELIVERED: u8 = 2;
 /// it; its next park or yield leaks it (see the worker's shutdown).
 pub(crate) const CANCEL_SWALLOWED: u8 = 3;
 
-/// A coroutine spawned on a cold stack (`stack::reserve`), not built yet:
-/// writing its first frame would touch the stack. Called at its first run,
-/// on its home worker, it binds a stack (`stack::bind`: the warmest one of
-/// that worker, or the reserved one), builds the coroutine on it and
-/// returns it with the stack's limit, or the error of `bind` (a guard that
-/// could not be installed), with which the coroutine then ends unstarted
-/// (its closure dropped, its joiner told). It owns the reserved stack, the
-/// spawned closure and the task pointer the entry function
-/// needs: not `Send` as a type (the task pointer), but it moves between
-/// threads only as an unstarted task does (see the `Send` impl of `Task`).
-pub(crate) type Unstarted = Box<dyn FnOnce() -> std::io::Result<(Co, usize)>>;
+mod unstarted;
+pub(crate) use unstarted::{Start, Unstarted};
+
+/// A task's coroutine, in one place whatever its stage (the two stages
+/// never coexist, so the record keeps room for the larger only).
+pub(crate) enum Body {
+    /// Not made yet, finished, or dropped at shutdown.
+    Gone,
+    /// Spawned on a cold stack: built at its first run (see [`Unstarted`]).
+    Unstarted(Unstarted),
+    /// Built: on a warm stack at the spawn, else at its first run.
+    Built(Co),
+}
+
+impl Body {
+    /// Whether the coroutine is built (and not finished).
+    #[inline]
+    pub(crate) fn is_built(&self) -> bool {
+        matches!(self, Body::Built(_))
+    }
+
+    /// Takes the body out, leaving `Gone`.
+    #[inline]
+    pub(crate) fn take(&mut self) -> Body {
+        mem::replace(self, Body::Gone)
+    }
+}
 
 /// Owner-only part of a task (see the module docs).
 pub(crate) struct TaskLocal {
-    /// The coroutine; `None` once finished (or dropped at shutdown), and
-    /// before the first run while `unstarted` holds it.
-    pub(crate) co: Option<Co>,
-    /// A coroutine that waits for its first run to be built (see
-    /// [`Unstarted`]); `None` from then on, and for a coroutine spawned on a
-    /// warm stack (built at once).
-    pub(crate) unstarted: Option<Unstarted>,
+    /// The coroutine.
+    pub(crate) body: Body,
     /// Set by the entry function; valid while the coroutine is alive.
     pub(crate) yielder: *const Yielder,
     /// Index in the home worker's registry of live coroutines.
@@ -379,8 +390,7 @@ impl Task {
             stale_wakes: AtomicBool::new(false),
             join: JoinCell::new(),
             local: UnsafeCell::new(TaskLocal {
-                co: None,
-                unstarted: None,
+                body: Body::Gone,
                 yielder: ptr::null(),
                 slot: usize::MAX,
                 accepts: false,
@@ -664,7 +674,7 @@ mod spare {
 impl Drop for Task {
     fn drop(&mut self) {
         let local = self.local.get_mut();
-        if let Some(co) = local.co.take() {
+        if let Body::Built(co) = local.body.take() {
             if co.started() && !co.done() {
                 // A suspended coroutine is unwound only on its home worker
                 // (docs/SAFETY.md); the home worker always finishes or

@@ -10,7 +10,9 @@ use std::ptr;
 use std::sync::{Arc, Once};
 use std::thread;
 
-use crate::coroutine::{self, Co, Coroutine, Resume, Task, Waiter, Yielder};
+use crate::coroutine::{
+    self, Body, Co, Coroutine, Resume, Start, Task, Unstarted, Waiter, Yielder,
+};
 use crate::runtime::{self, worker, Runtime, Shared, UnjoinedPanic};
 use crate::stack;
 use crate::wait::Wait;
@@ -358,17 +360,20 @@ where
         // wait long in a queue: build it at the first run instead, on the
         // warmest stack of the worker then (stack module docs). Costs a
         // box, only on this path, which saves a page fault.
-        local.unstarted = Some(Box::new(move || {
-            let stack = stack::bind(stack)?;
-            let limit = corosensei::stack::Stack::limit(&stack).get();
-            Ok((build_co::<F, T>(stack, tp, f), limit))
+        // Costs no allocation either: kept in the task record, which is
+        // reused (see `Unstarted`).
+        local.body = Body::Unstarted(Unstarted::new(Pending {
+            stack,
+            tp,
+            f,
+            _result: PhantomData::<fn() -> T>,
         }));
     } else {
-        // Over the `None` of a new task: no drop of it (an out-of-line
+        // Over the `Gone` of a new task: no drop of it (an out-of-line
         // call of the drop glue, for nothing).
-        let none = local.co.replace(build_co::<F, T>(stack, tp, f));
-        debug_assert!(none.is_none());
-        mem::forget(none);
+        let gone = mem::replace(&mut local.body, Body::Built(build_co::<F, T>(stack, tp, f)));
+        debug_assert!(matches!(gone, Body::Gone));
+        mem::forget(gone);
     }
     shared.submit(task.clone(), worker);
     Ok(JoinHandle {
@@ -380,6 +385,27 @@ where
 /// A raw task pointer that the entry function carries onto its stack.
 #[derive(Clone, Copy)]
 struct TaskPtr(*const Task);
+
+/// The first run of a coroutine spawned on a cold stack: what
+/// `Unstarted` keeps until then.
+struct Pending<F, T> {
+    stack: stack::Stack,
+    tp: TaskPtr,
+    f: F,
+    _result: PhantomData<fn() -> T>,
+}
+
+impl<F, T> Start for Pending<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn start(self) -> io::Result<(Co, usize)> {
+        let stack = stack::bind(self.stack)?;
+        let limit = corosensei::stack::Stack::limit(&stack).get();
+        Ok((build_co::<F, T>(stack, self.tp, self.f), limit))
+    }
+}
 
 /// Builds the coroutine of `f` on `stack`, boxing a closure too large to be
 /// written onto the stack.

@@ -37,7 +37,7 @@ use self::runq::RunQueue;
 use super::timer::{Action, Handle};
 use super::{Shared, WorkerShared};
 use crate::coroutine::{
-    Cancelled, Resume, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
+    Body, Cancelled, Resume, Task, Yielder, CANCEL_DELIVERED, CANCEL_NONE, CANCEL_REQUESTED,
     CANCEL_SWALLOWED, NO_HOME, RUNNABLE, RUNNING, WAITING,
 };
 use crate::stack;
@@ -887,11 +887,15 @@ impl WorkerCtx {
             self.set_current(Some(&task));
             self.budget.set(COOP_BUDGET);
             // SAFETY: owner-only field of a task this worker owns; the raw
-            // place expression borrows only `co`, disjoint from `yielder`
-            // which the coroutine reads while running. It is `Some`: checked
-            // above, and only `finish` and `leak` take it, after which this
-            // function returns.
-            let co = unsafe { (*task.local.get()).co.as_mut().unwrap_unchecked() };
+            // place expression borrows only `body`, disjoint from `yielder`
+            // which the coroutine reads while running. It is `Built`:
+            // checked above, and only `finish` and `leak` take it, after
+            // which this function returns.
+            let co = match unsafe { &mut (*task.local.get()).body } {
+                Body::Built(co) => co,
+                // SAFETY: see above.
+                _ => unsafe { std::hint::unreachable_unchecked() },
+            };
             // `current` also tells the overflow handler what runs
             // (`running_info`).
             monitor.enter(&task);
@@ -1042,11 +1046,14 @@ impl WorkerCtx {
             // Spawned on a cold stack: build it now, on this worker's warmest
             // stack of that size (`stack::bind`; a pool pop, and the push of
             // the cold one, when it trades).
-            if let Some(start) = local.unstarted.take() {
-                match start() {
+            if let Body::Unstarted(_) = local.body {
+                let Body::Unstarted(start) = local.body.take() else {
+                    unreachable!()
+                };
+                match start.start() {
                     Ok((co, limit)) => {
                         task.stack_limit.store(limit, Ordering::Relaxed);
-                        local.co = Some(co);
+                        local.body = Body::Built(co);
                     }
                     Err(e) => {
                         self.fail_start(task.clone(), e);
@@ -1054,12 +1061,12 @@ impl WorkerCtx {
                     }
                 }
             }
-            if local.co.is_some() {
+            if local.body.is_built() {
                 task.home_worker.store(self.me.as_ptr(), Ordering::Relaxed);
             }
         }
         // SAFETY: owner-only field of a task this worker owns.
-        if unsafe { task.local().co.is_none() } {
+        if unsafe { !task.local().body.is_built() } {
             // Only a coroutine leaked at shutdown can be readied after it
             // lost its stack (a waker that found it in a wait slot).
             assert_ne!(
@@ -1133,8 +1140,8 @@ impl WorkerCtx {
         // SAFETY: owner-only fields of a task this worker owns; it no longer
         // runs, so nothing else borrows them.
         let local = unsafe { task.local() };
-        match local.co.take() {
-            Some(co) if co.done() => stack::free(co.into_stack()),
+        match local.body.take() {
+            Body::Built(co) if co.done() => stack::free(co.into_stack()),
             other => drop(other),
         }
         // No stack: `execute` must look before it resumes (see there).
@@ -1178,7 +1185,7 @@ impl WorkerCtx {
     fn leak(&self, task: Arc<Task>, why: &str) {
         // SAFETY: owner-only fields of a task this worker owns, not running.
         let local = unsafe { task.local() };
-        if let Some(co) = local.co.take() {
+        if let Body::Built(co) = local.body.take() {
             std::mem::forget(co);
         }
         // No stack: `execute` must look before it resumes (see there).

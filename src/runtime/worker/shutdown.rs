@@ -48,7 +48,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::{drop_payload, QuickPop, WorkerCtx, CANCELLED_MSG};
-use crate::coroutine::{Task, CANCEL_NONE, CANCEL_REQUESTED, NO_HOME};
+use crate::coroutine::{Body, Task, CANCEL_NONE, CANCEL_REQUESTED, NO_HOME};
 use crate::runtime::{registry, Shared};
 
 /// How often a worker with nothing to run re-checks, during shutdown, for
@@ -213,21 +213,17 @@ fn drop_unstarted(shared: &Shared, task: Arc<Task>) {
     {
         w.load.sub(1);
     }
-    let co = local.co.take();
-    let unstarted = local.unstarted.take();
-    if let Some(co) = &co {
+    let body = local.body.take();
+    if let Body::Built(co) = &body {
         debug_assert!(
             !co.started(),
             "gopark: a started coroutine in a spawn queue"
         );
     }
-    if co.is_some() || unstarted.is_some() {
+    if !matches!(body, Body::Gone) {
         // The closure's destructors run on this thread, outside any
         // coroutine of this runtime: as they would on a plain thread.
-        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || {
-            drop(co);
-            drop(unstarted);
-        })) {
+        if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(body))) {
             drop_payload(Some(p));
         }
     }

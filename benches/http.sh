@@ -89,6 +89,17 @@ case $target in /*) ;; *) target=$root/$target ;; esac
 cargo build --release -q --example http
 gopark_bin=$target/release/examples/http
 
+# Builds the `hello-world` example of the may_minihttp checkout $1 into the
+# target directory $2; prints the binary's path, or a note naming server $3
+# on stderr (and nothing on stdout) when the build fails.
+build_hello() {
+  (cd "$1" && CARGO_TARGET_DIR=$2 cargo build --release -q --example hello-world) \
+    && echo "$2/release/examples/hello-world" \
+    || echo "note: skipping $3: could not build the hello-world example of $1" >&2
+}
+# Takes server $1 off the list (a comparison server that is missing).
+drop_server() { servers=$(echo " $servers " | sed "s/ $1 / /; s/^ *//; s/ *$//"); }
+
 tokio_bin=""
 if [[ " $servers " == *" tokio "* ]]; then
   if [ -z "$tokio_src" ]; then
@@ -102,7 +113,7 @@ if [[ " $servers " == *" tokio "* ]]; then
   else
     echo "note: skipping tokio: $tokio_src is neither a binary nor a cargo project" >&2
   fi
-  if [ -z "$tokio_bin" ]; then servers=$(echo " $servers " | sed 's/ tokio / /; s/^ *//; s/ *$//'); fi
+  if [ -z "$tokio_bin" ]; then drop_server tokio; fi
 fi
 
 may_bin=""
@@ -112,13 +123,11 @@ if [[ " $servers " == *" may "* ]]; then
   elif [ -f "$may_src" ] && [ -x "$may_src" ]; then
     may_bin=$may_src
   elif [ -f "$may_src/Cargo.toml" ]; then
-    (cd "$may_src" && CARGO_TARGET_DIR=$target/may-http cargo build --release -q --example hello-world) \
-      && may_bin=$target/may-http/release/examples/hello-world \
-      || echo "note: skipping may: could not build the hello-world example of $may_src" >&2
+    may_bin=$(build_hello "$may_src" "$target/may-http" may)
   else
     echo "note: skipping may: $may_src is neither a binary nor a cargo project" >&2
   fi
-  if [ -z "$may_bin" ]; then servers=$(echo " $servers " | sed 's/ may / /; s/^ *//; s/ *$//'); fi
+  if [ -z "$may_bin" ]; then drop_server may; fi
 fi
 
 # may-unpinned: the same example built from a copy of the checkout with
@@ -138,14 +147,12 @@ if [[ " $servers " == *" may-unpinned "* ]]; then
     if ! grep -q set_worker_pin "$copy/examples/hello-world.rs"; then
       echo "note: skipping may-unpinned: $mayu_src/examples/hello-world.rs does not start its server as expected" >&2
     else
-      (cd "$copy" && CARGO_TARGET_DIR=$target/may-unpinned cargo build --release -q --example hello-world) \
-        && mayu_bin=$target/may-unpinned/release/examples/hello-world \
-        || echo "note: skipping may-unpinned: could not build the patched copy of $mayu_src" >&2
+      mayu_bin=$(build_hello "$copy" "$target/may-unpinned" may-unpinned)
     fi
   else
     echo "note: skipping may-unpinned: needs may_minihttp's checkout (--may-http DIR, or the example's binary inside it)" >&2
   fi
-  if [ -z "$mayu_bin" ]; then servers=$(echo " $servers " | sed 's/ may-unpinned / /; s/^ *//; s/ *$//'); fi
+  if [ -z "$mayu_bin" ]; then drop_server may-unpinned; fi
 fi
 
 # 1000 connections need more descriptors than the usual 1024 (wrk and server

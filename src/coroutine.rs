@@ -6,7 +6,7 @@
 //!
 //! - immutable after spawn: id, name, stack size, runtime, spawn site and
 //!   parent (and the stack's limit, which the first run may change once,
-//!   see `TaskLocal::unstarted`);
+//!   see `TaskLocal::body`);
 //! - atomics any thread may touch: `home`, `status`, `since`, the park token,
 //!   the join state (behind its mutex);
 //! - `wait`: a pointer to what the coroutine parked on (`crate::wait`), a

@@ -341,7 +341,7 @@ impl WorkerCtx {
     pub(crate) fn current_yielder(&self) -> *const Yielder {
         let task = self.current_task();
         // SAFETY: only the `yielder` field is read, through a raw pointer, so
-        // no reference aliases the `co` field that `execute` is borrowing; the
+        // no reference aliases the `body` field that `execute` is borrowing; the
         // running task is owned by this thread (coroutine module docs).
         unsafe { (*task.local.get()).yielder }
     }

@@ -211,6 +211,19 @@ impl Body {
     pub(crate) fn take(&mut self) -> Body {
         mem::replace(self, Body::Gone)
     }
+
+    /// Takes a coroutine waiting for its first run out, leaving `Gone`;
+    /// anything else stays.
+    #[inline]
+    pub(crate) fn take_unstarted(&mut self) -> Option<Unstarted> {
+        match self {
+            Body::Unstarted(_) => match self.take() {
+                Body::Unstarted(u) => Some(u),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// Owner-only part of a task (see the module docs).

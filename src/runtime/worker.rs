@@ -1046,10 +1046,7 @@ impl WorkerCtx {
             // Spawned on a cold stack: build it now, on this worker's warmest
             // stack of that size (`stack::bind`; a pool pop, and the push of
             // the cold one, when it trades).
-            if let Body::Unstarted(_) = local.body {
-                let Body::Unstarted(start) = local.body.take() else {
-                    unreachable!()
-                };
+            if let Some(start) = local.body.take_unstarted() {
                 match start.start() {
                     Ok((co, limit)) => {
                         task.stack_limit.store(limit, Ordering::Relaxed);

@@ -71,6 +71,22 @@ pub fn child_at_within(path: &str, name: &str, limit: std::time::Duration) -> Ou
     wait_within(path, child_command(path, name), limit)
 }
 
+/// Re-runs unit test `name` of the module whose `module_path!()` is
+/// `module` alone in a child process, within `limit`; the child must exit
+/// successfully and print "child ok" (a path that selects no test would
+/// also succeed, having run nothing).
+pub fn unit_child_ok(module: &str, name: &str, limit: std::time::Duration) {
+    let module = module.split_once("::").map_or("", |(_, m)| m);
+    let out = child_at_within(&format!("{module}::{name}"), name, limit);
+    assert!(
+        out.status.success(),
+        "child failed ({:?}): {}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("child ok"), "the child ran no test");
+}
+
 /// [`child_within`] with extra environment variables for the child.
 pub fn child_within_env(name: &str, limit: std::time::Duration, env: &[(&str, &str)]) -> Output {
     let mut c = child_command(name, name);

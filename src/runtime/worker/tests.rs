@@ -12,14 +12,7 @@ use crate::test_common as common;
 /// Re-runs test `name` (in this module) alone in a child process; it must
 /// succeed and print "child ok".
 fn in_child_ok(name: &str) {
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    let out = common::child_at_within(&format!("{module}::{name}"), name, Duration::from_secs(30));
-    assert!(
-        out.status.success(),
-        "child failed: {}",
-        common::stderr(&out)
-    );
-    assert!(common::stdout(&out).contains("child ok"));
+    common::unit_child_ok(module_path!(), name, Duration::from_secs(30));
 }
 
 /// A commit function that panics (after the switch, on the worker) does not
